@@ -1,0 +1,1 @@
+"""modelcache Azure Blob Storage adapter."""

@@ -1,0 +1,65 @@
+"""The modelcache planner: cache keys and execution plans, with no IO.
+
+Give :func:`make_plan` a :class:`Chain`, an :class:`Evaluation`, a :class:`Snapshot` of the
+cache and a :class:`CachePolicy`; it returns a :class:`Plan` of steps. See ``docs/planner.md``
+and ``docs/embedding.md``.
+"""
+
+from ._errors import InvalidChain, InvalidConfig, InvalidInput, PlannerError
+from ._json import JsonMap, canonical_json
+from ._keys import KEY_SCHEMA, chain_keys, identity_document, key_document, pass_key
+from ._model import (
+    CachePolicy,
+    Chain,
+    Evaluation,
+    HubModel,
+    LocalModel,
+    ModelIdentity,
+    PassSpec,
+    Snapshot,
+    SnapshotEntry,
+)
+from ._plan import PLAN_FORMAT, Download, Evaluate, Location, Plan, Run, Skip, Step, Totals, Upload
+from ._planning import Cost, estimate_cost, make_plan
+from ._wire import converter, dumps, loads, structure, unstructure
+
+__all__ = [
+    "CachePolicy",
+    "Chain",
+    "Cost",
+    "Download",
+    "Evaluate",
+    "Evaluation",
+    "HubModel",
+    "InvalidChain",
+    "InvalidConfig",
+    "InvalidInput",
+    "JsonMap",
+    "KEY_SCHEMA",
+    "LocalModel",
+    "Location",
+    "ModelIdentity",
+    "PLAN_FORMAT",
+    "PassSpec",
+    "Plan",
+    "PlannerError",
+    "Run",
+    "Skip",
+    "Snapshot",
+    "SnapshotEntry",
+    "Step",
+    "Totals",
+    "Upload",
+    "canonical_json",
+    "chain_keys",
+    "converter",
+    "dumps",
+    "estimate_cost",
+    "identity_document",
+    "key_document",
+    "loads",
+    "make_plan",
+    "pass_key",
+    "structure",
+    "unstructure",
+]

@@ -1,0 +1,1 @@
+"""modelcache runner."""
