@@ -5,9 +5,35 @@ cache and a :class:`CachePolicy`; it returns a :class:`Plan` of steps. See ``doc
 and ``docs/embedding.md``.
 """
 
-from ._errors import InvalidChain, InvalidConfig, InvalidInput, PlannerError
+from ._errors import (
+    AccessDenied,
+    CorruptEntry,
+    EntryNotFound,
+    InvalidChain,
+    InvalidConfig,
+    InvalidInput,
+    InvalidManifest,
+    PlannerError,
+    StoreConfigError,
+    StoreError,
+    StoreUnavailable,
+)
 from ._json import JsonMap, canonical_json
 from ._keys import KEY_SCHEMA, chain_keys, identity_document, key_document, pass_key
+from ._manifest import (
+    LAYOUT_PREFIX,
+    MANIFEST_FORMAT,
+    MAX_FILE_SIZE,
+    Manifest,
+    ManifestFile,
+    blob_name,
+    check_relative_path,
+    evaluation_name,
+    evaluations_prefix,
+    manifest_name,
+    parse_evaluation_name,
+    parse_manifest_name,
+)
 from ._model import (
     CachePolicy,
     Chain,
@@ -24,6 +50,25 @@ from ._planning import Cost, estimate_cost, make_plan
 from ._wire import converter, dumps, loads, structure, unstructure
 
 __all__ = [
+    "AccessDenied",
+    "CorruptEntry",
+    "EntryNotFound",
+    "InvalidManifest",
+    "LAYOUT_PREFIX",
+    "MANIFEST_FORMAT",
+    "MAX_FILE_SIZE",
+    "Manifest",
+    "ManifestFile",
+    "StoreConfigError",
+    "StoreError",
+    "StoreUnavailable",
+    "blob_name",
+    "check_relative_path",
+    "evaluation_name",
+    "evaluations_prefix",
+    "manifest_name",
+    "parse_evaluation_name",
+    "parse_manifest_name",
     "CachePolicy",
     "Chain",
     "Cost",
