@@ -18,3 +18,44 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("MODELCACHE_HYPOTHESIS_PROFILE", "ci"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Azurite, the Azure Storage emulator, for the tests of the Azure adapter.
+
+import contextlib  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Any]:
+    """One Azurite blob service for the whole session (``modelcache.azure.testing.Azurite``).
+
+    Fails, never skips, when Azurite is not installed: these tests must run in CI.
+    """
+    from modelcache.azure.testing import Azurite, AzuriteNotFound
+
+    try:
+        server = Azurite.start()
+    except AzuriteNotFound as error:
+        pytest.fail(str(error), pytrace=False)  # says: run ./dev setup
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def azure_container(azurite: Any) -> Iterator[tuple[str, str]]:
+    """A new, empty container of its own: ``(connection_string, container_name)``."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.blob import BlobServiceClient
+
+    name = f"test-{uuid.uuid4().hex[:24]}"
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        service.create_container(name)
+        yield azurite.connection_string, name
+        with contextlib.suppress(ResourceNotFoundError):  # a test may have removed it
+            service.delete_container(name)

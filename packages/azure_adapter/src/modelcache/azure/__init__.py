@@ -1,1 +1,11 @@
-"""modelcache Azure Blob Storage adapter."""
+"""modelcache's cloud tier: cache entries in an Azure Blob Storage container.
+
+:class:`AzureBlobStore` satisfies the runner's ``Store`` port structurally (this package never
+imports the runner). See ``docs/storage.md``.
+"""
+
+from ._auth import CONNECTION_STRING_VARIABLE, Credential
+from ._settings import MiB, TransferSettings
+from ._store import AzureBlobStore
+
+__all__ = ["CONNECTION_STRING_VARIABLE", "AzureBlobStore", "Credential", "MiB", "TransferSettings"]

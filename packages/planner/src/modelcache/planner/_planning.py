@@ -12,15 +12,16 @@ Each pass's output ends the plan in one of two states: *present* in the local ti
 A present output got there in the cheapest of the ways its location allows (the table
 ``_WAYS`` below): it was already local (free), it is downloaded from the cloud, or its pass
 runs. Running a pass whose output is cached in the cloud (*recomputing* it) is considered
-only when the policy gives a bandwidth, so that the download has a price to compare with.
+only when the policy gives a bandwidth and the snapshot gives the output's size and recorded
+run time, so that both the download and the run have a price to compare.
 
 The choice is a shortest path over the chain, solved left to right by dynamic programming
 with two states per pass, so planning is linear in the chain and does one dictionary look-up
 per pass in the snapshot, whatever its size. A cost is ``(unknown, seconds, actions)``,
 compared in that order: estimates that rest on missing sizes or run times count as unknown
 and are avoided first, then estimated seconds, then the number of transfers and runs. Without
-sizes, run times or a bandwidth every download costs the same, so a cached output is always
-downloaded rather than recomputed, as the seed does.
+a cached output's size and run time, or without a bandwidth, it is always downloaded rather
+than recomputed, as the seed does.
 
 Uploads follow: with uploads on, every output that is run and not yet in the cloud, and every
 output in the local tier only, is uploaded once. Evaluation steps come last for each pass.
@@ -109,6 +110,17 @@ def _view(entry: SnapshotEntry | None, policy: CachePolicy, fingerprint: str) ->
     return _View(entry=entry, location=location, in_cloud=in_cloud, evaluated=evaluated)
 
 
+def _priced(view: _View, policy: CachePolicy) -> bool:
+    """Whether recomputing this cloud output can be weighed against downloading it."""
+    entry = view.entry
+    return (
+        policy.bandwidth is not None
+        and entry is not None
+        and entry.size is not None
+        and entry.run_seconds is not None
+    )
+
+
 def _way_cost(way: Way, view: _View, policy: CachePolicy) -> Cost:
     return _download_cost(view.entry, policy) if way == "download" else _FREE
 
@@ -135,8 +147,10 @@ def _choose(views: Sequence[_View], required: Sequence[bool], policy: CachePolic
         to_present: tuple[Way, bool] | None = None
         for way in _WAYS[(view.location, must)]:
             if way == "run":
+                # Unless both are priced, a download of unknown size would lose to a timed run;
+                # the rule is to download then.
                 recompute = view.location == "cloud"
-                if present is None or (recompute and policy.bandwidth is None):
+                if present is None or (recompute and not _priced(view, policy)):
                     continue
                 cost, prev_state = present + _run_cost(view.entry), True
             else:

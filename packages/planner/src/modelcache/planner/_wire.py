@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import cattrs
+from attrs import frozen
+from cattrs.cols import is_frozenset
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.strategies import configure_tagged_union
 
@@ -30,13 +32,25 @@ converter = cattrs.Converter(forbid_extra_keys=True)
 
 converter.register_structure_hook(JsonMap, lambda value, _type: _json_map(value))
 converter.register_unstructure_hook(JsonMap, thaw)
-converter.register_unstructure_hook(frozenset, lambda value: sorted(value))
+# A predicate, not the bare class: cattrs dispatches ``frozenset[str]`` fields to its own
+# collection hook, which would hand json a frozenset.
+converter.register_unstructure_hook_func(is_frozenset, sorted)
 
 
 def _json_map(value: Any) -> JsonMap:
     if not isinstance(value, Mapping):
         raise TypeError(f"expected a JSON object, got {type(value).__name__}")
     return JsonMap(value)
+
+
+def _strict_bool(value: Any, _type: type) -> bool:
+    # cattrs' default is bool(value), which reads the string "false" as true.
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
+    return value
+
+
+converter.register_structure_hook(bool, _strict_bool)
 
 
 _MODEL_TAGS: dict[type, str] = {HubModel: "hf_hub", LocalModel: "local_dir"}
@@ -70,11 +84,17 @@ def _unstructure_snapshot(snapshot: Snapshot) -> dict[str, Any]:
     return {"entries": [converter.unstructure(entry) for entry in snapshot.listing()]}
 
 
+@frozen(kw_only=True)
+class _Listing:
+    """A snapshot on the wire; structured as a class so that errors name ``$.entries[i]``."""
+
+    entries: tuple[SnapshotEntry, ...]
+
+
 def _structure_snapshot(value: Any, _type: type) -> Snapshot:
-    if not isinstance(value, Mapping) or set(value) != {"entries"}:
+    if not isinstance(value, Mapping):
         raise ValueError('a snapshot is {"entries": [...]}')
-    entries = converter.structure(value["entries"], list[SnapshotEntry])
-    return Snapshot.from_listing(entries)
+    return Snapshot.from_listing(converter.structure(value, _Listing).entries)
 
 
 converter.register_unstructure_hook(Snapshot, _unstructure_snapshot)
@@ -135,14 +155,27 @@ def structure(data: Any, as_type: type[T]) -> T:
     except cattrs.BaseValidationError as error:
         path, problem = _first_problem(error)
         raise InvalidInput(path=path, problem=problem) from error
+    except AttributeError as error:
+        # cattrs calls .keys() on what should be an object: a list or a number has none.
+        raise InvalidInput(path="$", problem=_describe(error, None)) from error
     except (TypeError, ValueError, KeyError) as error:
         raise InvalidInput(path="$", problem=str(error) or type(error).__name__) from error
 
 
 def _first_problem(error: cattrs.BaseValidationError) -> tuple[str, str]:
     # cattrs renders each leaf problem as "what is wrong @ $.path.to[3].field".
-    problem, _, path = cattrs.transform_error(error, path="$")[0].rpartition(" @ ")
+    rendered = cattrs.transform_error(error, path="$", format_exception=_describe)
+    problem, _, path = rendered[0].rpartition(" @ ")
     return path or "$", problem
+
+
+def _describe(error: BaseException, type_: type | None) -> str:
+    # Our validators' messages say what is wrong; cattrs' default would say "invalid value".
+    if isinstance(error, PlannerError):
+        return str(error)
+    if isinstance(error, AttributeError):
+        return "expected a JSON object"
+    return cattrs.v.format_exception(error, type_)
 
 
 def dumps(value: Any, as_type: Any = None) -> str:

@@ -1,0 +1,653 @@
+"""The cloud tier: cache entries in an Azure Blob Storage container.
+
+Theory of operation
+-------------------
+The layout is the planner's (``blob_name``, ``manifest_name``, ``evaluation_name``); every
+SDK call runs inside :func:`~modelcache.azure._errors.translated`, the one place Azure
+exceptions become store errors.
+
+*Round trips.* ``snapshot`` is two listings run side by side, ``entries/`` with blob
+metadata (where ``publish`` put each entry's size and run time) and ``evaluations/``: one
+request per 5,000 blobs in the store, whatever the number of keys asked about. ``publish``
+is one concurrent batch of HEADs (the manifest and every distinct blob), the uploads of the
+missing blobs, then one conditional PUT of the manifest. ``fetch`` is one GET of the
+manifest, then ranged GETs of the blobs.
+
+*Bounded memory.* Bytes move in ``block_size`` chunks through a window of at most
+``max_concurrency`` requests in flight, so a transfer holds about ``(max_concurrency + 1) *
+block_size`` bytes however big the model is.
+
+*A blob's bytes always match its name.* A file is hashed while its blocks are staged; the
+block list is committed (``If-None-Match: *``) only once the digest matched the manifest.
+An aborted upload leaves only uncommitted blocks, which the service discards after a week.
+Block IDs start with a per-upload random prefix, so two uploaders of one blob never commit
+each other's blocks. Downloads are consumed in order, hashed and written as they arrive,
+into a directory next to the destination that is renamed into place once every file
+matched.
+
+*Races.* Two publishers of one entry both upload (identical) blobs; an upload that finds
+its blob already there has succeeded. The manifest PUT is create-only: exactly one
+publisher gets True, the others False. Nothing is ever deleted, on this path or any other
+(Olive's bug was racing uploaders deleting each other's blobs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, suppress
+from functools import partial
+from pathlib import Path
+from typing import IO, Any, Literal, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
+from modelcache.planner import (
+    LAYOUT_PREFIX,
+    CorruptEntry,
+    EntryNotFound,
+    InvalidManifest,
+    Manifest,
+    ManifestFile,
+    SnapshotEntry,
+    StoreConfigError,
+    StoreError,
+    blob_name,
+    canonical_json,
+    evaluation_name,
+    manifest_name,
+    parse_evaluation_name,
+    parse_manifest_name,
+)
+
+from ._auth import Credential, open_container
+from ._errors import Place, error_code, public_url, translated
+from ._settings import MiB, TransferSettings
+
+__all__ = ["AzureBlobStore"]
+
+_ENTRIES = f"{LAYOUT_PREFIX}entries/"
+_EVALUATIONS = f"{LAYOUT_PREFIX}evaluations/"
+# Manifests and evaluation results are small; a bigger one is not read into memory.
+_MAX_DOCUMENT = 16 * MiB
+_JSON = ContentSettings(content_type="application/json")
+_T = TypeVar("_T")
+
+
+class _Window:
+    """At most ``limit`` tasks in flight on ``pool``; after a failure, nothing more starts."""
+
+    def __init__(self, pool: ThreadPoolExecutor, limit: int) -> None:
+        self._pool = pool
+        self._slots = threading.Semaphore(limit)
+        self._failure: BaseException | None = None
+
+    def submit(self, function: Callable[..., _T], *args: Any) -> Future[_T]:
+        self._slots.acquire()
+        if self._failure is not None:
+            self._slots.release()
+            raise self._failure
+        future = self._pool.submit(function, *args)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None and self._failure is None:
+            self._failure = future.exception()
+        self._slots.release()
+
+
+def _place(container: ContainerClient) -> Place:
+    url = public_url(container.url)
+    return Place(
+        account_url=url.rsplit("/", 1)[0],
+        account_name=container.account_name or "",
+        container=container.container_name,
+    )
+
+
+def _metadata_number(metadata: Mapping[str, str] | None, name: str) -> float | None:
+    # Metadata is a hint for cost estimates, written by whoever published: parse leniently.
+    try:
+        value = float((metadata or {})[name])
+    except (KeyError, ValueError):
+        return None
+    return value if 0 <= value < float("inf") else None
+
+
+def _mismatch(key: str, item: ManifestFile, got: str) -> CorruptEntry:
+    return CorruptEntry(
+        f"entry {key}: file {item.path!r} does not match its manifest (expected "
+        f"{item.size} bytes with SHA-256 {item.sha256[:12]}..., got {got})"
+    )
+
+
+def _hashed(size: int, digest: str) -> str:
+    return f"{size} bytes with SHA-256 {digest[:12]}..."
+
+
+class AzureBlobStore:
+    """A cache store in an Azure Blob Storage container: the ``cloud`` tier.
+
+    Satisfies ``modelcache.runner.store.Store`` structurally. Build one with
+    :meth:`from_config` (the usual way), :meth:`from_connection_string` or
+    :meth:`from_sas_url`; or hand the constructor a ``ContainerClient`` you configured
+    yourself. Thread-safe: calls may run concurrently. Close it (or use it as a context
+    manager) to release its connections.
+    """
+
+    tier: Literal["local", "cloud"] = "cloud"
+
+    def __init__(
+        self, container: ContainerClient, *, settings: TransferSettings | None = None
+    ) -> None:
+        self._container = container
+        self._settings = settings or TransferSettings()
+        self._place = _place(container)
+
+    @classmethod
+    def from_config(
+        cls,
+        *,
+        account_url: str | None = None,
+        container_name: str | None = None,
+        credential: Credential | None = None,
+        settings: TransferSettings | None = None,
+        environ: Mapping[str, str] | None = None,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> AzureBlobStore:
+        """The store for a configured account and container.
+
+        :param account_url: ``https://<account>.blob.core.windows.net``; may carry a SAS
+            query string (and then may end with the container's name).
+        :param container_name: the container holding the cache (not needed when
+            ``account_url`` is a container SAS URL).
+        :param credential: a token credential, ``AzureNamedKeyCredential`` or
+            ``AzureSasCredential`` to use instead of the environment's.
+        :param environ: where to look for ``AZURE_STORAGE_CONNECTION_STRING``
+            (``os.environ`` if not given).
+        :param client_options: extra keyword arguments for the SDK client
+            (``raw_request_hook``, ``connection_verify``, ``transport``...).
+
+        Credentials are resolved as ``docs/storage.md`` and :mod:`modelcache.azure._auth`
+        describe: a SAS in the URL, else ``credential``, else a connection string in the
+        environment (whose endpoint must then match ``account_url``), else
+        ``DefaultAzureCredential`` (``az login``). No request is made here; an unusable
+        configuration raises ``StoreConfigError`` saying what to do.
+        """
+        settings = settings or TransferSettings()
+        container = open_container(
+            account_url=account_url,
+            container_name=container_name,
+            credential=credential,
+            connection_string=None,
+            environ=os.environ if environ is None else environ,
+            settings=settings,
+            client_options=client_options,
+        )
+        return cls(container, settings=settings)
+
+    @classmethod
+    def from_connection_string(
+        cls,
+        connection_string: str,
+        container_name: str,
+        *,
+        settings: TransferSettings | None = None,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> AzureBlobStore:
+        """The store for ``container_name`` in the account a connection string names."""
+        settings = settings or TransferSettings()
+        container = open_container(
+            account_url=None,
+            container_name=container_name,
+            credential=None,
+            connection_string=connection_string,
+            environ={},
+            settings=settings,
+            client_options=client_options,
+        )
+        return cls(container, settings=settings)
+
+    @classmethod
+    def from_sas_url(
+        cls,
+        url: str,
+        *,
+        container_name: str | None = None,
+        settings: TransferSettings | None = None,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> AzureBlobStore:
+        """The store for a SAS URL: of the container (``https://<account>.blob.core.
+        windows.net/<container>?sv=...&sig=...``), or of the account with
+        ``container_name``. The SAS needs read, add, create, write and list permissions
+        to publish, read and list to fetch."""
+        settings = settings or TransferSettings()
+        if "sig=" not in url.lower():
+            raise StoreConfigError(f"{public_url(url)} carries no SAS (no 'sig=' in its query)")
+        container = open_container(
+            account_url=url,
+            container_name=container_name,
+            credential=None,
+            connection_string=None,
+            environ={},
+            settings=settings,
+            client_options=client_options,
+        )
+        return cls(container, settings=settings)
+
+    @property
+    def container(self) -> ContainerClient:
+        """The SDK client the store works through."""
+        return self._container
+
+    @property
+    def settings(self) -> TransferSettings:
+        return self._settings
+
+    def __repr__(self) -> str:
+        return f"AzureBlobStore({self._place})"
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        self._container.close()
+
+    def __enter__(self) -> AzureBlobStore:
+        return self
+
+    def __exit__(self, *_exc_info: object) -> None:
+        self.close()
+
+    # -- snapshot -------------------------------------------------------------------------
+
+    def snapshot(self, keys: Iterable[str]) -> list[SnapshotEntry]:
+        """What the container holds for ``keys``, sorted by key: two listings run side by
+        side (``entries/`` with metadata, ``evaluations/``), one request per 5,000 blobs
+        of each kind in the store, however many keys are asked about. See
+        ``modelcache.runner.store.Store.snapshot``."""
+        wanted = set(keys)
+        if not wanted:
+            return []
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            manifests_future = pool.submit(self._list_manifests, wanted)
+            evaluations_future = pool.submit(self._list_evaluations, wanted)
+            with translated(self._place, "list the cache entries"):
+                manifests = manifests_future.result()
+            with translated(self._place, "list the evaluation results"):
+                evaluations = evaluations_future.result()
+        entries = []
+        for key in sorted(manifests.keys() | evaluations.keys()):
+            found = key in manifests
+            metadata = manifests.get(key)
+            size = _metadata_number(metadata, "size")
+            entries.append(
+                SnapshotEntry(
+                    key=key,
+                    in_cloud=found,
+                    size=int(size) if size is not None and size == int(size) else None,
+                    run_seconds=_metadata_number(metadata, "run_seconds"),
+                    evaluations=evaluations.get(key, frozenset()),
+                )
+            )
+        return entries
+
+    def _list_manifests(self, wanted: set[str]) -> dict[str, Mapping[str, str]]:
+        found: dict[str, Mapping[str, str]] = {}
+        for blob in self._container.list_blobs(name_starts_with=_ENTRIES, include=["metadata"]):
+            key = parse_manifest_name(blob.name)
+            if key in wanted:
+                found[key] = dict(blob.metadata or {})
+        return found
+
+    def _list_evaluations(self, wanted: set[str]) -> dict[str, frozenset[str]]:
+        found: dict[str, set[str]] = {}
+        for name in self._container.list_blob_names(name_starts_with=_EVALUATIONS):
+            parsed = parse_evaluation_name(name)
+            if parsed is not None and parsed[0] in wanted:
+                found.setdefault(parsed[0], set()).add(parsed[1])
+        return {key: frozenset(fingerprints) for key, fingerprints in found.items()}
+
+    # -- manifests and evaluation results ------------------------------------------------
+
+    def _read_document(self, name: str, doing: str, missing: Callable[[], StoreError]) -> bytes:
+        with translated(self._place, doing, missing=missing):
+            downloader = self._container.get_blob_client(name).download_blob()
+            if downloader.size > _MAX_DOCUMENT:
+                raise CorruptEntry(
+                    f"{name} is {downloader.size} bytes, more than a modelcache document "
+                    f"can be ({_MAX_DOCUMENT}): not read"
+                )
+            return downloader.readall()
+
+    def read_manifest(self, key: str) -> Manifest:
+        """The validated manifest of ``key``: ``EntryNotFound`` if there is none,
+        ``InvalidManifest`` if the stored one cannot be trusted (one GET)."""
+        name = manifest_name(key)
+        data = self._read_document(
+            name,
+            f"read the manifest of entry {key}",
+            lambda: EntryNotFound(f"no cache entry {key} in {self._place}"),
+        )
+        return Manifest.from_json(data, key=key)
+
+    def read_evaluation(self, key: str, fingerprint: str) -> Mapping[str, Any]:
+        """The stored result of evaluator ``fingerprint`` on entry ``key``;
+        ``EntryNotFound`` if there is none, ``CorruptEntry`` if it is not a JSON object."""
+        name = evaluation_name(key, fingerprint)
+        data = self._read_document(
+            name,
+            f"read evaluation {fingerprint} of entry {key}",
+            lambda: EntryNotFound(f"no evaluation {fingerprint} of entry {key} in {self._place}"),
+        )
+        try:
+            result = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            result = None
+        if not isinstance(result, dict):
+            raise CorruptEntry(f"evaluation {fingerprint} of entry {key} is not a JSON object")
+        return result
+
+    def write_evaluation(self, key: str, fingerprint: str, result: Mapping[str, Any]) -> None:
+        """Store an evaluation result (a small JSON object) if there is none yet; an
+        existing one is kept (one create-only PUT)."""
+        name = evaluation_name(key, fingerprint)
+        data = canonical_json(dict(result)).encode("utf-8")
+        client = self._container.get_blob_client(name)
+        # ResourceExistsError: a result is there already, and is kept.
+        with (
+            translated(self._place, f"write evaluation {fingerprint} of entry {key}"),
+            suppress(ResourceExistsError),
+        ):
+            client.upload_blob(data, overwrite=False, content_settings=_JSON)
+
+    # -- publish ---------------------------------------------------------------------------
+
+    def publish(self, source: Path, manifest: Manifest) -> bool:
+        """Publish the directory ``source`` as the entry ``manifest`` describes.
+
+        Costs one concurrent batch of HEADs (the manifest, every distinct blob); then, if
+        the entry is not there yet, the blobs the store lacks, each re-hashed while it is
+        sent (``CorruptEntry`` before anything of it is committed, if it no longer
+        matches); then the manifest, create-only, with the entry's size and run time as
+        blob metadata for :meth:`snapshot`. See ``modelcache.runner.store.Store.publish``.
+
+        :return: True if this call published the entry; False if it was there already.
+        """
+        key = manifest.key
+        files = self._local_files(Path(source), manifest)
+        distinct = {item.sha256: item for item in manifest.files}
+        names = [manifest_name(key), *(blob_name(sha) for sha in distinct)]
+        workers = min(self._settings.max_concurrency, len(names))
+        with (
+            ThreadPoolExecutor(max_workers=workers) as pool,
+            translated(self._place, f"check which blobs of entry {key} are stored"),
+        ):
+            sizes = list(pool.map(self._stored_size, names))
+        if sizes[0] is not None:
+            return False
+        uploads = [
+            (item, files[item.path], size is not None)
+            for (item, size) in zip(distinct.values(), sizes[1:], strict=True)
+            # A committed blob always has its bytes (see above), so one of the right size is
+            # kept; one of another size was damaged from outside and is written again.
+            if size != item.size
+        ]
+        if uploads:
+            self._upload(key, uploads)
+        metadata = {"size": str(manifest.size)}
+        if manifest.run_seconds is not None:
+            metadata["run_seconds"] = repr(manifest.run_seconds)
+        with translated(self._place, f"publish the manifest of entry {key}"):
+            try:
+                self._container.get_blob_client(manifest_name(key)).upload_blob(
+                    manifest.to_json(), overwrite=False, metadata=metadata, content_settings=_JSON
+                )
+            except ResourceExistsError:
+                return False
+        return True
+
+    def _local_files(self, source: Path, manifest: Manifest) -> dict[str, Path]:
+        root = source.resolve()
+        files: dict[str, Path] = {}
+        for item in manifest.files:
+            path = (root / item.path).resolve()
+            if not path.is_relative_to(root):
+                raise CorruptEntry(
+                    f"entry {manifest.key}: file {item.path!r} leads outside {source}"
+                )
+            try:
+                size = path.stat().st_size if path.is_file() else None
+            except OSError:
+                size = None
+            if size is None:
+                raise CorruptEntry(
+                    f"entry {manifest.key}: file {item.path!r} is not a file in {source}"
+                )
+            if size != item.size:
+                raise _mismatch(manifest.key, item, f"{size} bytes")
+            files[item.path] = path
+        return files
+
+    def _stored_size(self, name: str) -> int | None:
+        try:
+            size: int = self._container.get_blob_client(name).get_blob_properties().size
+        except ResourceNotFoundError as error:
+            if error_code(error) == "ContainerNotFound":
+                raise
+            return None
+        return size
+
+    def _upload(self, key: str, uploads: list[tuple[ManifestFile, Path, bool]]) -> None:
+        settings = self._settings
+        commits: list[Future[None]] = []
+        # One more worker than the window, so that a commit waiting for its file's last
+        # blocks never holds back the next file's blocks. A commit waits only for tasks
+        # submitted before it, which have left the (first-in, first-out) queue by the time
+        # it runs: no deadlock.
+        pool = ThreadPoolExecutor(max_workers=settings.max_concurrency + 1)
+        window = _Window(pool, settings.max_concurrency)
+        try:
+            with translated(self._place, f"upload the blobs of entry {key}"):
+                for item, path, overwrite in uploads:
+                    client = self._container.get_blob_client(blob_name(item.sha256))
+                    with path.open("rb") as stream:
+                        commits.append(
+                            self._send(key, item, stream, client, overwrite, pool, window)
+                        )
+                for commit in commits:
+                    commit.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _send(
+        self,
+        key: str,
+        item: ManifestFile,
+        stream: IO[bytes],
+        client: BlobClient,
+        overwrite: bool,
+        pool: ThreadPoolExecutor,
+        window: _Window,
+    ) -> Future[None]:
+        """Read, hash and send one file; the future completes when its blob is committed."""
+        settings = self._settings
+        digest = hashlib.sha256()
+        if item.size <= settings.single_put_size:
+            data = stream.read(item.size + 1)
+            digest.update(data)
+            if len(data) != item.size or digest.hexdigest() != item.sha256:
+                got = _hashed(len(data), digest.hexdigest())
+                raise _mismatch(key, item, got if len(data) <= item.size else "more bytes")
+            return window.submit(self._put, client, data, overwrite)
+        prefix = uuid.uuid4().hex
+        block_ids: list[str] = []
+        staged: list[Future[Any]] = []
+        remaining = item.size
+        while remaining:
+            chunk = stream.read(min(settings.block_size, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            digest.update(chunk)
+            block_id = f"{prefix}{len(block_ids):06d}"
+            block_ids.append(block_id)
+            staged.append(window.submit(client.stage_block, block_id, chunk, len(chunk)))
+        if remaining:
+            raise _mismatch(key, item, f"{item.size - remaining} bytes")
+        if stream.read(1):
+            raise _mismatch(key, item, "more bytes")
+        if digest.hexdigest() != item.sha256:
+            raise _mismatch(key, item, _hashed(item.size, digest.hexdigest()))
+        return pool.submit(self._commit, client, block_ids, staged, overwrite)
+
+    def _put(self, client: BlobClient, data: bytes, overwrite: bool) -> None:
+        # ResourceExistsError: another publisher stored the same bytes first.
+        with suppress(ResourceExistsError):
+            client.upload_blob(data, length=len(data), overwrite=overwrite, max_concurrency=1)
+
+    def _commit(
+        self, client: BlobClient, block_ids: list[str], staged: list[Future[Any]], overwrite: bool
+    ) -> None:
+        for future in staged:
+            future.result()
+        blocks = [BlobBlock(block_id=block_id) for block_id in block_ids]
+        try:
+            if overwrite:
+                client.commit_block_list(blocks)
+            else:
+                client.commit_block_list(blocks, match_condition=MatchConditions.IfMissing)
+        except (ResourceExistsError, ResourceModifiedError):
+            pass  # another publisher stored the same bytes first
+        except HttpResponseError as error:
+            # Another publisher's commit or single PUT of this blob discards our staged
+            # blocks; if its blob is there, ours is not needed.
+            lost = error_code(error) == "InvalidBlockList"
+            if not lost or self._stored_size(client.blob_name) is None:
+                raise
+
+    # -- fetch -----------------------------------------------------------------------------
+
+    def fetch(self, key: str, destination: Path) -> Manifest:
+        """Write entry ``key``'s files into ``destination``, which must not exist.
+
+        Reads the manifest (one GET), then every file in ranged GETs, ``max_concurrency``
+        at a time, each hashed as it streams into a directory next to ``destination``;
+        that directory is renamed to ``destination`` once every file matched. On a
+        missing blob, a mismatch or an unsafe manifest, ``CorruptEntry`` names the file
+        and nothing is left behind. See ``modelcache.runner.store.Store.fetch``.
+        """
+        destination = Path(destination)
+        if os.path.lexists(destination):
+            raise FileExistsError(f"{destination} exists; fetch writes a new directory")
+        manifest = self.read_manifest(key)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = destination.parent / f".{destination.name[:64]}.{uuid.uuid4().hex}.partial"
+        staging.mkdir()
+        try:
+            self._download(manifest, staging)
+            os.rename(staging, destination)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return manifest
+
+    def _download(self, manifest: Manifest, staging: Path) -> None:
+        key = manifest.key
+        root = staging.resolve()
+        targets: dict[str, Path] = {}
+        for item in manifest.files:
+            target = (root / item.path).resolve()
+            if target == root or not target.is_relative_to(root):
+                raise InvalidManifest(f"entry {key}: file path {item.path!r} leads outside")
+            targets[item.path] = target
+        block = self._settings.block_size
+        ranges: Iterator[tuple[ManifestFile, int, int]] = (
+            (item, offset, min(block, item.size - offset))
+            for item in manifest.files
+            for offset in (range(0, item.size, block) if item.size else (0,))
+        )
+        pool = ThreadPoolExecutor(max_workers=self._settings.max_concurrency)
+        pending: deque[tuple[ManifestFile, int, int, Future[tuple[bytes, int | None]]]] = deque()
+
+        def refill() -> None:
+            while len(pending) < self._settings.max_concurrency:
+                job = next(ranges, None)
+                if job is None:
+                    return
+                item, offset, length = job
+                client = self._container.get_blob_client(blob_name(item.sha256))
+                pending.append((*job, pool.submit(self._get_range, client, offset, length)))
+
+        try:
+            with ExitStack() as files:
+                refill()
+                stream: IO[bytes] | None = None
+                digest = hashlib.sha256()
+                written = 0
+                while pending:
+                    item, offset, length, future = pending.popleft()
+                    with translated(
+                        self._place,
+                        f"download {item.path!r} of entry {key}",
+                        missing=partial(self._missing_blob, key, item),
+                    ):
+                        data, total = future.result()
+                    refill()
+                    if total != item.size or len(data) != length:
+                        raise _mismatch(key, item, f"a blob of {total or 0} bytes")
+                    if offset == 0:
+                        target = targets[item.path]
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        try:
+                            stream = files.enter_context(target.open("xb"))
+                        except FileExistsError:
+                            raise CorruptEntry(
+                                f"entry {key}: file {item.path!r} collides with another file "
+                                "of the entry on this file system (a case-insensitive one?)"
+                            ) from None
+                        digest, written = hashlib.sha256(), 0
+                    assert stream is not None
+                    stream.write(data)
+                    digest.update(data)
+                    written += len(data)
+                    if offset + length == item.size:
+                        files.pop_all().close()
+                        if digest.hexdigest() != item.sha256:
+                            raise _mismatch(key, item, _hashed(written, digest.hexdigest()))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _missing_blob(self, key: str, item: ManifestFile) -> CorruptEntry:
+        return CorruptEntry(
+            f"entry {key}: the blob of file {item.path!r} is missing from {self._place}"
+        )
+
+    def _get_range(self, client: BlobClient, offset: int, length: int) -> tuple[bytes, int | None]:
+        """Bytes ``offset`` to ``offset + length`` and the blob's total size (None if the
+        blob ends before ``offset``)."""
+        if length == 0:
+            return b"", client.get_blob_properties().size
+        try:
+            downloader = client.download_blob(offset=offset, length=length, max_concurrency=1)
+        except HttpResponseError as error:
+            if error.status_code == 416:
+                return b"", None
+            raise
+        total = str(downloader.properties.content_range or "").rpartition("/")[2]
+        # The whole range came with the first GET (max_single_get_size is block_size): chunks()
+        # hands that buffer over as it is, where readall() would copy it twice.
+        data = b"".join(downloader.chunks())
+        return data, int(total) if total.isdigit() else None

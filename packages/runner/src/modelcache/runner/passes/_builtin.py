@@ -1,0 +1,64 @@
+"""What the built-in passes share: configuration from a parameter table, package versions
+from metadata, and the checks every run starts with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..models import UnknownModelType, model_type
+from ._errors import PassInputError, PassUnavailable
+from ._parameters import Parameter, check_config
+
+__all__ = ["BuiltinPass"]
+
+
+class BuiltinPass:
+    """Base of the built-in passes. A subclass sets the class attributes and implements
+    :meth:`_run`; it satisfies :class:`modelcache.runner.passes.Pass`."""
+
+    type: str
+    version: str
+    input_types: frozenset[str]
+    output_type: str
+    #: The configuration parameters, in the order the validated configuration lists them.
+    parameters: tuple[Parameter, ...] = ()
+    #: Distributions whose versions affect the output (and so go into the cache key).
+    package_names: tuple[str, ...] = ()
+
+    def packages(self) -> dict[str, str]:
+        versions: dict[str, str] = {}
+        for name in self.package_names:
+            try:
+                versions[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                raise PassUnavailable(self.type, name) from None
+        return versions
+
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return check_config(self.type, self.parameters, config)
+
+    def run(self, input_dir: Path, output_dir: Path, config: Mapping[str, Any]) -> None:
+        validated = self.validate(config)
+        input_dir, output_dir = Path(input_dir), Path(output_dir)
+        try:
+            found = model_type(input_dir)
+        except UnknownModelType as error:
+            raise PassInputError(self.type, str(error)) from None
+        if found not in self.input_types:
+            raise PassInputError(
+                self.type,
+                f"takes {' or '.join(sorted(self.input_types))} models, "
+                f"but {input_dir} holds an {found} model",
+            )
+        if not output_dir.is_dir() or any(output_dir.iterdir()):
+            raise ValueError(f"output directory {output_dir} must exist and be empty")
+        self._run(input_dir, output_dir, validated)
+
+    def _run(self, input_dir: Path, output_dir: Path, config: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<pass {self.type} version {self.version}>"

@@ -1,0 +1,227 @@
+"""OnnxConversion: export a Hugging Face model to ONNX with torch's exporter.
+
+Theory of operation
+-------------------
+The model is loaded as ``AutoModel`` (the base model: its outputs are the hidden states an
+embedding model pools) in the dtype it is stored in, and traced by ``torch.onnx.export``
+with ``dynamo=True`` (``torch.export``, then onnxscript's translation and optimizer); the
+TorchScript exporter cannot trace transformers 5 models. The graph's inputs are the
+model's ``input_ids``, ``attention_mask`` and ``token_type_ids``, whichever its ``forward``
+takes, in that order; its outputs are the model output's fields in order
+(``last_hidden_state``, ``pooler_output`` for BERT).
+
+The trace runs on a fixed synthetic batch (two rows, the second padded), not on tokenizer
+output, so conversion needs no tokenizer and sees the same example every time. The axes
+named in ``dynamic_axes`` stay symbolic; the others are fixed to the example's sizes.
+
+Determinism: the exporter annotates every node with debugging metadata (Python stack traces
+with absolute file paths, FX node text, module names). That differs between machines and
+install locations, so it is stripped before saving; the remaining graph is the same bytes
+for the same input, configuration and packages (pinned by a test).
+
+Opsets below 18 are reached by converting down from 18 after export; when that fails
+(LayerNormalization exists only from opset 17, for example) the exporter silently keeps 18,
+so the pass checks the result and says which opset to use instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._builtin import BuiltinPass
+from ._errors import PassConfigError
+from ._hf_models import load_hf_model
+from ._model_files import copy_along
+from ._onnx_files import save_onnx
+from ._parameters import Parameter, boolean, integer, nullable
+
+__all__ = ["OnnxConversion"]
+
+#: The inputs an exported graph may take, in graph order.
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_DEFAULT_AXES = {0: "batch", 1: "sequence"}
+_SAMPLE_SHAPE = (2, 16)
+_SAMPLE_PADDING = 5
+_AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _dynamic_axes(value: Any) -> dict[str, dict[str, str]]:
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            "must be null (batch and sequence axes of every input) or an object such as "
+            '{"input_ids": {"0": "batch", "1": "sequence"}}'
+        )
+    axes: dict[str, dict[str, str]] = {}
+    for input_name in sorted(value):
+        if input_name not in _INPUTS:
+            raise ValueError(f"{input_name!r} is not an input; inputs are {list(_INPUTS)}")
+        named = value[input_name]
+        if not isinstance(named, Mapping):
+            raise ValueError(f'{input_name}: must map axis numbers to names, e.g. {{"0": "batch"}}')
+        for axis, name in named.items():
+            if axis not in ("0", "1"):
+                raise ValueError(f'{input_name}: axis {axis!r} must be "0" or "1"')
+            if not (isinstance(name, str) and _AXIS_NAME.fullmatch(name)):
+                raise ValueError(f"{input_name}: axis name {name!r} must be an identifier")
+        axes[input_name] = {axis: named[axis] for axis in sorted(named)}
+    return axes
+
+
+class OnnxConversion(BuiltinPass):
+    """Export a Hugging Face model to ONNX (``torch.onnx.export``, ``dynamo=True``).
+
+    Parameters: ``target_opset`` (default 18), ``dynamic_axes`` (``null``: the batch and
+    sequence axes of every input are dynamic; ``{}``: all static; or an object of input ->
+    axis -> name), ``save_as_external_data`` (default false: weights go into
+    ``model.onnx.data`` only beyond protobuf's 2 GiB limit).
+    """
+
+    type = "OnnxConversion"
+    version = "1"
+    input_types = frozenset({"hf"})
+    output_type = "onnx"
+    parameters = (
+        Parameter(
+            name="target_opset",
+            default=18,
+            description="the ONNX opset to export to, such as 18",
+            check=integer(minimum=7),
+        ),
+        Parameter(
+            name="dynamic_axes",
+            default=None,
+            description="the symbolic axes of each input, or null for batch and sequence",
+            check=nullable(_dynamic_axes),
+        ),
+        Parameter(
+            name="save_as_external_data",
+            default=False,
+            description="whether the weights go into model.onnx.data",
+            check=boolean(),
+        ),
+    )
+    package_names = ("torch", "transformers", "onnxscript", "onnx-ir", "onnx")
+
+    def _run(self, input_dir: Path, output_dir: Path, config: dict[str, Any]) -> None:
+        import torch
+
+        model = load_hf_model(self.type, input_dir, base_model=True)
+        takes = inspect.signature(model.forward).parameters
+        names = [n for n in _INPUTS if n in takes]
+        # A decoder would also return its key-value cache, which is no tensor to export.
+        fixed: dict[str, Any] = {"use_cache": False} if "use_cache" in takes else {}
+        fixed["return_dict"] = True
+        sample = _sample(model.config, names)
+        with torch.no_grad():
+            output_names = list(model(**sample, **fixed).keys())
+        axes = self._axes(config["dynamic_axes"], names)
+        with warnings.catch_warnings():
+            # torch turns dynamic_axes into dynamic shapes and names the graph's symbolic
+            # dimensions after them; its advice to pass dynamic_shapes instead is noise.
+            warnings.filterwarnings("ignore", message=".*dynamic_axes.*", category=UserWarning)
+            warnings.filterwarnings("ignore", message=".*axis name.*", category=UserWarning)
+            program = torch.onnx.export(
+                _tuple_outputs(model, fixed),
+                (),
+                kwargs=sample,
+                input_names=names,
+                output_names=output_names,
+                opset_version=config["target_opset"],
+                dynamic_axes=axes,
+                dynamo=True,
+                optimize=True,
+                verbose=False,
+            )
+        assert program is not None  # None only for the TorchScript exporter
+        onnx_model = program.model
+        reached = onnx_model.opset_imports.get("", None)
+        if reached != config["target_opset"]:
+            raise PassConfigError(
+                self.type,
+                "target_opset",
+                f"the exporter could not convert this model down to opset "
+                f"{config['target_opset']} (from {reached}); use a higher target_opset "
+                f"({reached} always works)",
+            )
+        _strip_debug_metadata(onnx_model)
+        save_onnx(onnx_model, output_dir, external=config["save_as_external_data"])
+        copy_along(input_dir, output_dir)
+
+    def _axes(
+        self, configured: dict[str, dict[str, str]] | None, names: list[str]
+    ) -> dict[str, dict[int, str]]:
+        if configured is None:
+            return {name: dict(_DEFAULT_AXES) for name in names}
+        for name in configured:
+            if name not in names:
+                raise PassConfigError(
+                    self.type,
+                    "dynamic_axes",
+                    f"the model has no input {name!r}; its inputs are {names}",
+                )
+        return {name: {int(a): n for a, n in axes.items()} for name, axes in configured.items()}
+
+
+def _sample(config: Any, names: list[str]) -> dict[str, Any]:
+    """A fixed batch of two rows, the second padded at the end."""
+    import torch
+
+    batch, length = _SAMPLE_SHAPE
+    length = min(length, int(getattr(config, "max_position_embeddings", length) or length))
+    vocab = int(config.vocab_size)
+    pad = getattr(config, "pad_token_id", None)
+    pad = 0 if pad is None else int(pad)
+    positions = torch.arange(batch * length).reshape(batch, length)
+    ids = 1 + (positions * 7) % max(vocab - 1, 1)
+    ids = torch.where(ids == pad, (ids + 1) % vocab, ids)
+    mask = torch.ones(batch, length, dtype=torch.int64)
+    mask[1, length - _SAMPLE_PADDING :] = 0
+    ids[1, length - _SAMPLE_PADDING :] = pad
+    tensors = {
+        "input_ids": ids.to(torch.int64),
+        "attention_mask": mask,
+        "token_type_ids": torch.zeros(batch, length, dtype=torch.int64),
+    }
+    return {name: tensors[name] for name in names}
+
+
+def _tuple_outputs(model: Any, fixed: dict[str, Any]) -> Any:
+    """``model`` as a module returning its outputs as a tuple, which the exporter names."""
+    import torch
+
+    class TupleOutputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(
+            self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None
+        ) -> tuple[Any, ...]:
+            given = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            extra = {name: value for name, value in given.items() if value is not None}
+            return tuple(self.model(input_ids=input_ids, **extra, **fixed).values())
+
+    return TupleOutputs().eval()
+
+
+def _strip_debug_metadata(model: Any) -> None:
+    import onnx_ir as ir
+
+    model.metadata_props.clear()
+    graphs = [model.graph, *model.functions.values()]
+    for graph in graphs:
+        graph.metadata_props.clear()
+        for value in (*graph.inputs, *graph.outputs):
+            value.metadata_props.clear()
+        for value in getattr(graph, "initializers", {}).values():
+            value.metadata_props.clear()
+        for node in ir.traversal.RecursiveGraphIterator(graph):
+            node.metadata_props.clear()
+            node.doc_string = None
+            for value in node.outputs:
+                value.metadata_props.clear()

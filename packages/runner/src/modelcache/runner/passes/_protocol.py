@@ -1,0 +1,77 @@
+"""The pass port: what the runner needs from a model-optimization pass."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Pass"]
+
+
+@runtime_checkable
+class Pass(Protocol):
+    """One model-optimization step: reads a model directory, writes another.
+
+    Built-in passes live in :mod:`modelcache.runner.passes`; other packages add passes by
+    registering a ``Pass`` object (or a class whose no-argument constructor makes one) in the
+    ``modelcache.passes`` entry-point group, under the pass's ``type``. Implementations
+    satisfy this protocol structurally; none needs to import it.
+
+    A pass's output is cached under a key made of its input's key, ``type``, ``version``,
+    the configuration :meth:`validate` returns and the versions :meth:`packages` reports.
+    Everything that changes the output must therefore be in one of those; anything else
+    (thread counts, temporary paths, the time) must not change it.
+
+    Models are directories. ``"hf"``: a Hugging Face model directory (``config.json``,
+    weights, tokenizer files). ``"onnx"``: ``model.onnx`` (and its external-data file, if
+    any) with the source model's ``config.json`` and tokenizer files beside it. See
+    :mod:`modelcache.runner.models`.
+    """
+
+    @property
+    def type(self) -> str:
+        """The pass type, as written in a workflow's ``"type"`` (``"OnnxConversion"``)."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """The implementation's version. Bump it whenever the same input, configuration
+        and packages would give a different output: old cache entries then stop matching."""
+        ...
+
+    @property
+    def input_types(self) -> frozenset[str]:
+        """The model types (``"hf"``, ``"onnx"``) the pass accepts."""
+        ...
+
+    @property
+    def output_type(self) -> str:
+        """The model type the pass writes."""
+        ...
+
+    def packages(self) -> dict[str, str]:
+        """The installed version of every package that affects the output, by distribution
+        name (``{"torch": "2.13.0+cpu", ...}``). Cheap: reads package metadata, imports
+        nothing heavy. Raises :class:`PassUnavailable` if one is not installed, since the
+        pass could neither run nor have a trustworthy key."""
+        ...
+
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The full configuration: ``config`` checked, normalized and with every default
+        filled in, as JSON values. Two configurations that mean the same must come out
+        equal (this is what the cache key hashes), and validating the result again must
+        return it unchanged. Unknown parameters are errors.
+
+        Raises :class:`PassConfigError` naming the bad parameter and how to fix it. Cheap:
+        imports nothing heavy and touches no files.
+        """
+        ...
+
+    def run(self, input_dir: Path, output_dir: Path, config: Mapping[str, Any]) -> None:
+        """Read the model in ``input_dir`` and write the output model into ``output_dir``,
+        which exists and is empty. ``config`` is a configuration :meth:`validate` returned.
+        Must not modify ``input_dir``. May take minutes and gigabytes; runs on the CPU and
+        offline. Raises :class:`PassInputError` when the input is not a model it can use.
+        """
+        ...

@@ -1,0 +1,127 @@
+"""The pass registry: the built-in passes and those other packages register.
+
+Theory of operation
+-------------------
+A pass type (``"OnnxConversion"``) is registered under a *reference*, ``module:attribute``,
+naming a :class:`Pass` object or a class whose no-argument constructor makes one. The
+built-ins are in :data:`BUILTIN_PASSES`; another package adds a pass by declaring an entry
+point in the ``modelcache.passes`` group, named after the pass type::
+
+    [project.entry-points."modelcache.passes"]
+    MyPass = "my_package.passes:MyPass"
+
+modelcache-runner declares its built-ins as entry points too, so tools that read only entry
+points see them; an entry point with a built-in's name and reference is the same
+registration. Two different references under one name are an error when that name is looked
+up, never a silent choice. Looking a pass up imports the module that holds it, and a
+plugin's module should be as light as the built-ins', which import torch and onnxruntime
+only when they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from types import MappingProxyType
+
+from attrs import frozen
+
+from ._errors import PassRegistryError, UnknownPassType
+from ._protocol import Pass
+
+__all__ = ["BUILTIN_PASSES", "ENTRY_POINT_GROUP", "available_passes", "load_pass"]
+
+ENTRY_POINT_GROUP = "modelcache.passes"
+
+_HERE = "modelcache.runner.passes"
+#: The built-in passes: type -> reference.
+BUILTIN_PASSES: Mapping[str, str] = MappingProxyType(
+    {
+        "MagnitudePruning": f"{_HERE}._pruning:MagnitudePruning",
+        "OnnxConversion": f"{_HERE}._onnx_conversion:OnnxConversion",
+        "OnnxDynamicQuantization": f"{_HERE}._onnx_quantization:OnnxDynamicQuantization",
+        "OrtGraphOptimization": f"{_HERE}._ort_optimization:OrtGraphOptimization",
+        "TorchDtypeCast": f"{_HERE}._torch_cast:TorchDtypeCast",
+    }
+)
+_BUILT_IN = "built into modelcache-runner"
+#: What a pass must have; checked when a registered object is loaded.
+_MEMBERS = ("type", "version", "input_types", "output_type", "packages", "validate", "run")
+
+
+@frozen(kw_only=True)
+class _Registration:
+    reference: str
+    origin: str
+
+
+def load_pass(type_name: str) -> Pass:
+    """The pass registered as ``type_name``.
+
+    Raises :class:`UnknownPassType` (a ``KeyError``) listing the available types if there is
+    none, and :class:`PassRegistryError` if the registered pass cannot be loaded, is not a
+    pass, or is registered twice.
+    """
+    registry = _registry(_entry_points())
+    if type_name not in registry:
+        raise UnknownPassType(type_name, registry)
+    return _load(type_name, registry[type_name])
+
+
+def available_passes() -> dict[str, Pass]:
+    """Every registered pass, loaded, by type, in alphabetical order.
+
+    Raises :class:`PassRegistryError` if any of them cannot be loaded.
+    """
+    registry = _registry(_entry_points())
+    return {name: _load(name, registry[name]) for name in sorted(registry)}
+
+
+def _entry_points() -> Iterable[metadata.EntryPoint]:
+    return metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def _registry(entry_points: Iterable[metadata.EntryPoint]) -> dict[str, list[_Registration]]:
+    registry = {
+        name: [_Registration(reference=reference, origin=_BUILT_IN)]
+        for name, reference in BUILTIN_PASSES.items()
+    }
+    for entry_point in entry_points:
+        known = registry.setdefault(entry_point.name, [])
+        if all(r.reference != entry_point.value for r in known):
+            known.append(_Registration(reference=entry_point.value, origin=_origin(entry_point)))
+    return registry
+
+
+def _origin(entry_point: metadata.EntryPoint) -> str:
+    dist = entry_point.dist
+    return f"from {dist.name} {dist.version}" if dist is not None else "from an entry point"
+
+
+def _load(name: str, registrations: list[_Registration]) -> Pass:
+    if len(registrations) > 1:
+        listed = "; ".join(f"{r.reference} ({r.origin})" for r in registrations)
+        raise PassRegistryError(
+            name, f"is registered more than once: {listed}; uninstall all but one"
+        )
+    registration = registrations[0]
+    where = f"{registration.reference} ({registration.origin})"
+    try:
+        loaded = metadata.EntryPoint(
+            name=name, value=registration.reference, group=ENTRY_POINT_GROUP
+        ).load()
+        implementation = loaded() if isinstance(loaded, type) else loaded
+    except Exception as error:
+        # A plugin that fails to import is its package's bug; the user's fix is to repair
+        # or remove that package, so say which one rather than show a traceback.
+        raise PassRegistryError(
+            name, f"cannot load {where}: {type(error).__name__}: {' '.join(str(error).split())}"
+        ) from error
+    missing = [member for member in _MEMBERS if not hasattr(implementation, member)]
+    if missing:
+        raise PassRegistryError(name, f"{where} is not a pass: it has no {', '.join(missing)}")
+    if implementation.type != name:
+        raise PassRegistryError(
+            name, f"{where} is registered as {name!r} but its type is {implementation.type!r}"
+        )
+    return implementation  # type: ignore[no-any-return]

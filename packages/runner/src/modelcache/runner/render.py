@@ -1,0 +1,155 @@
+"""Drawing a plan for people: a coloured table, a Mermaid flowchart, a Graphviz graph."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from modelcache.planner import Chain, Download, Evaluate, Plan, Run, Skip, Step, Upload
+
+__all__ = ["ACTION_STYLES", "render_dot", "render_mermaid", "render_text", "summary_table"]
+
+# One style per action, shared by every drawing so the colours mean the same everywhere.
+ACTION_STYLES: dict[str, tuple[str, str]] = {
+    # action: (rich style, fill colour for diagrams)
+    "run": ("bold yellow", "#ffe08a"),
+    "download": ("bold cyan", "#9be7ff"),
+    "skip": ("dim", "#e0e0e0"),
+    "local": ("green", "#b9f6ca"),
+    "upload": ("magenta", "#f8bbd0"),
+    "evaluate": ("blue", "#bbdefb"),
+}
+
+
+def _primary(step: Step) -> str:
+    match step:
+        case Skip(location="local"):
+            return "local"
+        case Run() | Download() | Skip():
+            return type(step).__name__.lower()
+    raise AssertionError(step)
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value = value / 1024  # type: ignore[assignment]
+    return ""
+
+
+def render_text(plan: Plan, chain: Chain, console: Console) -> None:
+    """The plan as a table, one row per step, coloured by action, and its totals."""
+    types = {spec.name: spec.type for spec in chain.passes}
+    table = Table(title="modelcache plan", title_justify="left")
+    for column in ("pass", "type", "action", "key", "size", "reason"):
+        table.add_column(column, no_wrap=column in ("pass", "action", "key"))
+    for step in plan.steps:
+        action = type(step).__name__.lower()
+        style_key = "local" if isinstance(step, Skip) and step.location == "local" else action
+        label = f"{action} ({step.location})" if isinstance(step, Skip) else action
+        if isinstance(step, Evaluate) and step.cached:
+            label = "evaluate (cached)"
+        table.add_row(
+            step.pass_name,
+            types.get(step.pass_name, ""),
+            Text(label, style=ACTION_STYLES[style_key][0]),
+            step.key[:12],
+            _size(getattr(step, "size", None)),
+            step.reason,
+        )
+    console.print(table)
+    t = plan.totals
+    unknown = f" (+{t.unknown_sizes} of unknown size)" if t.unknown_sizes else ""
+    console.print(
+        f"{t.runs} to run, {t.skips} skipped, {t.downloads} to download, {t.uploads} to upload, "
+        f"{t.evaluations} to evaluate ({t.cached_evaluations} cached); "
+        f"{_size(t.bytes_to_move) or '0 B'} to move{unknown}"
+    )
+
+
+def _label(plan: Plan, name: str, type_: str) -> tuple[str, str]:
+    steps = plan.steps_for(name)
+    primary = next(s for s in steps if isinstance(s, (Run, Skip, Download)))
+    extras = [type(s).__name__.lower() for s in steps if isinstance(s, (Upload, Evaluate))]
+    action = _primary(primary)
+    words = " + ".join([action, *extras])
+    return f"{name}\\n{type_}\\n{words}", action
+
+
+def render_mermaid(plan: Plan, chain: Chain) -> str:
+    """A Mermaid flowchart of the chain, each pass coloured by its action."""
+    lines = ["flowchart LR", '    model(["input model"])']
+    previous = "model"
+    for i, spec in enumerate(chain.passes):
+        label, action = _label(plan, spec.name, spec.type)
+        node = f"p{i}"
+        text = label.replace("\\n", "<br/>").replace('"', "'")
+        lines.append(f'    {node}["{text}"]:::{action}')
+        lines.append(f"    {previous} --> {node}")
+        previous = node
+    for action, (_style, fill) in ACTION_STYLES.items():
+        lines.append(f"    classDef {action} fill:{fill},stroke:#333")
+    return "\n".join(lines) + "\n"
+
+
+def render_dot(plan: Plan, chain: Chain) -> str:
+    """A Graphviz digraph of the chain, each pass coloured by its action."""
+    lines = [
+        "digraph modelcache_plan {",
+        "    rankdir=LR;",
+        '    node [shape=box, style="rounded,filled", fontname="Helvetica"];',
+        '    model [label="input model", shape=ellipse, fillcolor="#ffffff"];',
+    ]
+    previous = "model"
+    for i, spec in enumerate(chain.passes):
+        label, action = _label(plan, spec.name, spec.type)
+        fill = ACTION_STYLES[action][1]
+        lines.append(f"    p{i} [label={json.dumps(label)}, fillcolor={json.dumps(fill)}];")
+        lines.append(f"    {previous} -> p{i};")
+        previous = f"p{i}"
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(report: dict[str, Any], console: Console) -> None:
+    """The end-of-run table: pass, action, reason, seconds, bytes; then totals and notes."""
+    table = Table(title="modelcache run", title_justify="left")
+    for column in ("pass", "action", "reason", "seconds", "bytes"):
+        table.add_column(column, justify="right" if column in ("seconds", "bytes") else "left")
+    for step in report["steps"]:
+        action = (
+            step["kind"] if step["outcome"] == "done" else f"{step['kind']} ({step['outcome']})"
+        )
+        style = ACTION_STYLES.get(step["kind"], ("", ""))[0]
+        table.add_row(
+            step["pass"],
+            Text(action, style=style),
+            step["reason"],
+            f"{step['seconds']:.2f}",
+            _size(step["bytes"]) if step["bytes"] else "",
+        )
+    console.print(table)
+    totals = report["totals"]
+    hits = totals["hits"]
+    console.print(
+        f"{totals['runs']} run, {totals['downloads']} downloaded "
+        f"({_size(totals['bytes_downloaded']) or '0 B'}), {totals['uploads']} uploaded "
+        f"({_size(totals['bytes_uploaded']) or '0 B'}); hits: {hits['local']} local, "
+        f"{hits['cloud']} cloud, {hits['miss']} missed; "
+        f"{_size(totals['bytes_avoided']) or '0 B'} not downloaded, "
+        f"~{totals['compute_seconds_saved']:.1f} s of compute saved; "
+        f"{totals['wall_seconds']:.1f} s in all"
+    )
+    for name, metrics in report.get("metrics", {}).items():
+        console.print(f"metrics of {name}: " + ", ".join(f"{k}={v}" for k, v in metrics.items()))
+    for note in report.get("notes", []):
+        console.print(f"[yellow]note:[/yellow] {note}")
+    if report.get("output_dir"):
+        console.print(f"final model: {report['output_dir']}")

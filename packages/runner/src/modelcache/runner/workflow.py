@@ -1,0 +1,521 @@
+"""Running a workflow: from a config to a chain, a snapshot, a plan, and its execution.
+
+Theory of operation
+-------------------
+:func:`prepare` turns the config into what the planner needs: the input model's identity,
+each pass's validated configuration and package versions (so its key), the stores, the
+evaluation targets and the cache policy. It reads files but writes nothing, so
+``modelcache plan`` is :func:`prepare` + :func:`snapshot` + ``make_plan``.
+
+:func:`execute` carries a plan out through the stores. Models are *materialized* in a
+scratch folder beside the local tier (so renames stay on one file system): a run writes
+there, a download lands there, and an output the local tier holds is fetched there only when
+a later step reads it. Every output that is run or downloaded is published into the local
+tier; uploads push it to the cloud. The final output is copied to ``output_dir``.
+
+The cache is an optimization, so the run survives the cloud. If the cloud stops answering,
+the runner re-plans without it (unless the user required it); if a downloaded entry turns
+out corrupt or incomplete, it re-plans with that entry counted as a miss. A re-plan starts
+from what the local tier holds by then, so no finished work is repeated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from attrs import define, evolve, frozen
+
+from modelcache.planner import (
+    AccessDenied,
+    CachePolicy,
+    Chain,
+    CorruptEntry,
+    Download,
+    EntryNotFound,
+    Evaluate,
+    Evaluation,
+    ModelIdentity,
+    PassSpec,
+    Plan,
+    Run,
+    Skip,
+    Snapshot,
+    SnapshotEntry,
+    StoreError,
+    StoreUnavailable,
+    Upload,
+    chain_keys,
+    key_document,
+    make_plan,
+)
+
+from .config import ConfigError, WorkflowConfig
+from .entries import build_manifest
+from .local_store import LocalStore
+from .reporting import Reporter, RunReport, StepRecord
+from .store import Store
+
+__all__ = [
+    "CloudRequired",
+    "Prepared",
+    "RunOptions",
+    "execute",
+    "plan_workflow",
+    "prepare",
+    "run_workflow",
+    "snapshot",
+]
+
+PRODUCER = "modelcache-runner 0.1.0"
+OUTPUT_MARKER = ".modelcache-output.json"
+
+
+class CloudRequired(StoreError):
+    """The user required the cloud and it failed; the message says how."""
+
+
+@frozen(kw_only=True)
+class RunOptions:
+    """Per-run switches from the command line, over the config."""
+
+    no_cloud: bool = False
+    no_upload: bool = False
+    require_cloud: bool = False
+    no_cache: bool = False
+
+
+@frozen(kw_only=True)
+class PassInstance:
+    """A pass of the chain, ready to run: its implementation and validated configuration."""
+
+    spec: PassSpec
+    implementation: Any
+    config: Mapping[str, Any]
+
+
+@define(kw_only=True)
+class Prepared:
+    """Everything the planner and the executor need, derived from the config."""
+
+    config: WorkflowConfig
+    options: RunOptions
+    model_path: Path
+    chain: Chain
+    passes: dict[str, PassInstance]
+    local: LocalStore
+    cloud: Store | None
+    policy: CachePolicy
+    evaluation: Evaluation
+    evaluator: Any
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return chain_keys(self.chain)
+
+
+def prepare(config: WorkflowConfig, options: RunOptions = RunOptions()) -> Prepared:
+    """Resolve the model, validate the passes, open the stores. Writes nothing."""
+    from .models import resolve_hf_model
+    from .passes import PassConfigError, load_pass
+
+    resolved = resolve_hf_model(config.input_model.model_path, config.input_model.revision,
+                                base_dir=config.base_dir)  # fmt: skip
+    instances: dict[str, PassInstance] = {}
+    specs: list[PassSpec] = []
+    for name, raw in config.passes:
+        parameters = {k: v for k, v in raw.items() if k != "type"}
+        try:
+            implementation = load_pass(str(raw["type"]))
+        except KeyError as error:
+            raise ConfigError(path=f"$.passes.{name}.type", problem=str(error.args[0])) from None
+        try:
+            validated = implementation.validate(parameters)
+        except PassConfigError as error:
+            raise ConfigError(
+                path=f"$.passes.{name}.{error.field}" if error.field else f"$.passes.{name}",
+                problem=error.problem,
+            ) from None
+        spec = PassSpec(
+            name=name,
+            type=implementation.type,
+            version=implementation.version,
+            config=validated,
+            packages=implementation.packages(),
+        )
+        specs.append(spec)
+        instances[name] = PassInstance(spec=spec, implementation=implementation, config=validated)
+    _check_types(config, instances, resolved.model_type)
+    chain = Chain(model=resolved.identity, passes=specs)
+
+    local = LocalStore(config.resolve(config.cache_dir))
+    cloud_config = config.cloud_cache_config
+    use_cloud = config.cloud_enabled and not options.no_cloud and not options.no_cache
+    cloud = None
+    if use_cloud:
+        assert cloud_config is not None
+        from .cloud import open_cloud_store
+
+        cloud = open_cloud_store(cloud_config)
+    policy = CachePolicy(
+        enable_cloud_cache=cloud is not None,
+        upload_to_cloud=bool(cloud_config and cloud_config.upload_to_cloud)
+        and not options.no_upload,
+        enable_local_cache=not options.no_cache,
+    )
+    evaluator = None
+    evaluation = Evaluation.nothing()
+    if config.evaluator is not None and config.evaluator.evaluate != "none":
+        from .evaluation import Evaluator
+
+        evaluator = Evaluator(config.evaluator, reference=resolved.path)
+        target = config.evaluator.evaluate
+        if isinstance(target, tuple):
+            unknown = [name for name in target if name not in instances]
+            if unknown:
+                raise ConfigError(
+                    path="$.evaluator.evaluate",
+                    problem=f"no pass called {unknown[0]!r}; passes are {list(instances)}",
+                )
+            evaluation = Evaluation.of(target, evaluator.fingerprint)
+        elif target == "all":
+            evaluation = Evaluation.every_output(evaluator.fingerprint)
+        else:
+            evaluation = Evaluation.final(evaluator.fingerprint)
+    return Prepared(
+        config=config,
+        options=options,
+        model_path=resolved.path,
+        chain=chain,
+        passes=instances,
+        local=local,
+        cloud=cloud,
+        policy=policy,
+        evaluation=evaluation,
+        evaluator=evaluator,
+    )
+
+
+def _check_types(
+    config: WorkflowConfig, instances: Mapping[str, PassInstance], model_type: str
+) -> None:
+    current = model_type
+    for name, instance in instances.items():
+        accepted = instance.implementation.input_types
+        if current not in accepted:
+            raise ConfigError(
+                path=f"$.passes.{name}",
+                problem=f"{instance.spec.type} takes a {' or '.join(sorted(accepted))} model, "
+                f"but its input is a {current} model; reorder the passes",
+            )
+        current = instance.implementation.output_type
+
+
+def snapshot(prepared: Prepared, *, cloud: bool = True) -> Snapshot:
+    """The cache's contents for the chain's keys: the local tier, and the cloud if used."""
+    keys = prepared.keys
+    listing: list[SnapshotEntry] = []
+    if prepared.policy.enable_local_cache:
+        listing.extend(prepared.local.snapshot(keys))
+    if cloud and prepared.cloud is not None:
+        listing.extend(prepared.cloud.snapshot(keys))
+    return Snapshot.from_listing(listing)
+
+
+def plan_workflow(prepared: Prepared) -> Plan:
+    """The dry run: what :func:`run_workflow` would do now. Reads the cache, writes nothing."""
+    return make_plan(prepared.chain, prepared.evaluation, snapshot(prepared), prepared.policy)
+
+
+@define
+class _Replan(Exception):
+    """Raised inside :func:`execute` when the plan's assumptions broke."""
+
+    reason: str
+    drop_key: str | None = None
+    lose_cloud: bool = False
+
+
+@define(kw_only=True)
+class _Execution:
+    prepared: Prepared
+    plan: Plan
+    work: Path
+    report: RunReport
+    reporter: Reporter
+    uploads_allowed: bool
+    materialized: dict[str, Path]
+
+    def input_path(self, key: str | None) -> Path:
+        return self.prepared.model_path if key is None else self.materialize(key)
+
+    def materialize(self, key: str) -> Path:
+        path = self.materialized.get(key)
+        if path is None:
+            path = self.work / key
+            self.prepared.local.fetch(key, path)
+            self.materialized[key] = path
+        return path
+
+
+def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
+    """Plan and carry out the workflow, re-planning when the cache lets the plan down."""
+    reporter = reporter or Reporter()
+    report = RunReport()
+    started = time.perf_counter()
+    cloud_up = prepared.cloud is not None
+    dropped: set[str] = set()
+    policy = prepared.policy
+    local_root = prepared.local.root
+    local_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="run-", dir=local_root) as scratch:
+        materialized: dict[str, Path] = {}
+        for _attempt in range(len(prepared.chain.passes) + 3):
+            try:
+                current = _snapshot_or_lose_cloud(prepared, cloud_up, dropped)
+            except _Replan as replan:
+                cloud_up, policy = _lose_cloud(prepared, replan, report, reporter)
+                continue
+            plan = make_plan(prepared.chain, prepared.evaluation, current, policy)
+            reporter.planned(plan=plan)
+            if not report.steps:
+                _count_hits(plan, current, report)
+            run = _Execution(
+                prepared=prepared,
+                plan=plan,
+                work=Path(scratch),
+                report=report,
+                reporter=reporter,
+                uploads_allowed=policy.uploads,
+                materialized=materialized,
+            )
+            try:
+                _carry_out(run)
+            except _Replan as replan:
+                report.replans += 1
+                if replan.lose_cloud:
+                    cloud_up, policy = _lose_cloud(prepared, replan, report, reporter)
+                if replan.drop_key is not None:
+                    dropped.add(replan.drop_key)
+                    message = f"re-planning: {replan.reason}"
+                    report.notes.append(message)
+                    reporter.note(message=message)
+                continue
+            break
+        else:  # pragma: no cover - each re-plan removes a cause, so this is a bug
+            raise RuntimeError("the plan kept failing; giving up")
+        if plan.final_key is not None:
+            _deliver(run, plan.final_key)
+    report.wall_seconds = time.perf_counter() - started
+    return report
+
+
+def _lose_cloud(
+    prepared: Prepared, replan: _Replan, report: RunReport, reporter: Reporter
+) -> tuple[bool, CachePolicy]:
+    if prepared.options.require_cloud:
+        raise CloudRequired(
+            f"the cloud cache failed and --require-cloud was given: {replan.reason}"
+        )
+    message = f"cloud cache unreachable ({replan.reason}); finishing locally"
+    report.notes.append(message)
+    reporter.note(message=message)
+    return False, evolve(prepared.policy, enable_cloud_cache=False)
+
+
+def _snapshot_or_lose_cloud(prepared: Prepared, cloud_up: bool, dropped: set[str]) -> Snapshot:
+    try:
+        current = snapshot(prepared, cloud=cloud_up)
+    except StoreUnavailable as error:
+        raise _Replan(str(error), lose_cloud=True) from error
+    if not dropped:
+        return current
+    return Snapshot.from_listing(
+        evolve(entry, in_cloud=False) if entry.key in dropped else entry
+        for entry in current.listing()
+    )
+
+
+def _count_hits(plan: Plan, current: Snapshot, report: RunReport) -> None:
+    for step in plan.steps:
+        entry = current.get(step.key)
+        match step:
+            case Run():
+                report.hits["miss"] += 1
+            case Download():
+                report.hits["cloud"] += 1
+            case Skip(location="local"):
+                report.hits["local"] += 1
+            case Skip(location="cloud"):
+                report.hits["cloud"] += 1
+                if entry is not None and entry.size is not None:
+                    report.bytes_avoided += entry.size
+        if isinstance(step, (Download, Skip)) and entry is not None and entry.run_seconds:
+            report.compute_seconds_saved += entry.run_seconds
+
+
+def _carry_out(run: _Execution) -> None:
+    for step in run.plan.steps:
+        started = time.perf_counter()
+        size = getattr(step, "size", None)
+        run.reporter.step_started(kind=_kind(step), pass_name=step.pass_name, total_bytes=size)
+        moved, outcome, detail = _do(run, step)
+        record = StepRecord(
+            kind=_kind(step),
+            pass_name=step.pass_name,
+            key=step.key,
+            reason=step.reason,
+            seconds=time.perf_counter() - started,
+            bytes=moved,
+            outcome=outcome,
+            detail=detail,
+        )
+        run.report.steps.append(record)
+        run.reporter.step_finished(record=record)
+
+
+def _kind(step: Any) -> Any:
+    return type(step).__name__.lower()
+
+
+def _do(run: _Execution, step: Any) -> tuple[int, str, str]:
+    prepared = run.prepared
+    match step:
+        case Skip():
+            return 0, "done", ""
+        case Run(pass_name=name, key=key, input_key=input_key):
+            instance = prepared.passes[name]
+            source = run.input_path(input_key)
+            out = run.work / f"{key}.out"
+            if out.exists():
+                shutil.rmtree(out)
+            out.mkdir()
+            started = time.perf_counter()
+            instance.implementation.run(source, out, dict(instance.config))
+            seconds = time.perf_counter() - started
+            manifest = build_manifest(
+                key=key,
+                key_inputs=key_document(_input_of(prepared.chain, input_key), instance.spec),
+                model_type=instance.implementation.output_type,
+                directory=out,
+                run_seconds=seconds,
+                created=_now(),
+                producer=PRODUCER,
+            )
+            prepared.local.publish(out, manifest)
+            run.materialized[key] = out
+            return 0, "done", ""
+        case Download(key=key):
+            assert prepared.cloud is not None
+            target = run.work / key
+            try:
+                manifest = prepared.cloud.fetch(key, target)
+            except StoreUnavailable as error:
+                raise _Replan(str(error), lose_cloud=True) from error
+            except (CorruptEntry, EntryNotFound) as error:
+                raise _Replan(f"cloud entry {key[:12]} unusable: {error}", drop_key=key) from error
+            prepared.local.publish(target, manifest)
+            run.materialized[key] = target
+            return manifest.size, "done", ""
+        case Upload(key=key):
+            if prepared.cloud is None or not run.uploads_allowed:
+                return 0, "skipped", "uploads are off"
+            path = run.materialize(key)
+            manifest = prepared.local.read_manifest(key)
+            try:
+                published = prepared.cloud.publish(path, manifest)
+            except AccessDenied as error:
+                run.uploads_allowed = False
+                message = f"uploads refused by the cloud cache ({error}); continuing without"
+                run.report.notes.append(message)
+                run.reporter.note(message=message)
+                return 0, "refused", str(error)
+            except StoreUnavailable as error:
+                raise _Replan(str(error), lose_cloud=True) from error
+            if not published:
+                return 0, "already-there", "another runner published it first"
+            return manifest.size, "done", ""
+        case Evaluate(key=key, cached=cached):
+            return _evaluate(run, step.pass_name, key, cached)
+    raise AssertionError(f"unknown step {step!r}")
+
+
+def _evaluate(run: _Execution, pass_name: str, key: str, cached: bool) -> tuple[int, str, str]:
+    prepared = run.prepared
+    evaluator = prepared.evaluator
+    fingerprint = prepared.evaluation.fingerprint
+    if cached:
+        for store in (prepared.local, prepared.cloud):
+            if store is None:
+                continue
+            with contextlib.suppress(EntryNotFound, StoreUnavailable):
+                run.report.metrics[pass_name] = dict(store.read_evaluation(key, fingerprint))
+                return 0, "done", "cached result"
+    model_type = prepared.passes[pass_name].implementation.output_type
+    result = evaluator.evaluate(run.materialize(key), model_type)
+    run.report.metrics[pass_name] = result
+    prepared.local.write_evaluation(key, fingerprint, result)
+    if prepared.cloud is not None and run.uploads_allowed:
+        with contextlib.suppress(StoreError):
+            prepared.cloud.write_evaluation(key, fingerprint, result)
+    return 0, "done", ""
+
+
+def _input_of(chain: Chain, input_key: str | None) -> str | ModelIdentity:
+    return chain.model if input_key is None else input_key
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _deliver(run: _Execution, final_key: str) -> None:
+    """Copy the final model to ``output_dir``, replacing an earlier modelcache output whole."""
+    output = run.prepared.config.resolve(run.prepared.config.output_dir)
+    if output.exists() and any(output.iterdir()) and not (output / OUTPUT_MARKER).exists():
+        raise ConfigError(
+            path="$.output_dir",
+            problem=f"{output} holds files modelcache did not write; "
+            "choose an empty or new output_dir",
+        )
+    source = run.materialize(final_key)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.new-", dir=output.parent))
+    aside = None
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        marker = {"key": final_key, "producer": PRODUCER}
+        (staging / OUTPUT_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        if output.exists():
+            # Renaming a folder onto an empty one replaces it; the old output waits there
+            # until the new one is in place, so a failure leaves one or the other whole.
+            aside = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
+            os.replace(output, aside)
+        try:
+            os.replace(staging, output)
+        except BaseException:
+            if aside is not None:
+                os.replace(aside, output)
+                aside = None
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+    run.report.final_key = final_key
+    run.report.output_dir = str(output)
+
+
+def run_workflow(
+    config: WorkflowConfig, options: RunOptions = RunOptions(), reporter: Reporter | None = None
+) -> RunReport:
+    """Prepare and execute a workflow."""
+    return execute(prepare(config, options), reporter)
