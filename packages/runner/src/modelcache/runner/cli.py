@@ -76,17 +76,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``modelcache`` console script."""
     args = _parser().parse_args(argv)
     err = Console(stderr=True, highlight=False)
+    _quiet_libraries()
+    from .entries import ModelDirectoryError
+    from .models import ModelError
+    from .passes import PassConfigError, PassError
+
     try:
         return _dispatch(args)
-    except (ConfigError, UserError, StoreConfigError) as error:
+    except (ConfigError, UserError, StoreConfigError, ModelError, PassConfigError) as error:
         err.print(f"[bold red]error:[/bold red] {_one_line(error)}", soft_wrap=True)
         return USER_ERROR
-    except StoreError as error:
+    except (StoreError, PassError, ModelDirectoryError) as error:
         err.print(f"[bold red]error:[/bold red] {_one_line(error)}", soft_wrap=True)
         return FAILURE
     except KeyboardInterrupt:
         err.print("interrupted; the cache holds only whole entries")
         return FAILURE
+
+
+def _quiet_libraries() -> None:
+    """Keep third-party chatter (progress bars, advice, deprecations) off the user's screen;
+    modelcache reports what matters itself."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TORCH_LOGS", "-all")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    logging.getLogger().setLevel(logging.ERROR)
+    for name in ("torch", "torch.onnx", "onnxscript", "onnx_ir", "azure"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _one_line(error: BaseException) -> str:
@@ -105,14 +127,9 @@ def _options(args: argparse.Namespace) -> Any:
 
 
 def _prepare(args: argparse.Namespace) -> Any:
-    from .models import ModelNotFound
     from .workflow import prepare
 
-    config = load_config(args.config)
-    try:
-        return prepare(config, _options(args))
-    except ModelNotFound as error:
-        raise UserError(str(error)) from None
+    return prepare(load_config(args.config), _options(args))
 
 
 def _dispatch(args: argparse.Namespace) -> int:

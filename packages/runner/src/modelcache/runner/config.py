@@ -25,6 +25,7 @@ reference.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ class WorkflowConfig:
     base_dir: Path = Path(".")
 
     def resolve(self, path: Path) -> Path:
-        return path if path.is_absolute() else self.base_dir / path
+        return Path(os.path.normpath(path if path.is_absolute() else self.base_dir / path))
 
     @property
     def cloud_enabled(self) -> bool:

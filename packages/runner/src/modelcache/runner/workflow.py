@@ -456,7 +456,8 @@ def _evaluate(run: _Execution, pass_name: str, key: str, cached: bool) -> tuple[
         for store in (prepared.local, prepared.cloud):
             if store is None:
                 continue
-            with contextlib.suppress(EntryNotFound, StoreUnavailable):
+            # A result that cannot be read is recomputed: the cache is an optimization.
+            with contextlib.suppress(StoreError):
                 run.report.metrics[pass_name] = dict(store.read_evaluation(key, fingerprint))
                 return 0, "done", "cached result"
     model_type = prepared.passes[pass_name].implementation.output_type
