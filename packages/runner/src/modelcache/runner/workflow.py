@@ -269,6 +269,7 @@ class _Execution:
 def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
     """Plan and carry out the workflow, re-planning when the cache lets the plan down."""
     reporter = reporter or Reporter()
+    _output_dir(prepared)
     report = RunReport()
     started = time.perf_counter()
     cloud_up = prepared.cloud is not None
@@ -478,15 +479,21 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _deliver(run: _Execution, final_key: str) -> None:
-    """Copy the final model to ``output_dir``, replacing an earlier modelcache output whole."""
-    output = run.prepared.config.resolve(run.prepared.config.output_dir)
+def _output_dir(prepared: Prepared) -> Path:
+    """Where the final model goes; refused up front if it holds files of someone else's."""
+    output = prepared.config.resolve(prepared.config.output_dir)
     if output.exists() and any(output.iterdir()) and not (output / OUTPUT_MARKER).exists():
         raise ConfigError(
             path="$.output_dir",
             problem=f"{output} holds files modelcache did not write; "
             "choose an empty or new output_dir",
         )
+    return output
+
+
+def _deliver(run: _Execution, final_key: str) -> None:
+    """Copy the final model to ``output_dir``, replacing an earlier modelcache output whole."""
+    output = _output_dir(run.prepared)
     source = run.materialize(final_key)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.new-", dir=output.parent))
