@@ -129,7 +129,11 @@ def _options(args: argparse.Namespace) -> Any:
 def _prepare(args: argparse.Namespace) -> Any:
     from .workflow import prepare
 
-    return prepare(load_config(args.config), _options(args))
+    try:
+        return prepare(load_config(args.config), _options(args))
+    except ConfigError as error:
+        error.source = error.source or str(args.config)
+        raise
 
 
 def _dispatch(args: argparse.Namespace) -> int:
