@@ -84,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except (ConfigError, UserError, StoreConfigError, ModelError, PassConfigError) as error:
+        if isinstance(error, ConfigError) and not error.source:
+            error.source = str(args.config)  # every command that can raise it takes a config
         err.print(f"[bold red]error:[/bold red] {_one_line(error)}", soft_wrap=True)
         return USER_ERROR
     except (StoreError, PassError, ModelDirectoryError) as error:
@@ -129,11 +131,7 @@ def _options(args: argparse.Namespace) -> Any:
 def _prepare(args: argparse.Namespace) -> Any:
     from .workflow import prepare
 
-    try:
-        return prepare(load_config(args.config), _options(args))
-    except ConfigError as error:
-        error.source = error.source or str(args.config)
-        raise
+    return prepare(load_config(args.config), _options(args))
 
 
 def _dispatch(args: argparse.Namespace) -> int:
