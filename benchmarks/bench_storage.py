@@ -303,8 +303,8 @@ def main() -> None:
     size_target = args.size_mib * MiB
     concurrencies = [int(value) for value in args.concurrency.split(",")]
     settings = TransferSettings(max_concurrency=args.store_concurrency)
-    print(f"bench_storage: {args.size_mib} MiB model, best of {args.repeat}, Azurite, "
-          f"{os.cpu_count()} cores; store settings {vars(settings)}")  # fmt: skip
+    print(f"bench_storage: {args.size_mib} MiB model, {args.repeat} tries per SDK setting, "
+          f"Azurite, {os.cpu_count()} cores; store settings {vars(settings)}")  # fmt: skip
     with Azurite.start() as azurite, tempfile.TemporaryDirectory() as directory:
         scratch = Path(directory)
         model = scratch / "model"
@@ -341,12 +341,11 @@ def main() -> None:
         for direction, ours in (("upload", "store publish"), ("download", "store fetch")):
             fastest = min(concurrencies, key=lambda c: seconds(f"sdk {direction} c={c}", min))
             sdk = f"sdk {direction} c={fastest}"
-            best_ratio = seconds(sdk, min) / seconds(ours, min)
-            median_ratio = seconds(sdk, statistics.median) / seconds(ours, statistics.median)
-            verdict = "met" if best_ratio >= 0.9 else "MISSED"
-            print(f"{ours}: {best_ratio:.2f} x the SDK's best {direction} (max_concurrency="
-                  f"{fastest}), best against best; {median_ratio:.2f} median against median"
-                  f"  [target >= 0.9: {verdict}]")  # fmt: skip
+            # Best against best: on a shared machine the fastest try is the least disturbed.
+            ratio = seconds(sdk, min) / seconds(ours, min)
+            verdict = "met" if ratio >= 0.9 else "MISSED"
+            print(f"{ours}: {ratio:.2f} x the throughput of the SDK's best {direction} "
+                  f"(max_concurrency={fastest})  [target >= 0.9: {verdict}]")  # fmt: skip
         for name in ("store publish", "store fetch"):
             peak = max(run["peak_mib"] for run in tries[name])
             verdict = "met" if peak * MiB < 300e6 else "MISSED"

@@ -86,10 +86,52 @@ def local_subject(scratch: Path) -> Subject:
     return Subject(store=LocalStore(root), get_object=get_object, put_object=put_object)
 
 
+# Set by the test from the session's ``azurite`` fixture before an Azure subject is made.
+_azurite: list[Any] = []
+
+
+def azure_subject(_scratch: Path) -> Subject:
+    import uuid
+
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.blob import BlobServiceClient
+
+    from modelcache.azure import AzureBlobStore
+
+    service = BlobServiceClient.from_connection_string(_azurite[0].connection_string)
+    name = f"contract-{uuid.uuid4().hex[:20]}"
+    container = service.create_container(name)
+    store = AzureBlobStore.from_connection_string(_azurite[0].connection_string, name)
+
+    def get_object(blob: str) -> bytes | None:
+        try:
+            return container.download_blob(blob).readall()
+        except ResourceNotFoundError:
+            return None
+
+    def put_object(blob: str, data: bytes) -> None:
+        container.upload_blob(blob, data, overwrite=True)
+
+    def close() -> None:
+        store.close()
+        service.delete_container(name)
+        service.close()
+
+    return Subject(store=store, get_object=get_object, put_object=put_object, close=close)
+
+
 STORE_FACTORIES: list[Any] = [
     ("memory", memory_subject),
     ("local", local_subject),
+    ("azure", azure_subject),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _azurite_for_azure_subjects(request: pytest.FixtureRequest) -> None:
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("name") == "azure":
+        _azurite[:] = [request.getfixturevalue("azurite")]
 
 
 @pytest.fixture

@@ -157,6 +157,9 @@ class AzureBlobStore:
         self._container = container
         self._settings = settings or TransferSettings()
         self._place = _place(container)
+        # Keys whose manifest this store read and refused: a listing cannot tell a bad
+        # manifest from a good one, so the snapshot leaves these out, as LocalStore does.
+        self._refused: set[str] = set()
 
     @classmethod
     def from_config(
@@ -290,7 +293,9 @@ class AzureBlobStore:
                 evaluations = evaluations_future.result()
         entries = []
         for key in sorted(manifests.keys() | evaluations.keys()):
-            found = key in manifests
+            found = key in manifests and key not in self._refused
+            if not found and key not in evaluations:
+                continue
             metadata = manifests.get(key)
             size = _metadata_number(metadata, "size")
             entries.append(
@@ -308,7 +313,7 @@ class AzureBlobStore:
         found: dict[str, Mapping[str, str]] = {}
         for blob in self._container.list_blobs(name_starts_with=_ENTRIES, include=["metadata"]):
             key = parse_manifest_name(blob.name)
-            if key in wanted:
+            if key in wanted and blob.size <= _MAX_DOCUMENT:
                 found[key] = dict(blob.metadata or {})
         return found
 
@@ -341,7 +346,11 @@ class AzureBlobStore:
             f"read the manifest of entry {key}",
             lambda: EntryNotFound(f"no cache entry {key} in {self._place}"),
         )
-        return Manifest.from_json(data, key=key)
+        try:
+            return Manifest.from_json(data, key=key)
+        except InvalidManifest:
+            self._refused.add(key)
+            raise
 
     def read_evaluation(self, key: str, fingerprint: str) -> Mapping[str, Any]:
         """The stored result of evaluator ``fingerprint`` on entry ``key``;
