@@ -209,7 +209,8 @@ def test_cold_run_uploads_every_output(azurite: Any, cold: ColdRun) -> None:
     assert report["totals"]["uploads"] == 3
     assert report["totals"]["downloads"] == 0
     assert report["totals"]["bytes_uploaded"] > 0
-    assert report["totals"]["hits"] == {"local": 0, "cloud": 0, "miss": 3}
+    assert report["totals"]["hits"] == {"local": 0, "cloud": 0}
+    assert report["totals"]["misses"] == {"local": 3, "cloud": 3}
     manifests = blobs(azurite.connection_string, cold.container, MANIFESTS)
     keys = {s["key"] for s in report["steps"] if s["kind"] == "upload"}
     assert set(manifests) == {f"{MANIFESTS}{key}.json" for key in keys}

@@ -43,3 +43,22 @@ def test_an_azurite_serves_blobs_dies_when_killed_and_leaves_nothing_when_stoppe
     finally:
         server.stop()
     assert not data.exists()
+
+
+def test_a_crashed_azurite_restarts_on_its_port_with_every_acknowledged_write() -> None:
+    server = Azurite.start()
+    try:
+        port = server.port
+        with BlobServiceClient.from_connection_string(server.connection_string) as service:
+            service.create_container("models").upload_blob("a", b"12345")
+
+        server.crash()  # at once after the write: kill() alone could lose it
+        assert not server.running
+        server.restart()
+
+        assert server.running
+        assert server.port == port
+        with BlobServiceClient.from_connection_string(server.connection_string) as service:
+            assert service.get_container_client("models").download_blob("a").readall() == b"12345"
+    finally:
+        server.stop()

@@ -64,6 +64,7 @@ from modelcache.planner import (
     ManifestFile,
     SnapshotEntry,
     StoreConfigError,
+    StoredObject,
     StoreError,
     blob_name,
     canonical_json,
@@ -382,6 +383,74 @@ class AzureBlobStore:
         ):
             client.upload_blob(data, overwrite=False, content_settings=_JSON)
 
+    # -- maintenance (modelcache.runner.store.MaintainedStore) ----------------------------
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every blob whose name starts with ``prefix``: one listing request per 5,000."""
+        with translated(self._place, "list the cache"):
+            listed = [
+                StoredObject(
+                    name=blob.name,
+                    size=blob.size,
+                    modified=blob.last_modified.timestamp(),
+                    version=str(blob.etag),
+                )
+                for blob in self._container.list_blobs(name_starts_with=prefix)
+            ]
+        return iter(listed)
+
+    def read_object(self, name: str, limit: int) -> bytes | None:
+        """A small object's bytes, None if absent (one GET); ``CorruptEntry`` if larger
+        than ``limit``."""
+        try:
+            data = self._read_document(
+                name, f"read {name}", lambda: EntryNotFound(f"no {name} in {self._place}")
+            )
+        except EntryNotFound:
+            return None
+        if len(data) > limit:
+            raise CorruptEntry(f"{name} is larger than {limit} bytes")
+        return data
+
+    def hash_object(self, name: str) -> str | None:
+        """The SHA-256 of a blob's bytes, streamed in ``block_size`` chunks; None if absent."""
+        digest = hashlib.sha256()
+        try:
+            with translated(self._place, f"read {name}", missing=lambda: EntryNotFound(name)):
+                downloader = self._container.get_blob_client(name).download_blob(
+                    max_concurrency=self._settings.max_concurrency
+                )
+                for chunk in downloader.chunks():
+                    digest.update(chunk)
+        except EntryNotFound:
+            return None
+        return digest.hexdigest()
+
+    def delete_object(self, stored: StoredObject) -> bool:
+        """Delete a blob if its ETag is still the one listed (one conditional DELETE);
+        False if it changed or is gone."""
+        client = self._container.get_blob_client(stored.name)
+        with translated(self._place, f"delete {stored.name}"):
+            try:
+                client.delete_blob(
+                    etag=stored.version, match_condition=MatchConditions.IfNotModified
+                )
+            except (ResourceModifiedError, ResourceNotFoundError) as error:
+                if error_code(error) == "ContainerNotFound":
+                    raise
+                return False
+        return True
+
+    def create_object(self, name: str, data: bytes) -> bool:
+        """Create a small blob if ``name`` is free (one create-only PUT)."""
+        client = self._container.get_blob_client(name)
+        with translated(self._place, f"write {name}"):
+            try:
+                client.upload_blob(data, overwrite=False, content_settings=_JSON)
+            except ResourceExistsError:
+                return False
+        return True
+
     # -- publish ---------------------------------------------------------------------------
 
     def publish(self, source: Path, manifest: Manifest) -> bool:
@@ -414,6 +483,21 @@ class AzureBlobStore:
             # kept; one of another size was damaged from outside and is written again.
             if size != item.size
         ]
+        kept = [item for (item, size) in zip(distinct.values(), sizes[1:], strict=True)
+                if size == item.size]  # fmt: skip
+        if kept:
+            # Refresh what is kept (a new ETag), so that a prune that listed it before now
+            # cannot delete it; a blob pruned meanwhile is sent after all.
+            with (
+                ThreadPoolExecutor(max_workers=min(workers, len(kept))) as pool,
+                translated(self._place, f"refresh the stored blobs of entry {key}"),
+            ):
+                refreshed = list(pool.map(self._refresh, kept))
+            uploads += [
+                (item, files[item.path], False)
+                for item, present in zip(kept, refreshed, strict=True)
+                if not present
+            ]
         if uploads:
             self._upload(key, uploads)
         metadata = {"size": str(manifest.size)}
@@ -458,6 +542,16 @@ class AzureBlobStore:
                 raise
             return None
         return size
+
+    def _refresh(self, item: ManifestFile) -> bool:
+        """Give a stored blob a new ETag without sending its bytes; False if it is gone."""
+        try:
+            self._container.get_blob_client(blob_name(item.sha256)).set_blob_metadata({})
+        except ResourceNotFoundError as error:
+            if error_code(error) == "ContainerNotFound":
+                raise
+            return False
+        return True
 
     def _upload(self, key: str, uploads: list[tuple[ManifestFile, Path, bool]]) -> None:
         settings = self._settings
@@ -523,9 +617,15 @@ class AzureBlobStore:
         return pool.submit(self._commit, client, block_ids, staged, overwrite)
 
     def _put(self, client: BlobClient, data: bytes, overwrite: bool) -> None:
-        # ResourceExistsError: another publisher stored the same bytes first.
-        with suppress(ResourceExistsError):
+        try:
             client.upload_blob(data, length=len(data), overwrite=overwrite, max_concurrency=1)
+        except ResourceExistsError:
+            # Another publisher stored the same bytes first, usually. But Azurite also refuses
+            # a create-only PUT of a blob that has only uncommitted blocks (an upload cut off
+            # midway), though no blob is there: then the PUT is made unconditional, or the
+            # manifest would name a blob that does not exist.
+            if self._stored_size(client.blob_name) is None:
+                client.upload_blob(data, length=len(data), overwrite=True, max_concurrency=1)
 
     def _commit(
         self, client: BlobClient, block_ids: list[str], staged: list[Future[Any]], overwrite: bool

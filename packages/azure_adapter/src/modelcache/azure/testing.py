@@ -14,9 +14,11 @@ client sends and the bytes they carry; give it to a store with
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import datetime
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -29,6 +31,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,8 @@ ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 _PR_SET_PDEATHSIG = 1
+# The container crash() writes its markers to.
+_CRASH_MARKERS = "azurite-crash-markers"
 _LISTENING = re.compile(r"successfully listens on (https?)://[^:\s]+:(\d+)")
 
 
@@ -125,37 +130,66 @@ class Azurite:
 
     :meth:`pause` and :meth:`resume` freeze and thaw the process (SIGSTOP, SIGCONT): the
     port stays open but nothing answers, as with a hung service. :meth:`kill` ends it at
-    once (SIGKILL), as with a crash.
+    once (SIGKILL), as with a crash, and :meth:`crash` does so once every acknowledged write
+    is on disk; :meth:`restart` brings it back on the same port and data.
     """
 
-    def __init__(self, process: subprocess.Popen[bytes], workdir: Path, scheme: str, port: int):
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        workdir: Path,
+        scheme: str,
+        port: int,
+        *,
+        executable: Path | None = None,
+        options: tuple[str, ...] = (),
+    ):
         self._process = process
         self._workdir = workdir
         self.scheme = scheme
         self.port = port
         self.certificate: Path | None = workdir / "cert.pem" if scheme == "https" else None
+        # How to start it again (restart()): the same executable, options, port and data.
+        self._executable = executable
+        self._options = options
 
     @classmethod
     def start(cls, *, https: bool = False, timeout: float = 30.0) -> Azurite:
         """Start an emulator; raises :class:`AzuriteNotFound` if it is not installed."""
         executable = _find_executable()
         workdir = Path(tempfile.mkdtemp(prefix="modelcache-azurite-"))
-        data = workdir / "data"
-        data.mkdir()
+        (workdir / "data").mkdir()
+        options: tuple[str, ...] = ()
+        if https:
+            cert, key = _self_signed_certificate(workdir)
+            options = ("--cert", str(cert), "--key", str(key), "--oauth", "basic")
+        try:
+            process, scheme, port = cls._launch(executable, workdir, 0, options, timeout)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        server = cls(process, workdir, scheme, port, executable=executable, options=options)
+        atexit.register(server.stop)
+        server._wait_until_answering(time.monotonic() + timeout)
+        return server
+
+    @staticmethod
+    def _launch(
+        executable: Path, workdir: Path, port: int, options: tuple[str, ...], timeout: float
+    ) -> tuple[subprocess.Popen[bytes], str, int]:
         command = [
             str(executable),
             "--blobHost", "127.0.0.1",
-            "--blobPort", "0",
-            "--location", str(data),
+            "--blobPort", str(port),
+            "--location", str(workdir / "data"),
             "--disableTelemetry",
             "--skipApiVersionCheck",
             "--loose",
             "--silent",
+            *options,
         ]  # fmt: skip
-        if https:
-            cert, key = _self_signed_certificate(workdir)
-            command += ["--cert", str(cert), "--key", str(key), "--oauth", "basic"]
-        log = (workdir / "azurite.log").open("wb")
+        log_path = workdir / "azurite.log"
+        log = log_path.open("wb")
         try:
             process = subprocess.Popen(
                 command,
@@ -169,20 +203,28 @@ class Azurite:
             log.close()
         deadline = time.monotonic() + timeout
         while True:
-            text = (workdir / "azurite.log").read_text(errors="replace")
+            text = log_path.read_text(errors="replace")
             found = _LISTENING.search(text)
             if found:
-                server = cls(process, workdir, found.group(1), int(found.group(2)))
-                break
+                return process, found.group(1), int(found.group(2))
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 process.wait()
-                shutil.rmtree(workdir, ignore_errors=True)
                 raise RuntimeError(f"Azurite did not start ({' '.join(command)}):\n{text}")
             time.sleep(0.05)
-        atexit.register(server.stop)
-        server._wait_until_answering(deadline)
-        return server
+
+    def restart(self, *, timeout: float = 30.0) -> None:
+        """Start the emulator again after :meth:`kill` (or a crash), on the same port and
+        data directory, as a service coming back up would; returns once it answers. What
+        it keeps is what Azurite had saved to disk (it saves its blob index every few
+        seconds), so the last moments before a kill may be forgotten."""
+        if self.running:
+            raise RuntimeError("Azurite is still running: kill() it first")
+        executable = self._executable or _find_executable()
+        self._process, _, _ = self._launch(
+            executable, self._workdir, self.port, self._options, timeout
+        )
+        self._wait_until_answering(time.monotonic() + timeout)
 
     def _wait_until_answering(self, deadline: float) -> None:
         context = None
@@ -235,6 +277,44 @@ class Azurite:
         if self._process.poll() is None:
             self._process.kill()
         self._process.wait()
+
+    def crash(self, *, timeout: float = 20.0) -> None:
+        """End the emulator at once (SIGKILL), as soon as it has saved to disk every write it
+        acknowledged before this call: a crash of a durable service such as Azure Storage.
+        (:meth:`kill` alone may lose the last few seconds: Azurite saves its index every 5 s.)
+        Takes up to about 5 s; :meth:`restart` brings the service back."""
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import BlobServiceClient
+
+        # A write of our own, after all those acknowledged so far: once the saved index
+        # holds it, it holds them too.
+        marker = uuid.uuid4().hex
+        verify: Any = str(self.certificate) if self.certificate else True
+        with BlobServiceClient.from_connection_string(
+            self.connection_string, connection_verify=verify
+        ) as service:
+            container = service.get_container_client(_CRASH_MARKERS)
+            with contextlib.suppress(ResourceExistsError):
+                container.create_container()
+            container.upload_blob(marker, b"saved")
+        deadline = time.monotonic() + timeout
+        while not self._saved(marker):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Azurite did not save its index within {timeout} s")
+            time.sleep(0.05)
+        self.kill()
+
+    def _saved(self, marker: str) -> bool:
+        try:
+            index = json.loads((self.data_directory / "__azurite_db_blob__.json").read_bytes())
+            extents = (self.data_directory / "__azurite_db_blob_extent__.json").read_text()
+        except (OSError, ValueError):  # not written yet, or being written
+            return False
+        for collection in index.get("collections", []):
+            for blob in collection.get("data", []):
+                if blob.get("containerName") == _CRASH_MARKERS and blob.get("name") == marker:
+                    return str((blob.get("persistency") or {}).get("id")) in extents
+        return False
 
     def stop(self) -> None:
         """End the emulator (SIGTERM, then SIGKILL after 10 s) and remove its data. Also

@@ -9,7 +9,11 @@ versioned prefix, ``modelcache-v1/``:
   their SHA-256, shared by every entry that has a file with those bytes;
 * ``entries/<key>.json``: one manifest per cache entry, naming every file of the output model
   by relative path, size and SHA-256, and recording the key's inputs;
-* ``evaluations/<key>/<evaluator fingerprint>.json``: evaluation results.
+* ``evaluations/<key>/<evaluator fingerprint>.json``: evaluation results;
+* ``runs/<UTC time>-<random>.json``: one record per run (hits, misses, bytes moved, the keys
+  it used), which is how the cache knows when an entry was last used without a write per hit;
+* ``locks/<key>``: an empty object per entry being computed, held (a blob lease, a file lock)
+  by the one runner computing it so that the others wait for it instead (single flight).
 
 A manifest is published last and only if absent, so a reader that finds a manifest finds
 every blob it names. Manifests come from other machines and are untrusted: parsing one
@@ -32,21 +36,36 @@ from ._errors import InvalidManifest
 from ._json import JsonMap, canonical_json, thaw
 
 __all__ = [
+    "BLOBS_PREFIX",
+    "ENTRIES_PREFIX",
+    "EVALUATIONS_PREFIX",
     "LAYOUT_PREFIX",
+    "RUNS_PREFIX",
+    "LOCKS_PREFIX",
     "MANIFEST_FORMAT",
     "MAX_FILE_SIZE",
     "Manifest",
     "ManifestFile",
+    "StoredObject",
     "blob_name",
     "check_relative_path",
     "evaluation_name",
     "evaluations_prefix",
+    "lock_name",
     "manifest_name",
+    "parse_blob_name",
     "parse_evaluation_name",
     "parse_manifest_name",
+    "parse_run_record_name",
+    "run_record_name",
 ]
 
 LAYOUT_PREFIX = "modelcache-v1/"
+BLOBS_PREFIX = f"{LAYOUT_PREFIX}blobs/sha256/"
+ENTRIES_PREFIX = f"{LAYOUT_PREFIX}entries/"
+EVALUATIONS_PREFIX = f"{LAYOUT_PREFIX}evaluations/"
+RUNS_PREFIX = f"{LAYOUT_PREFIX}runs/"
+LOCKS_PREFIX = f"{LAYOUT_PREFIX}locks/"
 MANIFEST_FORMAT = "modelcache-manifest/1"
 # Far beyond any model file, small enough that a hostile size cannot fill a disk unnoticed.
 MAX_FILE_SIZE = 1 << 40
@@ -54,6 +73,49 @@ _MAX_PATH = 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _FINGERPRINT = re.compile(r"[0-9A-Za-z._-]{1,128}")
 _DRIVE = re.compile(r"[A-Za-z]:")
+_RUN_RECORD = re.compile(r"(\d{8}T\d{6}Z)-([0-9a-z]{1,64})")
+
+
+@frozen(kw_only=True)
+class StoredObject:
+    """One object as a store lists it, for maintenance (``modelcache cache ...``).
+
+    ``modified`` is when it was last written or refreshed, in seconds since the epoch (UTC);
+    ``version`` is an opaque token that changes whenever that happens (an ETag, or a file's
+    inode and modification time). Deleting an object is conditional on its version, so an
+    object a publisher refreshed after it was listed is never deleted.
+    """
+
+    name: str
+    size: int
+    modified: float
+    version: str
+
+
+def parse_blob_name(name: str) -> str | None:
+    """The SHA-256 a blob name stands for, or None if ``name`` is not a blob's."""
+    if not name.startswith(BLOBS_PREFIX):
+        return None
+    folder, _, digest = name[len(BLOBS_PREFIX) :].partition("/")
+    if _HEX64.fullmatch(digest) and folder == digest[:2]:
+        return digest
+    return None
+
+
+def run_record_name(stamp: str, token: str) -> str:
+    """Where the record of a run that ended at ``stamp`` (``YYYYMMDDTHHMMSSZ``) lives;
+    ``token`` (lowercase letters and digits) keeps runs that end in the same second apart."""
+    if not _RUN_RECORD.fullmatch(f"{stamp}-{token}"):
+        raise InvalidManifest(f"run record stamp {stamp!r} or token {token!r} is malformed")
+    return f"{RUNS_PREFIX}{stamp}-{token}.json"
+
+
+def parse_run_record_name(name: str) -> str | None:
+    """The stamp of a run record's name, or None if ``name`` is not a run record's."""
+    if not (name.startswith(RUNS_PREFIX) and name.endswith(".json")):
+        return None
+    match = _RUN_RECORD.fullmatch(name[len(RUNS_PREFIX) : -len(".json")])
+    return None if match is None else match.group(1)
 
 
 def blob_name(sha256: str) -> str:
@@ -68,9 +130,16 @@ def manifest_name(key: str) -> str:
     return f"{LAYOUT_PREFIX}entries/{key}.json"
 
 
+def lock_name(key: str) -> str:
+    """Where the single-flight lock of the entry with this key lives: an empty object that
+    a runner computing the entry holds (a blob lease, a file lock) until it is published."""
+    _check_hex(key, "key")
+    return f"{LOCKS_PREFIX}{key}"
+
+
 def parse_manifest_name(name: str) -> str | None:
     """The key a manifest name stands for, or None if ``name`` is not a manifest's."""
-    prefix = f"{LAYOUT_PREFIX}entries/"
+    prefix = ENTRIES_PREFIX
     if not (name.startswith(prefix) and name.endswith(".json")):
         return None
     key = name[len(prefix) : -len(".json")]

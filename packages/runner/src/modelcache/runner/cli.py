@@ -24,20 +24,20 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from modelcache.planner import StoreConfigError, StoreError, dumps
 
 from .config import ConfigError, load_config
+from .errors import UserError
 from .reporting import Reporter, StepKind, StepRecord
 
 __all__ = ["main"]
 
 USER_ERROR = 2
 FAILURE = 1
-
-
-class UserError(Exception):
-    """Something the user can fix; printed as one line, exit code 2."""
+#: Messages longer than this are cut: a config can hold a megabyte-long value to quote.
+_LONGEST_MESSAGE = 2000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     cache_switches(plan)
 
     commands.add_parser("passes", help="list the passes available")
+
+    from .cache_cli import add_cache_commands
+
+    add_cache_commands(commands)
     return parser
 
 
@@ -85,15 +89,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except (ConfigError, UserError, StoreConfigError, ModelError, PassConfigError) as error:
         if isinstance(error, ConfigError) and not error.source:
-            error.source = str(args.config)  # every command that can raise it takes a config
-        err.print(f"[bold red]error:[/bold red] {_one_line(error)}", soft_wrap=True)
+            error.source = str(getattr(args, "config", None) or "")  # the config read
+        _say(err, "error", "bold red", str(error))
         return USER_ERROR
     except (StoreError, PassError, ModelDirectoryError) as error:
-        err.print(f"[bold red]error:[/bold red] {_one_line(error)}", soft_wrap=True)
+        _say(err, "error", "bold red", str(error))
+        return FAILURE
+    except OSError as error:  # the machine's, not the config's: a full disk, a lost mount
+        where = f": {error.filename}" if error.filename else ""
+        _say(err, "error", "bold red", f"{error.strerror or error}{where}")
         return FAILURE
     except KeyboardInterrupt:
         err.print("interrupted; the cache holds only whole entries")
         return FAILURE
+
+
+def _say(console: Console, label: str, style: str, message: str) -> None:
+    """``label: message`` as one line. The message is plain text, never rich markup: it can
+    quote a config's strings, and ``[/x]`` in one must neither style nor crash the output."""
+    console.print(Text.assemble((f"{label}:", style), " ", _one_line(message)), soft_wrap=True)
 
 
 def _quiet_libraries() -> None:
@@ -113,8 +127,15 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())
+def _one_line(message: str) -> str:
+    """``message`` on one line, its control characters escaped (a config's strings must not
+    move the cursor or recolour the terminal), cut to a readable length."""
+    text = " ".join(message.split())
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    if len(text) > _LONGEST_MESSAGE:
+        cut = len(text) - _LONGEST_MESSAGE
+        text = f"{text[:_LONGEST_MESSAGE]}... ({cut} more characters)"
+    return text
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -145,6 +166,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "plan":
         return _plan(args)
+    if args.command == "cache":
+        from .cache_cli import run_cache_command
+
+        return run_cache_command(args)
     return _run(args)
 
 
@@ -162,7 +187,7 @@ def _plan(args: argparse.Namespace) -> int:
     except StoreUnavailable as error:
         if args.require_cloud:
             raise
-        err.print(f"[yellow]note:[/yellow] cloud cache unreachable ({error}); planning locally")
+        _say(err, "note", "yellow", f"cloud cache unreachable ({error}); planning locally")
         current = snapshot(prepared, cloud=False)
         from attrs import evolve
 
@@ -215,7 +240,17 @@ class _ProgressReporter(Reporter):
             self.progress.advance(self.overall)
 
     def note(self, *, message: str) -> None:
-        self.console.print(f"[yellow]note:[/yellow] {message}")
+        _say(self.console, "note", "yellow", message)
+
+
+class _NoteReporter(Reporter):
+    """No progress, but the notes (cloud lost, uploads refused) still reach stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def note(self, *, message: str) -> None:
+        _say(self.console, "note", "yellow", message)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -225,7 +260,7 @@ def _run(args: argparse.Namespace) -> int:
     prepared = _prepare(args)
     err = Console(stderr=True, highlight=False)
     if args.quiet or (not err.is_terminal and os.environ.get("MODELCACHE_PROGRESS") != "1"):
-        report = execute(prepared, Reporter())
+        report = execute(prepared, _NoteReporter(err))
     else:
         columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                    DownloadColumn(), TimeElapsedColumn())  # fmt: skip

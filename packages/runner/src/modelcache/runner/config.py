@@ -24,11 +24,14 @@ reference.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NewType
+from urllib.parse import urlsplit
 
 import cattrs
 from attrs import evolve, field, frozen, validators
@@ -40,6 +43,7 @@ __all__ = [
     "EvaluatorConfig",
     "InputModelConfig",
     "WorkflowConfig",
+    "check_directories",
     "load_config",
     "parse_config",
 ]
@@ -48,6 +52,14 @@ METRICS = ("size", "latency", "fidelity")
 
 #: The passes in document order: (name, {"type": ..., parameters...}).
 Passes = tuple[tuple[str, Mapping[str, Any]], ...]
+#: ``input_model.model_path``: a directory, ``package:<package>/<folder>`` or a hub id.
+ModelPath = NewType("ModelPath", str)
+#: ``cloud_cache_config.account_url``: an http(s) URL, perhaps carrying a SAS.
+AccountUrl = NewType("AccountUrl", str)
+
+#: The longest file or folder name, and path, most file systems accept, in bytes.
+_NAME_MAX = 255
+_PATH_MAX = 4096
 
 
 class ConfigError(ValueError):
@@ -78,7 +90,7 @@ class InputModelConfig:
     """``type`` must be ``HfModel``: only Hugging Face models are supported as input."""
 
     type: str
-    model_path: str
+    model_path: ModelPath
     revision: str | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -95,7 +107,7 @@ class CloudCacheConfig:
     ``AZURE_STORAGE_CONNECTION_STRING`` names the account."""
 
     enable_cloud_cache: bool = True
-    account_url: str | None = None
+    account_url: AccountUrl | None = None
     container_name: str | None = None
     upload_to_cloud: bool = True
 
@@ -153,9 +165,87 @@ def _json_type(value: Any) -> str:
 _converter.register_structure_hook(str, _strict(str, "a string"))
 _converter.register_structure_hook(bool, _strict(bool, "true or false"))
 _converter.register_structure_hook(int, _strict(int, "a whole number"))
-_converter.register_structure_hook(
-    Path, lambda value, _type: Path(_strict(str, "a path")(value, _type))
-)
+
+
+def _check_path(value: str) -> str:
+    """``value`` if the operating system can use it as a path, else ``ValueError`` saying
+    why: caught here, these would surface later as tracebacks from deep inside ``os``."""
+    if "\0" in value:
+        raise ValueError("a path cannot contain a NUL character")
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeError:
+        raise ValueError("a path cannot contain unpaired surrogates (\\ud800-\\udfff)") from None
+    if any(len(name) > _NAME_MAX for name in encoded.split(b"/")):
+        raise ValueError(f"a file or folder name in this path is longer than {_NAME_MAX} bytes")
+    if len(encoded) >= _PATH_MAX:
+        raise ValueError(f"a path must be shorter than {_PATH_MAX} bytes")
+    return value
+
+
+def _structure_path(value: Any, _type: Any) -> Path:
+    return Path(_check_path(_strict(str, "a path")(value, _type)))
+
+
+_converter.register_structure_hook(Path, _structure_path)
+
+_PACKAGE_SCHEME = "package:"
+
+
+def _structure_model_path(value: Any, _type: Any) -> ModelPath:
+    model_path = _check_path(_strict(str, "a string")(value, _type))
+    if not model_path:
+        raise ValueError("model_path is empty: give a model directory or a hub id")
+    if model_path.startswith("~"):
+        try:
+            Path(model_path).expanduser()
+        except RuntimeError:
+            user = model_path[1:].partition("/")[0]
+            raise ValueError(f"there is no user {user!r}, so no folder ~{user}") from None
+    if model_path.startswith(_PACKAGE_SCHEME):
+        _check_package(model_path.removeprefix(_PACKAGE_SCHEME).partition("/")[0])
+    return ModelPath(model_path)
+
+
+def _check_package(package: str) -> None:
+    shape = "package:<package>/<folder>, where <package> is an importable package name"
+    if not package or not all(part.isidentifier() for part in package.split(".")):
+        raise ValueError(f"{package!r} is not a package name: use {shape}")
+    # importlib.resources, which finds the folder, raises TypeError for a plain module. The
+    # top-level name is looked up without importing it, so a config cannot make modelcache
+    # import a module (and run its side effects) that is not even a package.
+    names = [package.partition(".")[0]] + ([package] if "." in package else [])
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return  # resolving the model says what is missing
+        if spec is None:
+            return
+        if spec.submodule_search_locations is None:
+            raise ValueError(f"{name!r} is a module, not a package: use {shape}")
+
+
+_converter.register_structure_hook(ModelPath, _structure_model_path)
+
+
+def _structure_account_url(value: Any, _type: Any) -> AccountUrl:
+    url = _strict(str, "a string")(value, _type)
+    # The URL may carry a SAS: no message here quotes it.
+    problem = "account_url must be an http(s) URL such as https://<account>.blob.core.windows.net"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as error:
+        raise ValueError(f"{problem} ({error})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(problem)
+    if any(not character.isprintable() for character in url):
+        raise ValueError(f"{problem}, without control characters")
+    return AccountUrl(url)
+
+
+_converter.register_structure_hook(AccountUrl, _structure_account_url)
 
 
 def _structure_evaluate(value: Any, _type: Any) -> str | tuple[str, ...]:
@@ -174,6 +264,10 @@ def _structure_passes(value: Any, _type: Any) -> Passes:
         raise ValueError('passes must be a non-empty object: {"name": {"type": ...}, ...}')
     passes = []
     for name, spec in value.items():
+        if not name or not name.isprintable():
+            raise ValueError(
+                f"pass name {name!r} must be a non-empty name without control characters"
+            )
         if not isinstance(spec, dict):
             raise ValueError(f"pass {name!r} must be an object with a 'type'")
         if not isinstance(spec.get("type"), str):
@@ -211,14 +305,24 @@ def _describe(error: BaseException, type_: Any) -> str:
 
 
 def load_config(path: Path) -> WorkflowConfig:
-    """Read and validate a workflow config file."""
+    """Read and validate a workflow config file; :class:`ConfigError` for any file that is
+    not a valid workflow, whatever its bytes."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(path="$", problem="no such file", source=str(path)) from None
     except OSError as error:
         raise ConfigError(
             path="$", problem=f"cannot read: {error.strerror}", source=str(path)
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            path="$",
+            problem=f"not UTF-8 text: byte {data[error.start]:#04x} at offset {error.start}; "
+            "save the file as UTF-8",
+            source=str(path),
         ) from None
     try:
         document = json.loads(text)
@@ -228,4 +332,42 @@ def load_config(path: Path) -> WorkflowConfig:
             problem=f"not JSON: {error.msg} at line {error.lineno} column {error.colno}",
             source=str(path),
         ) from None
-    return parse_config(document, base_dir=path.parent.resolve(), source=str(path))
+    except RecursionError:
+        raise ConfigError(
+            path="$", problem="not usable JSON: nested too deeply", source=str(path)
+        ) from None
+    except ValueError:  # Python's limit on the digits of an integer
+        raise ConfigError(
+            path="$",
+            problem=f"not usable JSON: a number has more than {sys.get_int_max_str_digits()} "
+            "digits",
+            source=str(path),
+        ) from None
+    config = parse_config(document, base_dir=path.parent.resolve(), source=str(path))
+    check_directories(config, source=str(path))
+    return config
+
+
+def check_directories(config: WorkflowConfig, *, source: str = "") -> None:
+    """:class:`ConfigError` if ``cache_dir`` or ``output_dir`` cannot be a directory because
+    it, or a folder above it, is a file. Reads the file system, writes nothing."""
+    for name, path in (("cache_dir", config.cache_dir), ("output_dir", config.output_dir)):
+        resolved = config.resolve(path)
+        for candidate in (resolved, *resolved.parents):
+            try:
+                exists = candidate.exists()
+            except OSError as error:  # too long a path, a folder we may not look into
+                raise ConfigError(
+                    path=f"$.{name}",
+                    problem=f"cannot use {resolved}: {error.strerror}; choose another {name}",
+                    source=source,
+                ) from None
+            if exists:
+                if not candidate.is_dir():
+                    below = "" if candidate == resolved else f", so {resolved} cannot be a folder"
+                    raise ConfigError(
+                        path=f"$.{name}",
+                        problem=f"{candidate} is a file{below}; choose another {name}",
+                        source=source,
+                    )
+                break

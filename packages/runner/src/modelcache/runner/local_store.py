@@ -10,7 +10,9 @@ evaluations/<key>/<fingerprint>.json``. Several processes may use it at once, wi
   for an object) in the directory it belongs to, flushed to disk, and then given its name
   with ``os.link``, which fails if the name exists. So a name, once it exists, always
   holds complete content, and is never rewritten.
-* A blob that exists is not written again: its name is its content's SHA-256.
+* A blob that exists is not written again: its name is its content's SHA-256. Its
+  modification time is refreshed instead, which tells a concurrent prune that it is wanted
+  (see :meth:`LocalStore.delete_object`).
 * The manifest is linked last. Of several processes publishing one key, exactly one
   link succeeds (that publish returns True); the others find the name taken and return
   False. Readers that find a manifest therefore find every blob it names.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import secrets
 import stat
@@ -45,6 +48,7 @@ from modelcache.planner import (
     ManifestFile,
     SnapshotEntry,
     StoreConfigError,
+    StoredObject,
     StoreError,
     StoreUnavailable,
     blob_name,
@@ -243,13 +247,19 @@ class LocalStore:
 
     def _blob_chunks(self, sha256: str) -> Iterator[bytes]:
         """The bytes of a stored blob, 1 MiB at a time."""
-        name = blob_name(sha256)
+        try:
+            yield from self._chunks(blob_name(sha256))
+        except EntryNotFound:
+            raise CorruptEntry(f"blob {sha256} is missing from the local cache") from None
+
+    def _chunks(self, name: str) -> Iterator[bytes]:
+        """The bytes of a stored object, 1 MiB at a time; ``EntryNotFound`` if absent."""
         path = self._path(name)
         with self._store_errors("read a blob"):
             try:
                 descriptor = os.open(path, _READ_FLAGS)
             except (FileNotFoundError, NotADirectoryError):
-                raise CorruptEntry(f"blob {sha256} is missing from the local cache") from None
+                raise EntryNotFound(f"{name} is missing from the local cache") from None
             except OSError:
                 if os.path.islink(path):
                     raise CorruptEntry(f"{name} is a symbolic link") from None
@@ -261,15 +271,93 @@ class LocalStore:
                     yield chunk
 
     def _put_blob(self, source: Path, item: ManifestFile) -> None:
-        """Store one file of ``source`` as a blob, unless the blob is there already."""
+        """Store one file of ``source`` as a blob, unless the blob is there already, in
+        which case it is refreshed (a new modification time). A blob of the wrong size
+        (damaged from outside) is replaced: its name says what its bytes must be."""
         final = self._path(blob_name(item.sha256))
-        if os.path.lexists(final):
-            return
-        self._create(final, source_chunks(source, item))
+        try:
+            info = os.lstat(final)
+        except (FileNotFoundError, NotADirectoryError):
+            info = None
+        if info is not None and stat.S_ISREG(info.st_mode) and info.st_size == item.size:
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(final, follow_symlinks=False)
+                return
+        self._create(final, source_chunks(source, item), replace=info is not None)
 
-    def _create(self, final: Path, chunks: Iterable[bytes]) -> bool:
+    # -- maintenance (MaintainedStore) -----------------------------------------------------
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every regular file whose layout name starts with ``prefix``, by name; temporary
+        files and symbolic links are left out. See :meth:`MaintainedStore.list_objects`."""
+        folder, _, _start = prefix.rpartition("/")
+        top = self._path(folder) if folder else self.root
+        found: list[StoredObject] = []
+        with self._store_errors("list the cache"):
+            for directory, folders, files in os.walk(top):
+                folders[:] = [name for name in folders if not name.startswith(".")]
+                for file in files:
+                    if file.startswith("."):
+                        continue
+                    path = Path(directory, file)
+                    name = path.relative_to(self.root).as_posix()
+                    if not name.startswith(prefix):
+                        continue
+                    try:
+                        info = os.lstat(path)
+                    except FileNotFoundError:
+                        continue
+                    if stat.S_ISREG(info.st_mode):
+                        found.append(_stored(name, info))
+        return iter(sorted(found, key=lambda item: item.name))
+
+    def read_object(self, name: str, limit: int) -> bytes | None:
+        """A small object's bytes; see :meth:`MaintainedStore.read_object`."""
+        return self._read(name, limit, CorruptEntry)
+
+    def hash_object(self, name: str) -> str | None:
+        """The SHA-256 of an object's bytes; see :meth:`MaintainedStore.hash_object`."""
+        digest = hashlib.sha256()
+        try:
+            for chunk in self._chunks(name):
+                digest.update(chunk)
+        except EntryNotFound:
+            return None
+        return digest.hexdigest()
+
+    def delete_object(self, stored: StoredObject) -> bool:
+        """Delete ``stored`` if unchanged since it was listed; see
+        :meth:`MaintainedStore.delete_object`.
+
+        The file is first renamed aside, then its version is checked on the renamed file: a
+        publisher that refreshed it before the rename is seen and the file is put back; one
+        that comes after finds it gone and writes it again.
+        """
+        path = self._path(stored.name)
+        with self._store_errors("delete from the cache"):
+            aside = path.parent / f".{secrets.token_hex(8)}.deleted"
+            try:
+                os.rename(path, aside)
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+            try:
+                if _stored(stored.name, os.lstat(aside)).version == stored.version:
+                    return True
+                with contextlib.suppress(FileExistsError):
+                    os.link(aside, path)  # changed meanwhile: put it back
+                return False
+            finally:
+                os.unlink(aside)
+
+    def create_object(self, name: str, data: bytes) -> bool:
+        """Create a small object if absent; see :meth:`MaintainedStore.create_object`."""
+        with self._store_errors("write to the cache"):
+            return self._create(self._path(name), [data])
+
+    def _create(self, final: Path, chunks: Iterable[bytes], *, replace: bool = False) -> bool:
         """Write ``chunks`` to a temporary file, flush it, and link it to ``final`` unless
-        ``final`` exists. True if this call created ``final``."""
+        ``final`` exists (or, with ``replace``, rename it onto ``final``). True if this call
+        created ``final``."""
         folder = final.parent
         folder.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = _temporary(folder)
@@ -280,7 +368,10 @@ class LocalStore:
                 output.flush()
                 os.fsync(output.fileno())
             try:
-                os.link(temporary, final)
+                if replace:
+                    os.replace(temporary, final)
+                else:
+                    os.link(temporary, final)
             except FileExistsError:
                 return False
             _fsync_directory(folder)
@@ -309,6 +400,15 @@ def _fsync_directory(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _stored(name: str, info: os.stat_result) -> StoredObject:
+    return StoredObject(
+        name=name,
+        size=info.st_size,
+        modified=info.st_mtime,
+        version=f"{info.st_ino}-{info.st_mtime_ns}-{info.st_size}",
+    )
 
 
 def _is_key(value: str) -> bool:

@@ -8,8 +8,11 @@ against the same model it is checked against; embedders use it to try the runner
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from modelcache.planner import (
     InvalidManifest,
     Manifest,
     SnapshotEntry,
+    StoredObject,
     StoreUnavailable,
     blob_name,
     evaluation_name,
@@ -44,6 +48,10 @@ class MemoryStore:
 
     :param tier: which tier it stands for in snapshots (``cloud`` by default, as it usually
         stands in for a blob container in tests).
+    :param clock: the time objects are stamped with when written (seconds since the epoch);
+        tests of pruning pass a clock they control.
+
+    It is a :class:`~modelcache.runner.store.MaintainedStore` too.
 
     Besides the port's methods it offers what tests need:
 
@@ -55,11 +63,15 @@ class MemoryStore:
       name, bypassing every check (to corrupt a blob or plant a hostile manifest).
     """
 
-    def __init__(self, tier: Tier = "cloud") -> None:
+    def __init__(self, tier: Tier = "cloud", *, clock: Callable[[], float] = time.time) -> None:
         self.tier: Tier = tier
         self.requests = 0
         self.unavailable = False
+        self._clock = clock
         self._objects: dict[str, bytes] = {}
+        # name -> (modified, version), set on every write and refresh. Under the lock.
+        self._stamps: dict[str, tuple[float, str]] = {}
+        self._versions = itertools.count(1)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -129,15 +141,21 @@ class MemoryStore:
         for item in manifest.files:
             blob = blob_name(item.sha256)
             with self._lock:
-                present = blob in self._objects
+                stored = self._objects.get(blob)
+                # One of the wrong size was damaged from outside, and is written again.
+                present = stored is not None and len(stored) == item.size
+                if present:
+                    self._stamp(blob)  # refreshed: a prune listed before now keeps it
             if not present:
                 content = b"".join(source_chunks(source, item))
                 with self._lock:
-                    self._objects.setdefault(blob, content)
+                    stored = self._objects.get(blob)
+                    if stored is None or len(stored) != item.size:
+                        self._store(blob, content)
         with self._lock:
             if name in self._objects:
                 return False
-            self._objects[name] = data
+            self._store(name, data)
             return True
 
     def read_evaluation(self, key: str, fingerprint: str) -> Mapping[str, Any]:
@@ -157,7 +175,8 @@ class MemoryStore:
         data = evaluation_bytes(result)
         with self._lock:
             self._begin()
-            self._objects.setdefault(name, data)
+            if name not in self._objects:
+                self._store(name, data)
 
     def get_object(self, name: str) -> bytes | None:
         """The raw bytes stored under the layout name ``name``, if any. Not a request."""
@@ -167,7 +186,71 @@ class MemoryStore:
     def put_object(self, name: str, data: bytes) -> None:
         """Store raw bytes under ``name``, replacing what is there, unchecked. Not a request."""
         with self._lock:
-            self._objects[name] = bytes(data)
+            self._store(name, bytes(data))
+
+    def delete_raw(self, name: str) -> None:
+        """Remove the object ``name`` if present, unconditionally. Not a request."""
+        with self._lock:
+            self._objects.pop(name, None)
+            self._stamps.pop(name, None)
+
+    # -- maintenance (MaintainedStore) -----------------------------------------------------
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object under ``prefix``, by name; see :meth:`MaintainedStore.list_objects`."""
+        with self._lock:
+            self._begin()
+            listed = [
+                StoredObject(name=name, size=len(data), modified=stamp[0], version=stamp[1])
+                for name, data in self._objects.items()
+                if (stamp := self._stamps[name])
+                if name.startswith(prefix)
+            ]
+        return iter(sorted(listed, key=lambda item: item.name))
+
+    def read_object(self, name: str, limit: int) -> bytes | None:
+        """A small object's bytes; see :meth:`MaintainedStore.read_object`."""
+        with self._lock:
+            self._begin()
+            data = self._objects.get(name)
+        if data is not None and len(data) > limit:
+            raise CorruptEntry(f"{name} is larger than {limit} bytes")
+        return data
+
+    def hash_object(self, name: str) -> str | None:
+        """The SHA-256 of an object; see :meth:`MaintainedStore.hash_object`."""
+        with self._lock:
+            self._begin()
+            data = self._objects.get(name)
+        return None if data is None else hashlib.sha256(data).hexdigest()
+
+    def delete_object(self, stored: StoredObject) -> bool:
+        """Delete an unchanged object; see :meth:`MaintainedStore.delete_object`."""
+        with self._lock:
+            self._begin()
+            stamp = self._stamps.get(stored.name)
+            if stamp is None or stamp[1] != stored.version:
+                return False
+            del self._objects[stored.name], self._stamps[stored.name]
+            return True
+
+    def create_object(self, name: str, data: bytes) -> bool:
+        """Create a small object if absent; see :meth:`MaintainedStore.create_object`."""
+        with self._lock:
+            self._begin()
+            if name in self._objects:
+                return False
+            self._store(name, bytes(data))
+            return True
+
+    def _store(self, name: str, data: bytes) -> None:
+        """Put an object and stamp it. Called under the lock."""
+        self._objects[name] = data
+        self._stamp(name)
+
+    def _stamp(self, name: str) -> None:
+        """A new modification time and version for ``name``. Called under the lock."""
+        self._stamps[name] = (self._clock(), str(next(self._versions)))
 
     def _begin(self) -> None:
         """Count a request; fail it if the store plays unavailable. Called under the lock."""

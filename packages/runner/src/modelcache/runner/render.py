@@ -56,13 +56,13 @@ def render_text(plan: Plan, chain: Chain, console: Console) -> None:
         label = f"{action} ({step.location})" if isinstance(step, Skip) else action
         if isinstance(step, Evaluate) and step.cached:
             label = "evaluate (cached)"
-        table.add_row(
-            step.pass_name,
-            types.get(step.pass_name, ""),
+        table.add_row(  # config strings go in as Text: they are not rich markup
+            Text(step.pass_name),
+            Text(types.get(step.pass_name, "")),
             Text(label, style=ACTION_STYLES[style_key][0]),
             step.key[:12],
             _size(getattr(step, "size", None)),
-            step.reason,
+            Text(step.reason),
         )
     console.print(table)
     t = plan.totals
@@ -129,27 +129,30 @@ def summary_table(report: dict[str, Any], console: Console) -> None:
         )
         style = ACTION_STYLES.get(step["kind"], ("", ""))[0]
         table.add_row(
-            step["pass"],
+            Text(step["pass"]),
             Text(action, style=style),
-            step["reason"],
+            Text(step["reason"]),
             f"{step['seconds']:.2f}",
             _size(step["bytes"]) if step["bytes"] else "",
         )
     console.print(table)
     totals = report["totals"]
-    hits = totals["hits"]
+    hits, misses = totals["hits"], totals["misses"]
     console.print(
         f"{totals['runs']} run, {totals['downloads']} downloaded "
         f"({_size(totals['bytes_downloaded']) or '0 B'}), {totals['uploads']} uploaded "
-        f"({_size(totals['bytes_uploaded']) or '0 B'}); hits: {hits['local']} local, "
-        f"{hits['cloud']} cloud, {hits['miss']} missed; "
+        f"({_size(totals['bytes_uploaded']) or '0 B'}); local cache {hits['local']} hit, "
+        f"{misses['local']} missed; cloud cache {hits['cloud']} hit, {misses['cloud']} missed; "
         f"{_size(totals['bytes_avoided']) or '0 B'} not downloaded, "
         f"~{totals['compute_seconds_saved']:.1f} s of compute saved; "
         f"{totals['wall_seconds']:.1f} s in all"
     )
     for name, metrics in report.get("metrics", {}).items():
-        console.print(f"metrics of {name}: " + ", ".join(f"{k}={v}" for k, v in metrics.items()))
+        console.print(
+            Text(f"metrics of {name}: " + ", ".join(f"{k}={v}" for k, v in metrics.items()))
+        )
     for note in report.get("notes", []):
-        console.print(f"[yellow]note:[/yellow] {note}")
+        # Plain text: a note can quote a config's strings, which are not markup.
+        console.print(Text.assemble(("note:", "yellow"), " ", note), soft_wrap=True)
     if report.get("output_dir"):
-        console.print(f"final model: {report['output_dir']}")
+        console.print(Text(f"final model: {report['output_dir']}"))

@@ -17,7 +17,8 @@ class StepRecord:
 
     ``outcome`` is ``done`` normally; ``already-there`` for an upload another runner won,
     ``refused`` for an upload the credential may not make, ``failed`` for a step whose
-    failure made the runner re-plan.
+    failure made the runner re-plan, ``waited`` for a run that waited for another runner
+    computing the same output, which published it (the runner re-plans to use it).
     """
 
     kind: StepKind
@@ -45,7 +46,11 @@ class RunReport:
     compute_seconds_saved: float = 0.0
     #: Bytes of cached outputs that were neither downloaded nor recomputed.
     bytes_avoided: int = 0
-    hits: dict[str, int] = Factory(lambda: {"local": 0, "cloud": 0, "miss": 0})
+    #: Per tier, outputs of the chain found there (``hits``) and looked for but not found
+    #: (``misses``). A tier that was not consulted for an output counts neither: an output
+    #: found locally is not looked for in the cloud.
+    hits: dict[str, int] = Factory(lambda: {"local": 0, "cloud": 0})
+    misses: dict[str, int] = Factory(lambda: {"local": 0, "cloud": 0})
 
     def totals(self) -> dict[str, Any]:
         count: dict[str, int] = {"run": 0, "skip": 0, "download": 0, "upload": 0, "evaluate": 0}
@@ -65,6 +70,7 @@ class RunReport:
             "bytes_avoided": self.bytes_avoided,
             "compute_seconds_saved": round(self.compute_seconds_saved, 3),
             "hits": dict(self.hits),
+            "misses": dict(self.misses),
             "replans": self.replans,
             "wall_seconds": round(self.wall_seconds, 3),
         }

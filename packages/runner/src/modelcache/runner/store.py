@@ -10,13 +10,13 @@ All share one layout (``docs/storage-layout.md``), defined by the pure helpers i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from modelcache.planner import Manifest, SnapshotEntry
+from modelcache.planner import Manifest, SnapshotEntry, StoredObject
 
-__all__ = ["Store", "Tier"]
+__all__ = ["MaintainedStore", "Store", "Tier"]
 
 Tier = Literal["local", "cloud"]
 
@@ -82,4 +82,42 @@ class Store(Protocol):
 
     def write_evaluation(self, key: str, fingerprint: str, result: Mapping[str, Any]) -> None:
         """Store an evaluation result (a small JSON object); an existing one is kept."""
+        ...
+
+
+@runtime_checkable
+class MaintainedStore(Store, Protocol):
+    """A store that ``modelcache cache ...`` can inspect, verify and prune.
+
+    Maintenance works on the layout's objects by name (``docs/storage-layout.md``); the
+    rules that keep a shared cache whole while other runners publish are:
+
+    * :meth:`Store.publish` refreshes every blob it reuses instead of sending it (a new
+      :attr:`StoredObject.version`), and sends it after all if the blob vanished meanwhile;
+    * :meth:`delete_object` deletes only if the object's version is still the one listed.
+
+    So a blob that a publisher counted on between a prune's listing and its delete is
+    never deleted from under it. Errors are the :class:`Store` errors.
+    """
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose name starts with ``prefix`` (one listing request per page)."""
+        ...
+
+    def read_object(self, name: str, limit: int) -> bytes | None:
+        """The bytes of a small object, None if absent; ``CorruptEntry`` if it is larger
+        than ``limit`` or not a plain object."""
+        ...
+
+    def hash_object(self, name: str) -> str | None:
+        """The SHA-256 of the object's bytes as stored, streamed; None if absent."""
+        ...
+
+    def delete_object(self, stored: StoredObject) -> bool:
+        """Delete ``stored`` if it has not changed since it was listed; False if it changed
+        or is gone already."""
+        ...
+
+    def create_object(self, name: str, data: bytes) -> bool:
+        """Create a small object if ``name`` is free (create-only); False if it exists."""
         ...

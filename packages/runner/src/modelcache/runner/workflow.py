@@ -17,6 +17,12 @@ The cache is an optimization, so the run survives the cloud. If the cloud stops 
 the runner re-plans without it (unless the user required it); if a downloaded entry turns
 out corrupt or incomplete, it re-plans with that entry counted as a miss. A re-plan starts
 from what the local tier holds by then, so no finished work is repeated.
+
+Runners sharing a cache do not compute one output twice (*single flight*, :mod:`.locks`):
+before running a pass, the executor claims its output in the tier it will publish it to (a
+blob lease in the cloud, a file lock in the local tier) and holds the claim until the output
+is published there. A runner that finds the output claimed waits; if the holder publishes
+it, the runner re-plans, and so downloads it instead of computing it.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from attrs import define, evolve, frozen
+from attrs import Factory, define, evolve, frozen
 
 from modelcache.planner import (
     AccessDenied,
@@ -61,8 +67,9 @@ from modelcache.planner import (
 from .config import ConfigError, WorkflowConfig
 from .entries import build_manifest
 from .local_store import LocalStore
+from .locks import Claim, locks_of
 from .reporting import Reporter, RunReport, StepRecord
-from .store import Store
+from .store import MaintainedStore, Store
 
 __all__ = [
     "CloudRequired",
@@ -91,6 +98,10 @@ class RunOptions:
     no_upload: bool = False
     require_cloud: bool = False
     no_cache: bool = False
+    #: The longest a run waits for another runner computing an output it needs (single
+    #: flight) before computing it too: long enough for any real pass, since a holder that
+    #: dies loses its lock within 30 s; the bound is for a holder that hangs.
+    single_flight_wait: float = 30 * 60.0
 
 
 @frozen(kw_only=True)
@@ -242,6 +253,9 @@ class _Replan(Exception):
     reason: str
     drop_key: str | None = None
     lose_cloud: bool = False
+    #: The outcome recorded for the step that raised it: ``waited`` when another runner
+    #: published the output a run step was about to compute (single flight).
+    outcome: str = "failed"
 
 
 @define(kw_only=True)
@@ -253,6 +267,8 @@ class _Execution:
     reporter: Reporter
     uploads_allowed: bool
     materialized: dict[str, Path]
+    #: Single-flight claims held, by key: each until its output is published where claimed.
+    claims: dict[str, Claim] = Factory(dict)
 
     def input_path(self, key: str | None) -> Path:
         return self.prepared.model_path if key is None else self.materialize(key)
@@ -279,7 +295,9 @@ def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
     local_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="run-", dir=local_root) as scratch:
         materialized: dict[str, Path] = {}
-        for _attempt in range(len(prepared.chain.passes) + 3):
+        # Each re-plan removes a cause: a cloud lost, an entry dropped, or an output another
+        # runner published meanwhile (once per pass), so the attempts are bounded.
+        for _attempt in range(2 * len(prepared.chain.passes) + 3):
             try:
                 current = _snapshot_or_lose_cloud(prepared, cloud_up, dropped)
             except _Replan as replan:
@@ -288,7 +306,7 @@ def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
             plan = make_plan(prepared.chain, prepared.evaluation, current, policy)
             reporter.planned(plan=plan)
             if not report.steps:
-                _count_hits(plan, current, report)
+                _count_hits(plan, current, policy, report)
             run = _Execution(
                 prepared=prepared,
                 plan=plan,
@@ -316,7 +334,35 @@ def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
         if plan.final_key is not None:
             _deliver(run, plan.final_key)
     report.wall_seconds = time.perf_counter() - started
+    _record(prepared, report, cloud=cloud_up and run.uploads_allowed)
     return report
+
+
+def _record(prepared: Prepared, report: RunReport, *, cloud: bool) -> None:
+    """Write the run's record (hits, misses, bytes, the keys it used) to each tier it used:
+    one small write per tier per run, which is all that last-use tracking costs."""
+    from .maintenance import RunTally, record_run
+
+    totals = report.totals()
+    tally = RunTally(
+        runs=1,
+        hits=dict(report.hits),
+        misses=dict(report.misses),
+        bytes_downloaded=totals["bytes_downloaded"],
+        bytes_uploaded=totals["bytes_uploaded"],
+        bytes_avoided=report.bytes_avoided,
+        compute_seconds_saved=report.compute_seconds_saved,
+    )
+    stores: list[Any] = []
+    if prepared.policy.enable_local_cache:
+        stores.append(prepared.local)
+    if cloud and prepared.cloud is not None:
+        stores.append(prepared.cloud)
+    for store in stores:
+        if isinstance(store, MaintainedStore):
+            # Statistics are not worth failing a finished run for.
+            with contextlib.suppress(StoreError):
+                record_run(store, tally, prepared.keys, finished=time.time())
 
 
 def _lose_cloud(
@@ -345,42 +391,65 @@ def _snapshot_or_lose_cloud(prepared: Prepared, cloud_up: bool, dropped: set[str
     )
 
 
-def _count_hits(plan: Plan, current: Snapshot, report: RunReport) -> None:
+def _count_hits(plan: Plan, current: Snapshot, policy: CachePolicy, report: RunReport) -> None:
+    """Hits and misses per tier for the outputs of the first plan; see ``RunReport.hits``."""
     for step in plan.steps:
+        if not isinstance(step, (Run, Download, Skip)):
+            continue
         entry = current.get(step.key)
-        match step:
-            case Run():
-                report.hits["miss"] += 1
-            case Download():
-                report.hits["cloud"] += 1
-            case Skip(location="local"):
-                report.hits["local"] += 1
-            case Skip(location="cloud"):
-                report.hits["cloud"] += 1
-                if entry is not None and entry.size is not None:
-                    report.bytes_avoided += entry.size
+        if entry is not None and entry.in_local:
+            report.hits["local"] += 1
+        else:
+            if policy.enable_local_cache:
+                report.misses["local"] += 1
+            if policy.enable_cloud_cache:
+                if entry is not None and entry.in_cloud:
+                    report.hits["cloud"] += 1
+                else:
+                    report.misses["cloud"] += 1
+        skipped_in_cloud = isinstance(step, Skip) and step.location == "cloud"
+        if skipped_in_cloud and entry is not None and entry.size is not None:
+            report.bytes_avoided += entry.size
         if isinstance(step, (Download, Skip)) and entry is not None and entry.run_seconds:
             report.compute_seconds_saved += entry.run_seconds
 
 
 def _carry_out(run: _Execution) -> None:
-    for step in run.plan.steps:
-        started = time.perf_counter()
-        size = getattr(step, "size", None)
-        run.reporter.step_started(kind=_kind(step), pass_name=step.pass_name, total_bytes=size)
-        moved, outcome, detail = _do(run, step)
-        record = StepRecord(
-            kind=_kind(step),
-            pass_name=step.pass_name,
-            key=step.key,
-            reason=step.reason,
-            seconds=time.perf_counter() - started,
-            bytes=moved,
-            outcome=outcome,
-            detail=detail,
-        )
-        run.report.steps.append(record)
-        run.reporter.step_finished(record=record)
+    try:
+        for step in run.plan.steps:
+            started = time.perf_counter()
+            size = getattr(step, "size", None)
+            run.reporter.step_started(kind=_kind(step), pass_name=step.pass_name,
+                                      total_bytes=size)  # fmt: skip
+            try:
+                moved, outcome, detail = _do(run, step)
+            except _Replan as replan:
+                # Recorded, so that the report shows which step let the plan down, and why.
+                _record_step(run, step, started, 0, replan.outcome, replan.reason)
+                raise
+            if isinstance(step, Upload):
+                _release(run, step.key)  # in the cloud now (or never will be): waiters go on
+            _record_step(run, step, started, moved, outcome, detail)
+    finally:
+        for key in list(run.claims):
+            _release(run, key)
+
+
+def _record_step(
+    run: _Execution, step: Any, started: float, moved: int, outcome: str, detail: str
+) -> None:
+    record = StepRecord(
+        kind=_kind(step),
+        pass_name=step.pass_name,
+        key=step.key,
+        reason=step.reason,
+        seconds=time.perf_counter() - started,
+        bytes=moved,
+        outcome=outcome,
+        detail=detail,
+    )
+    run.report.steps.append(record)
+    run.reporter.step_finished(record=record)
 
 
 def _kind(step: Any) -> Any:
@@ -393,6 +462,9 @@ def _do(run: _Execution, step: Any) -> tuple[int, str, str]:
         case Skip():
             return 0, "done", ""
         case Run(pass_name=name, key=key, input_key=input_key):
+            claim, in_cloud, waited = _claim(run, step)
+            if claim is not None:
+                run.claims[key] = claim  # released once published; by _carry_out on failure
             instance = prepared.passes[name]
             source = run.input_path(input_key)
             out = run.work / f"{key}.out"
@@ -413,7 +485,9 @@ def _do(run: _Execution, step: Any) -> tuple[int, str, str]:
             )
             prepared.local.publish(out, manifest)
             run.materialized[key] = out
-            return 0, "done", ""
+            if not in_cloud:
+                _release(run, key)  # claimed in the local tier, published there now
+            return 0, "done", waited
         case Download(key=key):
             assert prepared.cloud is not None
             target = run.work / key
@@ -447,6 +521,72 @@ def _do(run: _Execution, step: Any) -> tuple[int, str, str]:
         case Evaluate(key=key, cached=cached):
             return _evaluate(run, step.pass_name, key, cached)
     raise AssertionError(f"unknown step {step!r}")
+
+
+def _uploads(run: _Execution, key: str) -> bool:
+    """Whether this plan publishes the output ``key`` to the cloud."""
+    return run.uploads_allowed and any(
+        isinstance(step, Upload) and step.key == key for step in run.plan.steps
+    )
+
+
+def _claim(run: _Execution, step: Run) -> tuple[Claim | None, bool, str]:
+    """Single flight (:mod:`modelcache.runner.locks`): claim the output ``step`` computes in
+    the tier it will be published to, waiting while another runner computes it. That is the
+    cloud if this plan uploads the output and the cloud store has locks; else the local
+    tier (processes on this machine sharing the cache directory).
+
+    :return: the claim to hold until the output is published (None: no lock to hold),
+        whether it is the cloud's (held until the upload) or the local tier's (until the
+        run step published it there), and what waiting there was, for the step's record.
+    :raises _Replan: another runner published the output meanwhile; the next plan
+        downloads (or skips) it. The step is recorded with the outcome ``waited``.
+    """
+    prepared = run.prepared
+    cloud = prepared.cloud if _uploads(run, step.key) else None
+    locks = None if cloud is None else locks_of(cloud)
+    in_cloud = locks is not None
+    if locks is None and prepared.policy.enable_local_cache:
+        locks = locks_of(prepared.local)
+    if locks is None:
+        return None, False, ""
+    try:
+        claim = locks.claim(step.key, max_wait=prepared.options.single_flight_wait)
+    except StoreUnavailable as error:
+        raise _Replan(str(error), lose_cloud=True) from error
+    except StoreError as error:
+        message = f"cannot lock outputs ({error}); computing without waiting for other runners"
+        if message not in run.report.notes:  # once, not once per pass
+            _note(run, message)
+        return None, False, ""
+    other = f"another runner computing pass {step.pass_name!r}"
+    match claim.outcome:
+        case "held":
+            waited = f"waited {claim.waited:.1f} s for {other}" if claim.waited else ""
+            return claim, in_cloud, waited
+        case "timed-out":
+            _note(run, f"waited {claim.waited:.0f} s for {other} ({step.key[:12]}); "
+                       "computing it here too")  # fmt: skip
+            return None, False, f"waited {claim.waited:.1f} s for {other}, then computed it too"
+    if any((r.kind, r.key, r.outcome) == ("run", step.key, "waited") for r in run.report.steps):
+        # We deferred to it once already, and are back: its entry was unusable. Compute.
+        return None, False, "another runner published it, but its entry was unusable"
+    waited = f"waited {claim.waited:.1f} s for {other} ({step.key[:12]}), which published it"
+    if not claim.waited:
+        waited = f"{other} ({step.key[:12]}) published it since this run planned"
+    _note(run, f"{waited}: using its output instead of computing it")
+    raise _Replan(f"{other} published it; re-planning to use it", outcome="waited")
+
+
+def _release(run: _Execution, key: str) -> None:
+    claim = run.claims.pop(key, None)
+    if claim is not None:
+        claim.release()
+
+
+def _note(run: _Execution, message: str) -> None:
+    run.report.notes.append(message)
+    run.reporter.note(message=message)
 
 
 def _evaluate(run: _Execution, pass_name: str, key: str, cached: bool) -> tuple[int, str, str]:
