@@ -541,6 +541,9 @@ def test_a_damaged_content_blob_is_a_miss_reported_and_never_used(
     available = reference.keys[: reference.keys.index(broken[0])]
     assert run.keys("download") == list(available[-1:])
     assert run.keys("run") == list(reference.keys[len(available) :])
+    # The recomputed outputs cannot replace the damaged entries: the run says so.
+    assert run.keys("upload", "damaged-in-cloud") == sorted(reached, key=reference.keys.index)
+    assert not run.notes("for another runner")
     # Never used: every blob in the local cache holds the bytes its name says.
     for blob in (tmp_path / "cache" / "modelcache-v1" / "blobs").rglob("*"):
         if blob.is_file():

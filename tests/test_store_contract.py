@@ -513,3 +513,91 @@ def test_any_path_is_either_refused_or_written_inside_the_destination(
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fuzzed manifests: whatever a manifest says, a fetch writes only inside its destination.
+
+_PATH_PARTS = st.sampled_from(
+    ["", ".", "..", "a", "b.onnx", "C:", "c:x", "~", "\\", "..\\..", "\0", "a\\b", " ", "x" * 300]
+)
+_HOSTILE_PATH = st.one_of(
+    st.sampled_from(HOSTILE_PATHS),
+    st.lists(_PATH_PARTS, min_size=1, max_size=5).map("/".join),
+    st.lists(_PATH_PARTS, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts)),
+    st.text(alphabet="ab./\\:\0~", max_size=20),
+)
+_JSON_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+_SIZE = st.one_of(st.just(len(BLOB)), st.integers(min_value=-5, max_value=2**64), _JSON_SCALAR)
+_DIGEST = st.one_of(st.just(sha(BLOB)), st.just(sha(BLOB).upper()), st.text(max_size=70))
+_FILE = st.fixed_dictionaries(
+    {"path": st.one_of(st.just("model.onnx"), _HOSTILE_PATH), "size": _SIZE, "sha256": _DIGEST},
+    optional={"mode": _JSON_SCALAR, "link": _HOSTILE_PATH},
+)
+
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+
+
+@st.composite
+def hostile_manifests(draw: st.DrawFn) -> bytes:
+    """A manifest changed in a few places, or bytes that are no manifest at all."""
+    kind = draw(st.sampled_from(["document", "document", "document", "json", "bytes"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=200))
+    if kind == "json":
+        value = draw(st.recursive(_JSON_SCALAR, _containers))
+        return json.dumps(value).encode()
+    document = manifest_document()
+    document["files"] = draw(st.lists(_FILE, max_size=4))
+    for name in draw(st.sets(st.sampled_from(sorted(document)), max_size=2)):
+        if name != "files":
+            document[name] = draw(_JSON_SCALAR)
+    if draw(st.booleans()):
+        document[draw(st.text(min_size=1, max_size=8))] = draw(_JSON_SCALAR)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(("name", "factory"), STORE_FACTORIES, ids=[f[0] for f in STORE_FACTORIES])
+def test_a_fuzzed_manifest_never_writes_outside_the_destination(
+    name: str, factory: Callable[[Path], Subject], scratch: Path
+) -> None:
+    subject = factory(scratch)
+
+    def outside() -> set[str]:
+        """What is in scratch beside the sandbox and the local store's directory."""
+        return {p for p in everything_under(scratch) if p.split("/")[0] not in ("sandbox", "store")}
+
+    outside_before = outside()
+    tried = {"refused": 0, "fetched": 0}
+
+    @settings(max_examples=25 if name == "azure" else 150, deadline=None)
+    @given(data=hostile_manifests())
+    def check(data: bytes) -> None:
+        shutil.rmtree(scratch / "sandbox", ignore_errors=True)
+        try:
+            destination = plant_and_fetch(subject, scratch, data)
+        except CorruptEntry:  # InvalidManifest is a CorruptEntry
+            tried["refused"] += 1
+            assert everything_under(scratch / "sandbox") == {"work"}
+        else:
+            tried["fetched"] += 1
+            written = everything_under(scratch / "sandbox") - {"work", "work/dest"}
+            assert all(path.startswith("work/dest/") for path in written)
+            for path in destination.rglob("*"):
+                assert not path.is_symlink()
+                assert path.resolve().is_relative_to(destination.resolve())
+        assert outside() == outside_before
+
+    try:
+        check()
+    finally:
+        subject.close()
+    assert tried["refused"] > 0

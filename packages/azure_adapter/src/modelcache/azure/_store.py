@@ -639,7 +639,10 @@ class AzureBlobStore:
             else:
                 client.commit_block_list(blocks, match_condition=MatchConditions.IfMissing)
         except (ResourceExistsError, ResourceModifiedError):
-            pass  # another publisher stored the same bytes first
+            # Another publisher stored the same bytes first, usually; as in _put, make sure
+            # a blob is really there before counting on it.
+            if self._stored_size(client.blob_name) is None:
+                client.commit_block_list(blocks)
         except HttpResponseError as error:
             # Another publisher's commit or single PUT of this blob discards our staged
             # blocks; if its blob is there, ours is not needed.

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-A store (a local directory or a blob container) holds three kinds of object under one
+A store (a local directory or a blob container) holds five kinds of object under one
 versioned prefix, ``modelcache-v1/``:
 
 * ``blobs/sha256/<first two hex digits>/<sha256>``: file contents, stored once, named by

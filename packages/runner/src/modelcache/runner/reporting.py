@@ -18,7 +18,9 @@ class StepRecord:
     ``outcome`` is ``done`` normally; ``already-there`` for an upload another runner won,
     ``refused`` for an upload the credential may not make, ``failed`` for a step whose
     failure made the runner re-plan, ``waited`` for a run that waited for another runner
-    computing the same output, which published it (the runner re-plans to use it).
+    computing the same output, which published it (the runner re-plans to use it),
+    ``damaged-in-cloud`` for an upload of an output whose cloud entry this run found
+    damaged (publishing never replaces an entry: ``modelcache cache verify --repair`` does).
     """
 
     kind: StepKind

@@ -269,6 +269,8 @@ class _Execution:
     materialized: dict[str, Path]
     #: Single-flight claims held, by key: each until its output is published where claimed.
     claims: dict[str, Claim] = Factory(dict)
+    #: Keys whose cloud entry turned out unusable (damaged) in this run.
+    dropped: set[str] = Factory(set)
 
     def input_path(self, key: str | None) -> Path:
         return self.prepared.model_path if key is None else self.materialize(key)
@@ -315,6 +317,7 @@ def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
                 reporter=reporter,
                 uploads_allowed=policy.uploads,
                 materialized=materialized,
+                dropped=dropped,
             )
             try:
                 _carry_out(run)
@@ -516,6 +519,14 @@ def _do(run: _Execution, step: Any) -> tuple[int, str, str]:
             except StoreUnavailable as error:
                 raise _Replan(str(error), lose_cloud=True) from error
             if not published:
+                if key in run.dropped:
+                    # Publishing never replaces an entry; only a repair removes a bad one.
+                    message = (
+                        f"the cloud's entry {key[:12]} for pass {step.pass_name!r} is damaged "
+                        "and stays so: run `modelcache cache verify --repair` to remove it"
+                    )
+                    _note(run, message)
+                    return 0, "damaged-in-cloud", message
                 return 0, "already-there", "another runner published it first"
             return manifest.size, "done", ""
         case Evaluate(key=key, cached=cached):
@@ -568,6 +579,9 @@ def _claim(run: _Execution, step: Run) -> tuple[Claim | None, bool, str]:
             _note(run, f"waited {claim.waited:.0f} s for {other} ({step.key[:12]}); "
                        "computing it here too")  # fmt: skip
             return None, False, f"waited {claim.waited:.1f} s for {other}, then computed it too"
+    if step.key in run.dropped:
+        # The entry found is the damaged one this run dropped, not another runner's work.
+        return None, False, ""
     if any((r.kind, r.key, r.outcome) == ("run", step.key, "waited") for r in run.report.steps):
         # We deferred to it once already, and are back: its entry was unusable. Compute.
         return None, False, "another runner published it, but its entry was unusable"
