@@ -601,3 +601,56 @@ def test_a_fuzzed_manifest_never_writes_outside_the_destination(
     finally:
         subject.close()
     assert tried["refused"] > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Transfer progress: what the runner's progress bars are drawn from.
+
+
+@pytest.mark.parametrize(("name", "factory"), STORE_FACTORIES, ids=[f[0] for f in STORE_FACTORIES])
+def test_progress_counts_every_byte_moved_and_no_more(
+    name: str, factory: Callable[[Path], Subject], scratch: Path
+) -> None:
+    subject = factory(scratch)
+    try:
+        big = os.urandom(9 << 20)  # several blocks for the Azure store
+        files = {"weights.bin": big, "config.json": b"{}", "shared.txt": b"tokenizer"}
+        source = scratch / "source"
+        source.mkdir()
+        for path, data in files.items():
+            (source / path).write_bytes(data)
+        key, inputs = key_of(900)
+        manifest = build_manifest(
+            key=key,
+            key_inputs=inputs,
+            model_type="hf",
+            directory=source,
+            run_seconds=None,
+            created="",
+            producer="contract",
+        )
+        sent: list[int] = []
+        assert subject.store.publish(source, manifest, progress=sent.append)
+        assert sum(sent) == sum(map(len, files.values()))
+        assert len(sent) > 1  # reported as it goes, not once at the end
+
+        received: list[int] = []
+        subject.store.fetch(key, scratch / "fetched", progress=received.append)
+        assert sum(received) == manifest.size
+
+        other_key, other_inputs = key_of(901)
+        (source / "weights.bin").write_bytes(b"changed")
+        other = build_manifest(
+            key=other_key,
+            key_inputs=other_inputs,
+            model_type="hf",
+            directory=source,
+            run_seconds=None,
+            created="",
+            producer="contract",
+        )
+        resent: list[int] = []
+        assert subject.store.publish(source, other, progress=resent.append)
+        assert sum(resent) == len(b"changed")  # stored blobs are not sent, nor counted
+    finally:
+        subject.close()

@@ -138,7 +138,7 @@ def test_a_cloud_miss_after_a_local_miss_is_not_found(tmp_path: Path, tiers) -> 
 class RefusingStore(MemoryStore):
     """A local tier that cannot be written."""
 
-    def publish(self, source: Path, manifest: Manifest) -> bool:
+    def publish(self, source: Path, manifest: Manifest, *, progress: Any = None) -> bool:
         raise AccessDenied("read-only cache")
 
     def write_evaluation(self, key: str, fingerprint: str, result: Any) -> None:

@@ -166,9 +166,9 @@ class ScriptedCloud(MemoryStore):
     def snapshot(self, keys: Iterable[str]) -> list[SnapshotEntry]:
         return [e for e in super().snapshot(keys) if e.key not in self.hidden]
 
-    def publish(self, source: Path, manifest: Manifest) -> bool:
+    def publish(self, source: Path, manifest: Manifest, *, progress: Any = None) -> bool:
         self.log.append(f"publish {manifest.key[:6]}")
-        return super().publish(source, manifest)
+        return super().publish(source, manifest, progress=progress)
 
 
 def _prepared(tiny_bert: Path, tmp_path: Path, cloud: MemoryStore, name: str) -> Prepared:

@@ -111,6 +111,19 @@ class _Window:
         self._slots.release()
 
 
+#: Called with a number of bytes each time that many more were sent or received.
+Progress = Callable[[int], None]
+
+
+def _counted(future: Future[_T], size: int, progress: Progress | None) -> Future[_T]:
+    """``future``, which reports ``size`` bytes to ``progress`` when it succeeds."""
+    if progress is not None:
+        future.add_done_callback(
+            lambda done: None if done.cancelled() or done.exception() else progress(size)
+        )
+    return future
+
+
 def _place(container: ContainerClient) -> Place:
     url = public_url(container.url)
     return Place(
@@ -453,7 +466,9 @@ class AzureBlobStore:
 
     # -- publish ---------------------------------------------------------------------------
 
-    def publish(self, source: Path, manifest: Manifest) -> bool:
+    def publish(
+        self, source: Path, manifest: Manifest, *, progress: Progress | None = None
+    ) -> bool:
         """Publish the directory ``source`` as the entry ``manifest`` describes.
 
         Costs one concurrent batch of HEADs (the manifest, every distinct blob); then, if
@@ -499,7 +514,7 @@ class AzureBlobStore:
                 if not present
             ]
         if uploads:
-            self._upload(key, uploads)
+            self._upload(key, uploads, progress)
         metadata = {"size": str(manifest.size)}
         if manifest.run_seconds is not None:
             metadata["run_seconds"] = repr(manifest.run_seconds)
@@ -553,7 +568,12 @@ class AzureBlobStore:
             return False
         return True
 
-    def _upload(self, key: str, uploads: list[tuple[ManifestFile, Path, bool]]) -> None:
+    def _upload(
+        self,
+        key: str,
+        uploads: list[tuple[ManifestFile, Path, bool]],
+        progress: Progress | None = None,
+    ) -> None:
         settings = self._settings
         commits: list[Future[None]] = []
         # One more worker than the window, so that a commit waiting for its file's last
@@ -568,7 +588,7 @@ class AzureBlobStore:
                     client = self._container.get_blob_client(blob_name(item.sha256))
                     with path.open("rb") as stream:
                         commits.append(
-                            self._send(key, item, stream, client, overwrite, pool, window)
+                            self._send(key, item, stream, client, overwrite, pool, window, progress)
                         )
                 for commit in commits:
                     commit.result()
@@ -584,6 +604,7 @@ class AzureBlobStore:
         overwrite: bool,
         pool: ThreadPoolExecutor,
         window: _Window,
+        progress: Progress | None = None,
     ) -> Future[None]:
         """Read, hash and send one file; the future completes when its blob is committed."""
         settings = self._settings
@@ -594,7 +615,7 @@ class AzureBlobStore:
             if len(data) != item.size or digest.hexdigest() != item.sha256:
                 got = _hashed(len(data), digest.hexdigest())
                 raise _mismatch(key, item, got if len(data) <= item.size else "more bytes")
-            return window.submit(self._put, client, data, overwrite)
+            return _counted(window.submit(self._put, client, data, overwrite), len(data), progress)
         prefix = uuid.uuid4().hex
         block_ids: list[str] = []
         staged: list[Future[Any]] = []
@@ -607,7 +628,8 @@ class AzureBlobStore:
             digest.update(chunk)
             block_id = f"{prefix}{len(block_ids):06d}"
             block_ids.append(block_id)
-            staged.append(window.submit(client.stage_block, block_id, chunk, len(chunk)))
+            sent = window.submit(client.stage_block, block_id, chunk, len(chunk))
+            staged.append(_counted(sent, len(chunk), progress))
         if remaining:
             raise _mismatch(key, item, f"{item.size - remaining} bytes")
         if stream.read(1):
@@ -652,7 +674,7 @@ class AzureBlobStore:
 
     # -- fetch -----------------------------------------------------------------------------
 
-    def fetch(self, key: str, destination: Path) -> Manifest:
+    def fetch(self, key: str, destination: Path, *, progress: Progress | None = None) -> Manifest:
         """Write entry ``key``'s files into ``destination``, which must not exist.
 
         Reads the manifest (one GET), then every file in ranged GETs, ``max_concurrency``
@@ -669,14 +691,16 @@ class AzureBlobStore:
         staging = destination.parent / f".{destination.name[:64]}.{uuid.uuid4().hex}.partial"
         staging.mkdir()
         try:
-            self._download(manifest, staging)
+            self._download(manifest, staging, progress)
             os.rename(staging, destination)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return manifest
 
-    def _download(self, manifest: Manifest, staging: Path) -> None:
+    def _download(
+        self, manifest: Manifest, staging: Path, progress: Progress | None = None
+    ) -> None:
         key = manifest.key
         root = staging.resolve()
         targets: dict[str, Path] = {}
@@ -735,6 +759,8 @@ class AzureBlobStore:
                     stream.write(data)
                     digest.update(data)
                     written += len(data)
+                    if progress is not None:
+                        progress(len(data))
                     if offset + length == item.size:
                         files.pop_all().close()
                         if digest.hexdigest() != item.sha256:

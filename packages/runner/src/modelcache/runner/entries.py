@@ -229,6 +229,19 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def counted(chunks: Iterable[bytes], progress: Callable[[int], None]) -> Iterator[bytes]:
+    """``chunks``, reporting each one's size to ``progress`` as it passes."""
+    stream = iter(chunks)
+    try:
+        for chunk in stream:
+            progress(len(chunk))
+            yield chunk
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
 def source_chunks(source: Path, item: ManifestFile) -> Iterator[bytes]:
     """The bytes of ``item`` read from the directory ``source`` being published, 1 MiB at a time.
 
@@ -266,7 +279,10 @@ def source_chunks(source: Path, item: ManifestFile) -> Iterator[bytes]:
 
 
 def write_entry(
-    destination: Path, manifest: Manifest, blob_chunks: Callable[[str], Iterable[bytes]]
+    destination: Path,
+    manifest: Manifest,
+    blob_chunks: Callable[[str], Iterable[bytes]],
+    progress: Callable[[int], None] | None = None,
 ) -> None:
     """Write the files of ``manifest`` into the new directory ``destination``, all or nothing.
 
@@ -289,7 +305,10 @@ def write_entry(
     try:
         inside = scratch.resolve()
         for item in manifest.files:
-            _write_verified(_target(inside, item), item, blob_chunks(item.sha256))
+            chunks = blob_chunks(item.sha256)
+            if progress is not None:
+                chunks = counted(chunks, progress)
+            _write_verified(_target(inside, item), item, chunks)
         os.rename(scratch, destination)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -21,7 +21,7 @@ from modelcache.planner import (
     StoreError,
 )
 
-from .store import Store, Tier
+from .store import Progress, Store, Tier
 
 __all__ = ["LayeredStore"]
 
@@ -92,7 +92,7 @@ class LayeredStore:
                 raise
         return cloud.read_manifest(key)
 
-    def fetch(self, key: str, destination: Path) -> Manifest:
+    def fetch(self, key: str, destination: Path, *, progress: Progress | None = None) -> Manifest:
         """Write the entry's files into ``destination``, from the local tier if it has the
         entry, else from the cloud tier, then publish them into the local tier.
 
@@ -101,21 +101,23 @@ class LayeredStore:
         """
         cloud = self.cloud
         try:
-            return self.local.fetch(key, destination)
+            return self.local.fetch(key, destination, progress=progress)
         except (EntryNotFound, CorruptEntry):
             if cloud is None:
                 raise
-        manifest = cloud.fetch(key, destination)
+        manifest = cloud.fetch(key, destination, progress=progress)
         try:
             self.local.publish(destination, manifest)
         except StoreError as error:
             self._fill_failed(key, error)
         return manifest
 
-    def publish(self, source: Path, manifest: Manifest) -> bool:
+    def publish(
+        self, source: Path, manifest: Manifest, *, progress: Progress | None = None
+    ) -> bool:
         """Publish into the local tier only; see :meth:`Store.publish`. To publish into the
         cloud, call ``layered.cloud.publish`` (what an ``Upload`` step does)."""
-        return self.local.publish(source, manifest)
+        return self.local.publish(source, manifest, progress=progress)
 
     def read_evaluation(self, key: str, fingerprint: str) -> Mapping[str, Any]:
         """The result from the local tier, else from the cloud tier (then kept locally)."""

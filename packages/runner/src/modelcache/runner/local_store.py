@@ -62,13 +62,14 @@ from .entries import (
     CHUNK_SIZE,
     MAX_EVALUATION_SIZE,
     MAX_MANIFEST_SIZE,
+    counted,
     evaluation_bytes,
     manifest_bytes,
     parse_evaluation,
     source_chunks,
     write_entry,
 )
-from .store import Tier
+from .store import Progress, Tier
 
 __all__ = ["LocalStore"]
 
@@ -138,7 +139,7 @@ class LocalStore:
             raise EntryNotFound(f"no entry {key} in the local cache {self.root}")
         return Manifest.from_json(data, key=key)
 
-    def fetch(self, key: str, destination: Path) -> Manifest:
+    def fetch(self, key: str, destination: Path, *, progress: Progress | None = None) -> Manifest:
         """Copy the entry's files into the new directory ``destination``; see
         :meth:`Store.fetch`.
 
@@ -149,10 +150,12 @@ class LocalStore:
         disk) are the caller's and propagate as ``OSError``.
         """
         manifest = self.read_manifest(key)
-        write_entry(destination, manifest, self._blob_chunks)
+        write_entry(destination, manifest, self._blob_chunks, progress)
         return manifest
 
-    def publish(self, source: Path, manifest: Manifest) -> bool:
+    def publish(
+        self, source: Path, manifest: Manifest, *, progress: Progress | None = None
+    ) -> bool:
         """Publish the directory ``source`` as ``manifest``'s entry; see :meth:`Store.publish`.
 
         Only the files the manifest lists are published; anything else in ``source`` is
@@ -164,7 +167,7 @@ class LocalStore:
             if os.path.lexists(final):
                 return False
             for item in manifest.files:
-                self._put_blob(source, item)
+                self._put_blob(source, item, progress)
             return self._create(final, [data])
 
     def read_evaluation(self, key: str, fingerprint: str) -> Mapping[str, Any]:
@@ -270,7 +273,7 @@ class LocalStore:
                 while chunk := stream.read(CHUNK_SIZE):
                     yield chunk
 
-    def _put_blob(self, source: Path, item: ManifestFile) -> None:
+    def _put_blob(self, source: Path, item: ManifestFile, progress: Progress | None = None) -> None:
         """Store one file of ``source`` as a blob, unless the blob is there already, in
         which case it is refreshed (a new modification time). A blob of the wrong size
         (damaged from outside) is replaced: its name says what its bytes must be."""
@@ -283,7 +286,12 @@ class LocalStore:
             with contextlib.suppress(FileNotFoundError):
                 os.utime(final, follow_symlinks=False)
                 return
-        self._create(final, source_chunks(source, item), replace=info is not None)
+        chunks = source_chunks(source, item)
+        self._create(
+            final,
+            chunks if progress is None else counted(chunks, progress),
+            replace=info is not None,
+        )
 
     # -- maintenance (MaintainedStore) -----------------------------------------------------
 

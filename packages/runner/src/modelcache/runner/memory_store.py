@@ -32,13 +32,14 @@ from modelcache.planner import (
 
 from .entries import (
     CHUNK_SIZE,
+    counted,
     evaluation_bytes,
     manifest_bytes,
     parse_evaluation,
     source_chunks,
     write_entry,
 )
-from .store import Tier
+from .store import Progress, Tier
 
 __all__ = ["MemoryStore"]
 
@@ -124,13 +125,15 @@ class MemoryStore:
             raise EntryNotFound(f"no entry {key} in the memory store")
         return Manifest.from_json(data, key=key)
 
-    def fetch(self, key: str, destination: Path) -> Manifest:
+    def fetch(self, key: str, destination: Path, *, progress: Progress | None = None) -> Manifest:
         """Write the entry's files into ``destination``; see :meth:`Store.fetch`."""
         manifest = self.read_manifest(key)
-        write_entry(destination, manifest, self._blob_chunks)
+        write_entry(destination, manifest, self._blob_chunks, progress)
         return manifest
 
-    def publish(self, source: Path, manifest: Manifest) -> bool:
+    def publish(
+        self, source: Path, manifest: Manifest, *, progress: Progress | None = None
+    ) -> bool:
         """Publish ``source`` as ``manifest``'s entry; see :meth:`Store.publish`."""
         data = manifest_bytes(manifest)
         name = manifest_name(manifest.key)
@@ -147,7 +150,8 @@ class MemoryStore:
                 if present:
                     self._stamp(blob)  # refreshed: a prune listed before now keeps it
             if not present:
-                content = b"".join(source_chunks(source, item))
+                chunks = source_chunks(source, item)
+                content = b"".join(chunks if progress is None else counted(chunks, progress))
                 with self._lock:
                     stored = self._objects.get(blob)
                     if stored is None or len(stored) != item.size:

@@ -10,15 +10,17 @@ All share one layout (``docs/storage-layout.md``), defined by the pure helpers i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from modelcache.planner import Manifest, SnapshotEntry, StoredObject
 
-__all__ = ["MaintainedStore", "Store", "Tier"]
+__all__ = ["MaintainedStore", "Progress", "Store", "Tier"]
 
 Tier = Literal["local", "cloud"]
+#: Called with a number of bytes each time a transfer moved that many more (from any thread).
+Progress = Callable[[int], None]
 
 
 @runtime_checkable
@@ -53,7 +55,7 @@ class Store(Protocol):
         ``InvalidManifest`` if the stored one cannot be trusted."""
         ...
 
-    def fetch(self, key: str, destination: Path) -> Manifest:
+    def fetch(self, key: str, destination: Path, *, progress: Progress | None = None) -> Manifest:
         """Write the entry's files into ``destination`` (created; must not exist yet).
 
         Every file is streamed to disk and its SHA-256 checked while it streams; on any
@@ -63,7 +65,9 @@ class Store(Protocol):
         """
         ...
 
-    def publish(self, source: Path, manifest: Manifest) -> bool:
+    def publish(
+        self, source: Path, manifest: Manifest, *, progress: Progress | None = None
+    ) -> bool:
         """Publish the directory ``source`` as the entry ``manifest`` describes.
 
         Content blobs go first (each skipped when the store already has it: a file that did

@@ -33,8 +33,9 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -495,7 +496,7 @@ def _do(run: _Execution, step: Any) -> tuple[int, str, str]:
             assert prepared.cloud is not None
             target = run.work / key
             try:
-                manifest = prepared.cloud.fetch(key, target)
+                manifest = prepared.cloud.fetch(key, target, progress=_progress(run, step))
             except StoreUnavailable as error:
                 raise _Replan(str(error), lose_cloud=True) from error
             except (CorruptEntry, EntryNotFound) as error:
@@ -509,7 +510,7 @@ def _do(run: _Execution, step: Any) -> tuple[int, str, str]:
             path = run.materialize(key)
             manifest = prepared.local.read_manifest(key)
             try:
-                published = prepared.cloud.publish(path, manifest)
+                published = prepared.cloud.publish(path, manifest, progress=_progress(run, step))
             except AccessDenied as error:
                 run.uploads_allowed = False
                 message = f"uploads refused by the cloud cache ({error}); continuing without"
@@ -596,6 +597,22 @@ def _release(run: _Execution, key: str) -> None:
     claim = run.claims.pop(key, None)
     if claim is not None:
         claim.release()
+
+
+def _progress(run: _Execution, step: Any) -> Callable[[int], None]:
+    """A transfer's progress callback: totals the bytes moved (the stores call it from
+    their worker threads) and hands the running total to the reporter."""
+    lock = threading.Lock()
+    total = 0
+
+    def moved(count: int) -> None:
+        nonlocal total
+        with lock:
+            total += count
+            done = total
+        run.reporter.transferred(pass_name=step.pass_name, bytes_done=done)
+
+    return moved
 
 
 def _note(run: _Execution, message: str) -> None:
