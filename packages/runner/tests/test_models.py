@@ -217,6 +217,20 @@ def test_a_missing_package_folder_is_model_not_found(model_path: str, message: s
         resolve_hf_model(model_path)
 
 
+def test_a_package_folder_is_found_without_running_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config names the package; modelcache must not run its code to find a folder."""
+    package = tmp_path / "site" / "modelcache_trap_package"
+    (package / "model").mkdir(parents=True)
+    marker = tmp_path / "imported"
+    (package / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(ModelError):  # an empty folder is no Hugging Face model
+        resolve_hf_model("package:modelcache_trap_package/model")
+    assert not marker.exists()
+
+
 def test_the_bundled_minilm_is_a_hugging_face_bert() -> None:
     path = bundled_minilm_path()
     assert model_type(path) == "hf"

@@ -23,7 +23,7 @@ when a hub id is resolved.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
+import importlib.util
 import os
 from pathlib import Path
 from typing import Literal
@@ -202,18 +202,24 @@ def bundled_minilm_path() -> Path:
 
 def _package_folder(model_path: str) -> Path:
     package, _, folder = model_path.removeprefix(_PACKAGE_SCHEME).partition("/")
+    # The package is found, not imported: a config must not run a package's code. (A
+    # dotted name's parents are imported by the lookup; a top-level name is not.)
     try:
-        root = importlib.resources.files(package)
-    except ModuleNotFoundError:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    locations = None if spec is None else spec.submodule_search_locations
+    if not locations:
         raise ModelNotFound(
             f"model {model_path}: no Python package {package!r} is installed; install it, "
             "or give a local directory or a hub id"
-        ) from None
-    # Installed packages are plain folders (not zip files), so the resource is a real path.
-    path = Path(str(root.joinpath(folder) if folder else root))
-    if not path.is_dir():
-        raise ModelNotFound(f"model {model_path}: the package has no folder {folder!r}")
-    return path
+        )
+    # Installed packages are plain folders (not zip files), so their locations are paths.
+    for root in locations:
+        path = Path(root, *folder.split("/")) if folder else Path(root)
+        if path.is_dir():
+            return path
+    raise ModelNotFound(f"model {model_path}: the package has no folder {folder!r}")
 
 
 def _local(path: Path, revision: str | None, model_path: str) -> ResolvedModel:
