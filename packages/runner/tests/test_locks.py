@@ -223,6 +223,7 @@ def test_an_output_another_runner_published_while_waiting_is_downloaded_not_comp
                               ("download", "cast", "done")]  # fmt: skip
     assert "another runner computing pass 'prune' published it" in report.steps[0].detail
     assert report.replans == 1
+    assert report.hits["cloud"] == 1  # prune: counted a miss when planned, then a hit
     assert any("waited 2.5 s for another runner" in note for note in report.notes)
     assert not any(entry.startswith("publish") for entry in cloud.log)
     assert (tmp_path / "out-b" / "model.safetensors").read_bytes() == (

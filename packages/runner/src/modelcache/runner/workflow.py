@@ -590,7 +590,23 @@ def _claim(run: _Execution, step: Run) -> tuple[Claim | None, bool, str]:
     if not claim.waited:
         waited = f"{other} ({step.key[:12]}) published it since this run planned"
     _note(run, f"{waited}: using its output instead of computing it")
+    _recount_as_hit(run, in_cloud=in_cloud)
     raise _Replan(f"{other} published it; re-planning to use it", outcome="waited")
+
+
+def _recount_as_hit(run: _Execution, *, in_cloud: bool) -> None:
+    """An output counted as a miss that another runner published meanwhile is a hit after
+    all: in the cloud (the local tier still missed), or in the local tier (and then the
+    cloud was never asked)."""
+    hits, misses = run.report.hits, run.report.misses
+    if in_cloud and misses["cloud"] > 0:
+        misses["cloud"] -= 1
+        hits["cloud"] += 1
+    elif not in_cloud and misses["local"] > 0:
+        misses["local"] -= 1
+        hits["local"] += 1
+        if run.prepared.policy.enable_cloud_cache and misses["cloud"] > 0:
+            misses["cloud"] -= 1
 
 
 def _release(run: _Execution, key: str) -> None:
