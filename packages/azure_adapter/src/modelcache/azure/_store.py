@@ -491,15 +491,15 @@ class AzureBlobStore:
             sizes = list(pool.map(self._stored_size, names))
         if sizes[0] is not None:
             return False
-        uploads = [
-            (item, files[item.path], size is not None)
-            for (item, size) in zip(distinct.values(), sizes[1:], strict=True)
+        uploads: list[tuple[ManifestFile, Path, bool]] = []
+        kept: list[ManifestFile] = []
+        for item, size in zip(distinct.values(), sizes[1:], strict=True):
             # A committed blob always has its bytes (see above), so one of the right size is
             # kept; one of another size was damaged from outside and is written again.
-            if size != item.size
-        ]
-        kept = [item for (item, size) in zip(distinct.values(), sizes[1:], strict=True)
-                if size == item.size]  # fmt: skip
+            if size == item.size:
+                kept.append(item)
+            else:
+                uploads.append((item, files[item.path], size is not None))
         if kept:
             # Refresh what is kept (a new ETag), so that a prune that listed it before now
             # cannot delete it; a blob pruned meanwhile is sent after all.

@@ -23,6 +23,7 @@ from rich.text import Text
 from . import maintenance
 from .config import load_config
 from .errors import UserError
+from .render import format_size as _size
 from .store import MaintainedStore
 
 __all__ = ["add_cache_commands", "run_cache_command"]
@@ -95,8 +96,9 @@ def run_cache_command(args: argparse.Namespace) -> int:
         return _why(args, out)
     store = _open_store(args)
     inventory = maintenance.take_inventory(store, now=time.time())
-    handler = {"ls": _ls, "show": _show, "stats": _stats, "verify": _verify,
-               "prune": _prune}[args.cache_command]  # fmt: skip
+    handler = {"ls": _ls, "show": _show, "stats": _stats, "verify": _verify, "prune": _prune}[
+        args.cache_command
+    ]
     return handler(args, store, inventory, out)
 
 
@@ -145,15 +147,6 @@ def _print_json(document: Any) -> None:
 
 def _when(epoch: float) -> str:
     return _dt.datetime.fromtimestamp(epoch, _dt.UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 # -- ls, show, stats -------------------------------------------------------------------------

@@ -243,8 +243,7 @@ class EntryInfo:
 
     @property
     def created(self) -> float:
-        created = None if self.manifest is None else _parse_iso(self.manifest.created)
-        return self.stored.modified if created is None else created
+        return _created(self.manifest, self.stored)
 
     def _pass(self) -> Mapping[str, Any]:
         if self.manifest is None:
@@ -293,12 +292,7 @@ class Inventory:
 
     def referenced(self) -> dict[str, int]:
         """Every blob digest a trustworthy entry names, with its size."""
-        sizes: dict[str, int] = {}
-        for entry in self.entries.values():
-            if entry.manifest is not None:
-                for item in entry.manifest.files:
-                    sizes[item.sha256] = item.size
-        return sizes
+        return _blob_sizes(self.entries.values())
 
     def tally(self) -> RunTally:
         total = RunTally()
@@ -357,24 +351,7 @@ def take_inventory(store: MaintainedStore, *, now: float) -> Inventory:
     for record in records:
         for key, when in record.last_used.items():
             last_used[key] = max(when, last_used.get(key, when))
-    entries: dict[str, EntryInfo] = {}
-    datas = _read_all(store, [stored for _, stored in manifests], MAX_MANIFEST_SIZE)
-    for (key, stored), data in zip(manifests, datas, strict=True):
-        manifest, problem = None, None
-        if isinstance(data, bytes):
-            try:
-                manifest = Manifest.from_json(data, key=key)
-            except InvalidManifest as error:
-                problem = f"invalid manifest: {error}"
-        elif data is None:
-            continue  # deleted since it was listed
-        else:
-            problem = str(data)
-        info = EntryInfo(key=key, stored=stored, manifest=manifest, problem=problem,
-                         last_used=0.0)  # fmt: skip
-        used = max(info.created, stored.modified, last_used.get(key, 0.0))
-        entries[key] = EntryInfo(key=key, stored=stored, manifest=manifest, problem=problem,
-                                 last_used=used)  # fmt: skip
+    entries = _read_entries(store, manifests, last_used)
     return Inventory(
         taken=now,
         entries=entries,
@@ -383,6 +360,53 @@ def take_inventory(store: MaintainedStore, *, now: float) -> Inventory:
         records=tuple(records),
         others=tuple(others),
     )
+
+
+def _created(manifest: Manifest | None, stored: StoredObject) -> float:
+    """When an entry was made: its manifest's timestamp, else its manifest's write time."""
+    created = None if manifest is None else _parse_iso(manifest.created)
+    return stored.modified if created is None else created
+
+
+def _blob_sizes(entries: Iterable[EntryInfo]) -> dict[str, int]:
+    """Every blob digest the trustworthy ones of ``entries`` name, with its size."""
+    return {
+        item.sha256: item.size
+        for entry in entries
+        if entry.manifest is not None
+        for item in entry.manifest.files
+    }
+
+
+def _read_entries(
+    store: MaintainedStore,
+    listed: list[tuple[str, StoredObject]],
+    last_used: Mapping[str, float],
+    known: Mapping[str, EntryInfo] | None = None,
+) -> dict[str, EntryInfo]:
+    """The entries whose manifests were ``listed``: those in ``known`` as they are, the rest
+    read (up to 16 at a time) and parsed. A manifest deleted since the listing is left out;
+    one that cannot be trusted is kept, with its ``problem``."""
+    known = known or {}
+    new = [(key, stored) for key, stored in listed if key not in known]
+    entries = {key: known[key] for key, _ in listed if key in known}
+    datas = _read_all(store, [stored for _, stored in new], MAX_MANIFEST_SIZE)
+    for (key, stored), data in zip(new, datas, strict=True):
+        if data is None:
+            continue
+        manifest, problem = None, None
+        if isinstance(data, bytes):
+            try:
+                manifest = Manifest.from_json(data, key=key)
+            except InvalidManifest as error:
+                problem = f"invalid manifest: {error}"
+        else:
+            problem = str(data)
+        used = max(_created(manifest, stored), stored.modified, last_used.get(key, 0.0))
+        entries[key] = EntryInfo(
+            key=key, stored=stored, manifest=manifest, problem=problem, last_used=used
+        )
+    return entries
 
 
 # -- ls, show, stats ---------------------------------------------------------------------------
@@ -632,7 +656,7 @@ def prune(
             doomed.append(entry)
     if max_size is not None:
         remaining = [entry for entry in by_use if entry not in doomed]
-        while remaining and _needed_bytes(remaining) > max_size:
+        while remaining and sum(_blob_sizes(remaining).values()) > max_size:
             doomed.append(remaining.pop(0))
     for entry in list(doomed):
         if max(entry.stored.modified, entry.last_used) >= fresh_since:
@@ -651,8 +675,7 @@ def prune(
         # has a new version (and is fresh), so the conditional delete below spares it.
         blobs = {parse_blob_name(b.name): b for b in store.list_objects(BLOBS_PREFIX)}
         inventory = _relist_entries(store, inventory, blobs)
-    live = [entry for key, entry in inventory.entries.items() if key not in removed]
-    needed = {item.sha256 for entry in live if entry.manifest for item in entry.manifest.files}
+    needed = _blob_sizes(e for key, e in inventory.entries.items() if key not in removed)
     for digest, stored in sorted(inventory.blobs.items()):
         if digest in needed:
             continue
@@ -680,15 +703,6 @@ def prune(
     return report
 
 
-def _needed_bytes(entries: list[EntryInfo]) -> int:
-    sizes: dict[str, int] = {}
-    for entry in entries:
-        if entry.manifest is not None:
-            for item in entry.manifest.files:
-                sizes[item.sha256] = item.size
-    return sum(sizes.values())
-
-
 def _relist_entries(
     store: MaintainedStore, inventory: Inventory, blobs: Mapping[str | None, StoredObject]
 ) -> Inventory:
@@ -698,22 +712,7 @@ def _relist_entries(
         for stored in store.list_objects(ENTRIES_PREFIX)
         if (key := parse_manifest_name(stored.name))
     ]
-    known = inventory.entries
-    new = [(key, stored) for key, stored in listed if key not in known]
-    entries = {key: known[key] for key, _ in listed if key in known}
-    for (key, stored), data in zip(
-        new, _read_all(store, [stored for _, stored in new], MAX_MANIFEST_SIZE), strict=True
-    ):
-        manifest = None
-        if isinstance(data, bytes):
-            try:
-                manifest = Manifest.from_json(data, key=key)
-            except InvalidManifest:
-                manifest = None
-        # An entry that cannot be read now still protects nothing; one that can, does.
-        entries[key] = EntryInfo(key=key, stored=stored, manifest=manifest,
-                                 problem=None if manifest else "unreadable",
-                                 last_used=inventory.taken)  # fmt: skip
+    entries = _read_entries(store, listed, {}, known=inventory.entries)
     return Inventory(
         taken=inventory.taken,
         entries=entries,
@@ -880,9 +879,22 @@ def explain_miss(
 # -- command-line values ---------------------------------------------------------------------
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SIZES = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20,
-          "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
-          "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}  # fmt: skip
+_SIZES = {
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kb": 1 << 10,
+    "kib": 1 << 10,
+    "m": 1 << 20,
+    "mb": 1 << 20,
+    "mib": 1 << 20,
+    "g": 1 << 30,
+    "gb": 1 << 30,
+    "gib": 1 << 30,
+    "t": 1 << 40,
+    "tb": 1 << 40,
+    "tib": 1 << 40,
+}
 
 
 def parse_duration(text: str) -> float:

@@ -11,7 +11,14 @@ from rich.text import Text
 
 from modelcache.planner import Chain, Download, Evaluate, Plan, Run, Skip, Step, Upload
 
-__all__ = ["ACTION_STYLES", "render_dot", "render_mermaid", "render_text", "summary_table"]
+__all__ = [
+    "ACTION_STYLES",
+    "format_size",
+    "render_dot",
+    "render_mermaid",
+    "render_text",
+    "summary_table",
+]
 
 # One style per action, shared by every drawing so the colours mean the same everywhere.
 ACTION_STYLES: dict[str, tuple[str, str]] = {
@@ -34,14 +41,16 @@ def _primary(step: Step) -> str:
     raise AssertionError(step)
 
 
-def _size(value: int | None) -> str:
-    if value is None:
+def format_size(count: int | None) -> str:
+    """``count`` bytes for people (``48.4 KiB``); an unknown size is the empty string."""
+    if count is None:
         return ""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value = value / 1024  # type: ignore[assignment]
-    return ""
+    value, unit = float(count), "B"
+    for larger in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
 
 
 def render_text(plan: Plan, chain: Chain, console: Console) -> None:
@@ -61,7 +70,7 @@ def render_text(plan: Plan, chain: Chain, console: Console) -> None:
             Text(types.get(step.pass_name, "")),
             Text(label, style=ACTION_STYLES[style_key][0]),
             step.key[:12],
-            _size(getattr(step, "size", None)),
+            format_size(getattr(step, "size", None)),
             Text(step.reason),
         )
     console.print(table)
@@ -70,7 +79,7 @@ def render_text(plan: Plan, chain: Chain, console: Console) -> None:
     console.print(
         f"{t.runs} to run, {t.skips} skipped, {t.downloads} to download, {t.uploads} to upload, "
         f"{t.evaluations} to evaluate ({t.cached_evaluations} cached); "
-        f"{_size(t.bytes_to_move) or '0 B'} to move{unknown}"
+        f"{format_size(t.bytes_to_move) or '0 B'} to move{unknown}"
     )
 
 
@@ -133,17 +142,17 @@ def summary_table(report: dict[str, Any], console: Console) -> None:
             Text(action, style=style),
             Text(step["reason"]),
             f"{step['seconds']:.2f}",
-            _size(step["bytes"]) if step["bytes"] else "",
+            format_size(step["bytes"]) if step["bytes"] else "",
         )
     console.print(table)
     totals = report["totals"]
     hits, misses = totals["hits"], totals["misses"]
     console.print(
         f"{totals['runs']} run, {totals['downloads']} downloaded "
-        f"({_size(totals['bytes_downloaded']) or '0 B'}), {totals['uploads']} uploaded "
-        f"({_size(totals['bytes_uploaded']) or '0 B'}); local cache {hits['local']} hit, "
+        f"({format_size(totals['bytes_downloaded']) or '0 B'}), {totals['uploads']} uploaded "
+        f"({format_size(totals['bytes_uploaded']) or '0 B'}); local cache {hits['local']} hit, "
         f"{misses['local']} missed; cloud cache {hits['cloud']} hit, {misses['cloud']} missed; "
-        f"{_size(totals['bytes_avoided']) or '0 B'} not downloaded, "
+        f"{format_size(totals['bytes_avoided']) or '0 B'} not downloaded, "
         f"~{totals['compute_seconds_saved']:.1f} s of compute saved; "
         f"{totals['wall_seconds']:.1f} s in all"
     )

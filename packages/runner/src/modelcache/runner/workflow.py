@@ -513,9 +513,7 @@ def _do(run: _Execution, step: Any) -> tuple[int, str, str]:
                 published = prepared.cloud.publish(path, manifest, progress=_progress(run, step))
             except AccessDenied as error:
                 run.uploads_allowed = False
-                message = f"uploads refused by the cloud cache ({error}); continuing without"
-                run.report.notes.append(message)
-                run.reporter.note(message=message)
+                _note(run, f"uploads refused by the cloud cache ({error}); continuing without")
                 return 0, "refused", str(error)
             except StoreUnavailable as error:
                 raise _Replan(str(error), lose_cloud=True) from error
