@@ -35,13 +35,8 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from modelcache.azure import AzureBlobStore, MiB, TransferSettings
 from modelcache.azure.testing import Azurite, TrafficCounter
-from modelcache.planner import (
-    Manifest,
-    ManifestFile,
-    canonical_json,
-    evaluation_name,
-    manifest_name,
-)
+from modelcache.planner import canonical_json
+from modelcache.store import Manifest, ManifestFile, evaluation_name, manifest_name
 
 # Shares of the model: one big weights file, the graph, and small files around them.
 LAYOUT = {

@@ -19,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANNER = ROOT / "packages/planner/src/modelcache/planner"
+STORE = ROOT / "packages/store/src"
 AZURE_ADAPTER = ROOT / "packages/azure_adapter/src"
 
 # Standard-library modules that do IO or read the world, by top-level name.
@@ -105,6 +106,7 @@ def test_the_planner_imports_only_the_standard_library_attrs_and_cattrs() -> Non
         ("import numpy as np\n", "imports numpy"),
         ("from modelcache.runner import cli\n", "imports modelcache.runner"),
         ("from modelcache import azure\n", "imports modelcache.azure"),
+        ("from modelcache.store import Manifest\n", "imports modelcache.store"),
         ("def f():\n    print('hello')\n", "calls print()"),
         ("def f(p):\n    return open(p).read()\n", "calls open()"),
     ],
@@ -149,4 +151,16 @@ def test_the_azure_adapter_never_imports_the_runner() -> None:
         for line, module in imports(path)
         if module == "modelcache.runner" or module.startswith("modelcache.runner.")
     ]
+    assert violations == []
+
+
+def test_the_store_imports_neither_the_runner_nor_an_adapter() -> None:
+    violations = [
+        f"{path.relative_to(ROOT)}:{line}: imports {module}"
+        for path in python_files(STORE)
+        for line, module in imports(path)
+        if module.partition(".")[0] in {"azure", "torch", "onnx", "onnxruntime", "rich"}
+        or module.startswith(("modelcache.runner", "modelcache.azure"))
+    ]
+    assert python_files(STORE), f"no store sources under {STORE}"
     assert violations == []

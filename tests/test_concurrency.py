@@ -115,7 +115,7 @@ def check_container(connection_string: str, container: str) -> dict[str, Any]:
     every blob belongs to a manifest. Returns the manifests by key."""
     from azure.storage.blob import ContainerClient
 
-    from modelcache.planner import Manifest, blob_name, parse_manifest_name
+    from modelcache.store import Manifest, blob_name, parse_manifest_name
 
     manifests: dict[str, Any] = {}
     with ContainerClient.from_connection_string(connection_string, container) as client:
@@ -182,9 +182,9 @@ def test_a_crashed_lock_holder_delays_the_others_only_until_its_lease_expires(
 ) -> None:
     from azure.storage.blob import BlobLeaseClient, ContainerClient
 
-    from modelcache.planner import lock_name
     from modelcache.runner.config import load_config
     from modelcache.runner.workflow import RunOptions, prepare
+    from modelcache.store import lock_name
 
     container = new_container(azurite.connection_string)
     configs = [write_config(tmp_path / f"r{n}", tiny_model, container) for n in range(3)]

@@ -47,9 +47,9 @@ import pytest
 from attrs import frozen
 
 from modelcache.azure.testing import Azurite
-from modelcache.planner import Manifest, blob_name, manifest_name, parse_manifest_name
 from modelcache.runner import cloud
 from modelcache.runner.cli import main
+from modelcache.store import Manifest, blob_name, manifest_name, parse_manifest_name
 
 pytestmark = [pytest.mark.azurite]
 
@@ -103,9 +103,9 @@ def files(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     from modelcache.runner.config import parse_config
-    from modelcache.runner.local_store import LocalStore
     from modelcache.runner.tiny_model import build_tiny_bert
     from modelcache.runner.workflow import run_workflow
+    from modelcache.store import LocalStore
 
     folder = tmp_path_factory.mktemp("faults-reference")
     model = build_tiny_bert(folder / "model")

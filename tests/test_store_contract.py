@@ -34,21 +34,20 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from modelcache.planner import (
+from modelcache.planner import SnapshotEntry, canonical_json
+from modelcache.store import (
     MAX_FILE_SIZE,
     CorruptEntry,
     EntryNotFound,
     InvalidManifest,
-    SnapshotEntry,
+    LocalStore,
+    MemoryStore,
+    Store,
     blob_name,
-    canonical_json,
+    build_manifest,
     check_relative_path,
     manifest_name,
 )
-from modelcache.runner.entries import build_manifest
-from modelcache.runner.local_store import LocalStore
-from modelcache.runner.memory_store import MemoryStore
-from modelcache.runner.store import Store
 
 # ---------------------------------------------------------------------------------------------
 # The stores under test

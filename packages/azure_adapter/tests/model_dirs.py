@@ -10,7 +10,8 @@ from typing import Any
 from attrs import frozen
 
 from modelcache.azure import TransferSettings
-from modelcache.planner import Manifest, ManifestFile, canonical_json
+from modelcache.planner import canonical_json
+from modelcache.store import Manifest, ManifestFile
 
 # Small blocks, so that a file of a few hundred KiB takes the staged-block path.
 BLOCK = 64 * 1024

@@ -26,7 +26,7 @@ from azure.storage.blob import (
 
 from modelcache.azure import CONNECTION_STRING_VARIABLE, AzureBlobStore
 from modelcache.azure.testing import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
-from modelcache.planner import AccessDenied, StoreConfigError, StoreError
+from modelcache.store import AccessDenied, StoreConfigError, StoreError
 
 from .model_dirs import SMALL, key_of, read_tree, write_entry
 

@@ -22,7 +22,7 @@ from azure.identity import CredentialUnavailableError
 from modelcache.azure import AzureBlobStore, TransferSettings
 from modelcache.azure._errors import Place, public_url, store_error, translated
 from modelcache.azure.testing import Azurite
-from modelcache.planner import (
+from modelcache.store import (
     AccessDenied,
     CorruptEntry,
     EntryNotFound,

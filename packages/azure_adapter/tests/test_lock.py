@@ -19,7 +19,7 @@ from azure.storage.blob import ContainerClient
 
 from modelcache.azure import AzureBlobStore, BlobLeaseLocks, LeaseClaim, TransferSettings
 from modelcache.azure.testing import TrafficCounter
-from modelcache.planner import StoreConfigError, StoreUnavailable, lock_name, manifest_name
+from modelcache.store import StoreConfigError, StoreUnavailable, lock_name, manifest_name
 
 from .model_dirs import SMALL
 

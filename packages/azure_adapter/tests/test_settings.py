@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from modelcache.azure import MiB, TransferSettings
-from modelcache.planner import StoreConfigError
+from modelcache.store import StoreConfigError
 
 
 def test_the_defaults_keep_a_transfer_under_100_mib_of_buffers() -> None:

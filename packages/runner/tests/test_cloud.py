@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from modelcache.planner import StoreConfigError
 from modelcache.runner.cloud import TRANSFER_VARIABLE, open_cloud_store
 from modelcache.runner.config import CloudCacheConfig
+from modelcache.store import StoreConfigError
 
 # Azurite's well-known development key, at a port nothing listens on: no request is made.
 CONNECTION_STRING = (

@@ -19,22 +19,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelcache.planner import (
-    Chain,
-    LocalModel,
-    Manifest,
-    PassSpec,
-    blob_name,
-    chain_keys,
-    key_document,
-    manifest_name,
-    pass_key,
-)
+from modelcache.planner import Chain, LocalModel, PassSpec, chain_keys, key_document, pass_key
 from modelcache.runner import maintenance
-from modelcache.runner.entries import build_manifest
-from modelcache.runner.local_store import LocalStore
-from modelcache.runner.memory_store import MemoryStore
-from modelcache.runner.store import MaintainedStore
+from modelcache.store import (
+    LocalStore,
+    MaintainedStore,
+    Manifest,
+    MemoryStore,
+    blob_name,
+    build_manifest,
+    manifest_name,
+)
 
 DAY = 86400.0
 MODEL = LocalModel(digest="0" * 64)

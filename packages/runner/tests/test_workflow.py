@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from attrs import evolve
 
-from modelcache.planner import blob_name
 from modelcache.runner.config import parse_config
-from modelcache.runner.memory_store import MemoryStore
 from modelcache.runner.workflow import CloudRequired, RunOptions, execute, prepare
+from modelcache.store import MemoryStore, blob_name
 
 
 def _prepared(tiny_bert: Path, tmp_path: Path, cloud: MemoryStore, cache: str, **options: bool):

@@ -40,7 +40,7 @@ from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential, 
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import DefaultAzureCredential
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
-from modelcache.planner import StoreConfigError
+from modelcache.store import StoreConfigError
 
 from ._errors import public_url
 from ._settings import TransferSettings

@@ -44,7 +44,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from modelcache.planner import (
+from modelcache.store import (
     AccessDenied,
     EntryNotFound,
     StoreConfigError,

@@ -35,7 +35,7 @@ import contextlib
 import random
 import threading
 import time
-from typing import Any, Literal
+from typing import Any
 
 from azure.core.exceptions import (
     AzureError,
@@ -45,14 +45,12 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
-from modelcache.planner import EntryNotFound, lock_name, manifest_name
+from modelcache.store import ClaimOutcome, EntryNotFound, lock_name, manifest_name
 
 from ._errors import error_code, translated
 from ._store import AzureBlobStore, _place
 
-__all__ = ["BlobLeaseLocks", "ClaimOutcome", "LeaseClaim"]
-
-ClaimOutcome = Literal["held", "published", "timed-out"]
+__all__ = ["BlobLeaseLocks", "LeaseClaim"]
 
 # The service's bounds on a lease's duration (an infinite lease could never expire).
 _SHORTEST_LEASE = 15
@@ -163,7 +161,7 @@ class BlobLeaseLocks:
     ``modelcache-v1/locks/<key>`` (see the module's theory of operation).
 
     A companion of :class:`~modelcache.azure.AzureBlobStore`, built with :meth:`of`; it
-    satisfies the runner's ``EntryLocks`` port structurally. Thread-safe.
+    satisfies the ``modelcache.store.EntryLocks`` port structurally. Thread-safe.
 
     :param container: the container of the cache; lock blobs live beside the entries.
     :param lease_seconds: how long a lease lasts unless renewed: 15 to 60 (the service's

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelcache.planner import StoreConfigError
+from modelcache.store import StoreConfigError
 
 __all__ = ["MiB", "TransferSettings"]
 

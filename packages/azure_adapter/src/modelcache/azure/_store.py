@@ -2,9 +2,11 @@
 
 Theory of operation
 -------------------
-The layout is the planner's (``blob_name``, ``manifest_name``, ``evaluation_name``); every
-SDK call runs inside :func:`~modelcache.azure._errors.translated`, the one place Azure
-exceptions become store errors.
+The layout, the manifest and its limits, the evaluation codec and the verified transfer are
+:mod:`modelcache.store`'s, shared with every store; what is here is only Azure's: requests,
+their concurrency and their conditions. Every SDK call runs inside
+:func:`~modelcache.azure._errors.translated`, the one place Azure exceptions become store
+errors.
 
 *Round trips.* ``snapshot`` is two listings run side by side, ``entries/`` with blob
 metadata (where ``publish`` put each entry's size and run time) and ``evaluations/``: one
@@ -17,13 +19,15 @@ manifest, then ranged GETs of the blobs.
 ``max_concurrency`` requests in flight, so a transfer holds about ``(max_concurrency + 1) *
 block_size`` bytes however big the model is.
 
-*A blob's bytes always match its name.* A file is hashed while its blocks are staged; the
-block list is committed (``If-None-Match: *``) only once the digest matched the manifest.
-An aborted upload leaves only uncommitted blocks, which the service discards after a week.
-Block IDs start with a per-upload random prefix, so two uploaders of one blob never commit
-each other's blocks. Downloads are consumed in order, hashed and written as they arrive,
-into a directory next to the destination that is renamed into place once every file
-matched.
+*A blob's bytes always match its name.* A file is read through
+:func:`modelcache.store.source_chunks` (no symbolic links followed, hashed as it streams)
+while its blocks are staged; the block list is committed (``If-None-Match: *``) only once
+the stream ended with the digest the manifest lists. An aborted upload leaves only
+uncommitted blocks, which the service discards after a week. Block IDs start with a
+per-upload random prefix, so two uploaders of one blob never commit each other's blocks.
+Downloads are ranged GETs kept ``max_concurrency`` ahead, consumed in order by
+:func:`modelcache.store.write_entry`, which checks and stages every file as it does for
+every store.
 
 *Races.* Two publishers of one entry both upload (identical) blobs; an upload that finds
 its blob already there has succeeded. The manifest PUT is create-only: exactly one
@@ -34,18 +38,16 @@ publisher gets True, the others False. Nothing is ever deleted, on this path or 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -55,35 +57,43 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
-from modelcache.planner import (
-    LAYOUT_PREFIX,
+from modelcache.planner import SnapshotEntry
+from modelcache.store import (
+    ENTRIES_PREFIX,
+    EVALUATIONS_PREFIX,
+    MAX_EVALUATION_SIZE,
+    MAX_MANIFEST_SIZE,
     CorruptEntry,
     EntryNotFound,
     InvalidManifest,
     Manifest,
     ManifestFile,
-    SnapshotEntry,
+    Progress,
     StoreConfigError,
     StoredObject,
     StoreError,
+    Tier,
     blob_name,
-    canonical_json,
+    evaluation_bytes,
     evaluation_name,
+    manifest_bytes,
     manifest_name,
+    parse_evaluation,
     parse_evaluation_name,
     parse_manifest_name,
+    source_chunks,
+    write_entry,
 )
 
 from ._auth import Credential, open_container
 from ._errors import Place, error_code, public_url, translated
-from ._settings import MiB, TransferSettings
+from ._settings import TransferSettings
+
+if TYPE_CHECKING:
+    from ._lock import BlobLeaseLocks
 
 __all__ = ["AzureBlobStore"]
 
-_ENTRIES = f"{LAYOUT_PREFIX}entries/"
-_EVALUATIONS = f"{LAYOUT_PREFIX}evaluations/"
-# Manifests and evaluation results are small; a bigger one is not read into memory.
-_MAX_DOCUMENT = 16 * MiB
 _JSON = ContentSettings(content_type="application/json")
 _T = TypeVar("_T")
 
@@ -111,8 +121,58 @@ class _Window:
         self._slots.release()
 
 
-#: Called with a number of bytes each time that many more were sent or received.
-Progress = Callable[[int], None]
+class _RangesAhead:
+    """The ranged GETs of an entry's files, in manifest order, ``max_concurrency`` ahead.
+
+    :func:`~modelcache.store.write_entry` asks for each file's chunks in manifest order;
+    :meth:`blob_chunks` hands over the results of the GETs started for that file, and keeps
+    the window full with the GETs of the files after it, so a fetch of many small files
+    is as concurrent as a fetch of one large one.
+    """
+
+    def __init__(self, store: AzureBlobStore, manifest: Manifest, pool: ThreadPoolExecutor):
+        self._store = store
+        self._key = manifest.key
+        self._pool = pool
+        block = store.settings.block_size
+        self._ranges: Iterator[tuple[ManifestFile, int, int]] = (
+            (item, offset, min(block, item.size - offset))
+            for item in manifest.files
+            for offset in (range(0, item.size, block) if item.size else (0,))
+        )
+        self._pending: deque[tuple[ManifestFile, int, int, Future[tuple[bytes, int | None]]]]
+        self._pending = deque()
+        self._refill()
+
+    def blob_chunks(self, sha256: str) -> Iterator[bytes]:
+        """The bytes of the next file, whose SHA-256 is ``sha256``."""
+        store, key = self._store, self._key
+        while True:
+            item, offset, length, future = self._pending.popleft()
+            assert item.sha256 == sha256, "write_entry reads files in manifest order"
+            with translated(
+                store._place,
+                f"download {item.path!r} of entry {key}",
+                missing=partial(store._missing_blob, key, item),
+            ):
+                data, total = future.result()
+            self._refill()
+            if total != item.size or len(data) != length:
+                raise _mismatch(key, item, f"a blob of {total or 0} bytes")
+            yield data
+            if offset + length >= item.size:
+                return
+
+    def _refill(self) -> None:
+        limit = self._store.settings.max_concurrency
+        while len(self._pending) < limit:
+            job = next(self._ranges, None)
+            if job is None:
+                return
+            item, offset, length = job
+            client = self._store.container.get_blob_client(blob_name(item.sha256))
+            future = self._pool.submit(self._store._get_range, client, offset, length)
+            self._pending.append((*job, future))
 
 
 def _counted(future: Future[_T], size: int, progress: Progress | None) -> Future[_T]:
@@ -149,21 +209,17 @@ def _mismatch(key: str, item: ManifestFile, got: str) -> CorruptEntry:
     )
 
 
-def _hashed(size: int, digest: str) -> str:
-    return f"{size} bytes with SHA-256 {digest[:12]}..."
-
-
 class AzureBlobStore:
     """A cache store in an Azure Blob Storage container: the ``cloud`` tier.
 
-    Satisfies ``modelcache.runner.store.Store`` structurally. Build one with
+    Satisfies ``modelcache.store.Store`` structurally. Build one with
     :meth:`from_config` (the usual way), :meth:`from_connection_string` or
     :meth:`from_sas_url`; or hand the constructor a ``ContainerClient`` you configured
     yourself. Thread-safe: calls may run concurrently. Close it (or use it as a context
     manager) to release its connections.
     """
 
-    tier: Literal["local", "cloud"] = "cloud"
+    tier: Tier = "cloud"
 
     def __init__(
         self, container: ContainerClient, *, settings: TransferSettings | None = None
@@ -294,7 +350,7 @@ class AzureBlobStore:
         """What the container holds for ``keys``, sorted by key: two listings run side by
         side (``entries/`` with metadata, ``evaluations/``), one request per 5,000 blobs
         of each kind in the store, however many keys are asked about. See
-        ``modelcache.runner.store.Store.snapshot``."""
+        ``modelcache.store.Store.snapshot``."""
         wanted = set(keys)
         if not wanted:
             return []
@@ -325,15 +381,17 @@ class AzureBlobStore:
 
     def _list_manifests(self, wanted: set[str]) -> dict[str, Mapping[str, str]]:
         found: dict[str, Mapping[str, str]] = {}
-        for blob in self._container.list_blobs(name_starts_with=_ENTRIES, include=["metadata"]):
+        for blob in self._container.list_blobs(
+            name_starts_with=ENTRIES_PREFIX, include=["metadata"]
+        ):
             key = parse_manifest_name(blob.name)
-            if key in wanted and blob.size <= _MAX_DOCUMENT:
+            if key in wanted and blob.size <= MAX_MANIFEST_SIZE:
                 found[key] = dict(blob.metadata or {})
         return found
 
     def _list_evaluations(self, wanted: set[str]) -> dict[str, frozenset[str]]:
         found: dict[str, set[str]] = {}
-        for name in self._container.list_blob_names(name_starts_with=_EVALUATIONS):
+        for name in self._container.list_blob_names(name_starts_with=EVALUATIONS_PREFIX):
             parsed = parse_evaluation_name(name)
             if parsed is not None and parsed[0] in wanted:
                 found.setdefault(parsed[0], set()).add(parsed[1])
@@ -341,14 +399,15 @@ class AzureBlobStore:
 
     # -- manifests and evaluation results ------------------------------------------------
 
-    def _read_document(self, name: str, doing: str, missing: Callable[[], StoreError]) -> bytes:
+    def _read_document(
+        self, name: str, limit: int, doing: str, missing: Callable[[], StoreError]
+    ) -> bytes:
+        """A small blob's bytes; ``CorruptEntry`` (or ``missing()``) instead of reading one
+        larger than ``limit`` into memory."""
         with translated(self._place, doing, missing=missing):
             downloader = self._container.get_blob_client(name).download_blob()
-            if downloader.size > _MAX_DOCUMENT:
-                raise CorruptEntry(
-                    f"{name} is {downloader.size} bytes, more than a modelcache document "
-                    f"can be ({_MAX_DOCUMENT}): not read"
-                )
+            if downloader.size > limit:
+                raise CorruptEntry(f"{name} is larger than {limit} bytes: not read")
             return downloader.readall()
 
     def read_manifest(self, key: str) -> Manifest:
@@ -357,6 +416,7 @@ class AzureBlobStore:
         name = manifest_name(key)
         data = self._read_document(
             name,
+            MAX_MANIFEST_SIZE,
             f"read the manifest of entry {key}",
             lambda: EntryNotFound(f"no cache entry {key} in {self._place}"),
         )
@@ -372,22 +432,17 @@ class AzureBlobStore:
         name = evaluation_name(key, fingerprint)
         data = self._read_document(
             name,
+            MAX_EVALUATION_SIZE,
             f"read evaluation {fingerprint} of entry {key}",
             lambda: EntryNotFound(f"no evaluation {fingerprint} of entry {key} in {self._place}"),
         )
-        try:
-            result = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            result = None
-        if not isinstance(result, dict):
-            raise CorruptEntry(f"evaluation {fingerprint} of entry {key} is not a JSON object")
-        return result
+        return parse_evaluation(data)
 
     def write_evaluation(self, key: str, fingerprint: str, result: Mapping[str, Any]) -> None:
         """Store an evaluation result (a small JSON object) if there is none yet; an
         existing one is kept (one create-only PUT)."""
         name = evaluation_name(key, fingerprint)
-        data = canonical_json(dict(result)).encode("utf-8")
+        data = evaluation_bytes(result)
         client = self._container.get_blob_client(name)
         # ResourceExistsError: a result is there already, and is kept.
         with (
@@ -396,7 +451,7 @@ class AzureBlobStore:
         ):
             client.upload_blob(data, overwrite=False, content_settings=_JSON)
 
-    # -- maintenance (modelcache.runner.store.MaintainedStore) ----------------------------
+    # -- maintenance (modelcache.store.MaintainedStore) ----------------------------
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         """Every blob whose name starts with ``prefix``: one listing request per 5,000."""
@@ -416,14 +471,11 @@ class AzureBlobStore:
         """A small object's bytes, None if absent (one GET); ``CorruptEntry`` if larger
         than ``limit``."""
         try:
-            data = self._read_document(
-                name, f"read {name}", lambda: EntryNotFound(f"no {name} in {self._place}")
+            return self._read_document(
+                name, limit, f"read {name}", lambda: EntryNotFound(f"no {name} in {self._place}")
             )
         except EntryNotFound:
             return None
-        if len(data) > limit:
-            raise CorruptEntry(f"{name} is larger than {limit} bytes")
-        return data
 
     def hash_object(self, name: str) -> str | None:
         """The SHA-256 of a blob's bytes, streamed in ``block_size`` chunks; None if absent."""
@@ -464,6 +516,14 @@ class AzureBlobStore:
                 return False
         return True
 
+    # -- locks -----------------------------------------------------------------------------
+
+    def locks(self) -> BlobLeaseLocks:
+        """Blob leases on this container's lock blobs (see :mod:`modelcache.azure._lock`)."""
+        from ._lock import BlobLeaseLocks  # the lock module builds on this one
+
+        return BlobLeaseLocks.of(self)
+
     # -- publish ---------------------------------------------------------------------------
 
     def publish(
@@ -472,15 +532,17 @@ class AzureBlobStore:
         """Publish the directory ``source`` as the entry ``manifest`` describes.
 
         Costs one concurrent batch of HEADs (the manifest, every distinct blob); then, if
-        the entry is not there yet, the blobs the store lacks, each re-hashed while it is
-        sent (``CorruptEntry`` before anything of it is committed, if it no longer
-        matches); then the manifest, create-only, with the entry's size and run time as
-        blob metadata for :meth:`snapshot`. See ``modelcache.runner.store.Store.publish``.
+        the entry is not there yet, the blobs the store lacks, each read through
+        :func:`~modelcache.store.source_chunks` while it is sent (``CorruptEntry`` before
+        anything of it is committed, if it no longer matches); then the manifest,
+        create-only, with the entry's size and run time as blob metadata for
+        :meth:`snapshot`. See :meth:`modelcache.store.Store.publish`.
 
         :return: True if this call published the entry; False if it was there already.
         """
         key = manifest.key
-        files = self._local_files(Path(source), manifest)
+        data = manifest_bytes(manifest)
+        source = Path(source)
         distinct = {item.sha256: item for item in manifest.files}
         names = [manifest_name(key), *(blob_name(sha) for sha in distinct)]
         workers = min(self._settings.max_concurrency, len(names))
@@ -491,7 +553,7 @@ class AzureBlobStore:
             sizes = list(pool.map(self._stored_size, names))
         if sizes[0] is not None:
             return False
-        uploads: list[tuple[ManifestFile, Path, bool]] = []
+        uploads: list[tuple[ManifestFile, bool]] = []
         kept: list[ManifestFile] = []
         for item, size in zip(distinct.values(), sizes[1:], strict=True):
             # A committed blob always has its bytes (see above), so one of the right size is
@@ -499,7 +561,7 @@ class AzureBlobStore:
             if size == item.size:
                 kept.append(item)
             else:
-                uploads.append((item, files[item.path], size is not None))
+                uploads.append((item, size is not None))
         if kept:
             # Refresh what is kept (a new ETag), so that a prune that listed it before now
             # cannot delete it; a blob pruned meanwhile is sent after all.
@@ -509,45 +571,21 @@ class AzureBlobStore:
             ):
                 refreshed = list(pool.map(self._refresh, kept))
             uploads += [
-                (item, files[item.path], False)
-                for item, present in zip(kept, refreshed, strict=True)
-                if not present
+                (item, False) for item, present in zip(kept, refreshed, strict=True) if not present
             ]
         if uploads:
-            self._upload(key, uploads, progress)
+            self._upload(key, source, uploads, progress)
         metadata = {"size": str(manifest.size)}
         if manifest.run_seconds is not None:
             metadata["run_seconds"] = repr(manifest.run_seconds)
         with translated(self._place, f"publish the manifest of entry {key}"):
             try:
                 self._container.get_blob_client(manifest_name(key)).upload_blob(
-                    manifest.to_json(), overwrite=False, metadata=metadata, content_settings=_JSON
+                    data, overwrite=False, metadata=metadata, content_settings=_JSON
                 )
             except ResourceExistsError:
                 return False
         return True
-
-    def _local_files(self, source: Path, manifest: Manifest) -> dict[str, Path]:
-        root = source.resolve()
-        files: dict[str, Path] = {}
-        for item in manifest.files:
-            path = (root / item.path).resolve()
-            if not path.is_relative_to(root):
-                raise CorruptEntry(
-                    f"entry {manifest.key}: file {item.path!r} leads outside {source}"
-                )
-            try:
-                size = path.stat().st_size if path.is_file() else None
-            except OSError:
-                size = None
-            if size is None:
-                raise CorruptEntry(
-                    f"entry {manifest.key}: file {item.path!r} is not a file in {source}"
-                )
-            if size != item.size:
-                raise _mismatch(manifest.key, item, f"{size} bytes")
-            files[item.path] = path
-        return files
 
     def _stored_size(self, name: str) -> int | None:
         try:
@@ -571,7 +609,8 @@ class AzureBlobStore:
     def _upload(
         self,
         key: str,
-        uploads: list[tuple[ManifestFile, Path, bool]],
+        source: Path,
+        uploads: list[tuple[ManifestFile, bool]],
         progress: Progress | None = None,
     ) -> None:
         settings = self._settings
@@ -584,12 +623,11 @@ class AzureBlobStore:
         window = _Window(pool, settings.max_concurrency)
         try:
             with translated(self._place, f"upload the blobs of entry {key}"):
-                for item, path, overwrite in uploads:
+                for item, overwrite in uploads:
                     client = self._container.get_blob_client(blob_name(item.sha256))
-                    with path.open("rb") as stream:
-                        commits.append(
-                            self._send(key, item, stream, client, overwrite, pool, window, progress)
-                        )
+                    commits.append(
+                        self._send(source, item, client, overwrite, pool, window, progress)
+                    )
                 for commit in commits:
                     commit.result()
         finally:
@@ -597,45 +635,29 @@ class AzureBlobStore:
 
     def _send(
         self,
-        key: str,
+        source: Path,
         item: ManifestFile,
-        stream: IO[bytes],
         client: BlobClient,
         overwrite: bool,
         pool: ThreadPoolExecutor,
         window: _Window,
         progress: Progress | None = None,
     ) -> Future[None]:
-        """Read, hash and send one file; the future completes when its blob is committed."""
+        """Read and send one file; the future completes when its blob is committed. The
+        stream raises ``CorruptEntry`` at its end if the file no longer matches ``item``,
+        before the blob is committed."""
         settings = self._settings
-        digest = hashlib.sha256()
         if item.size <= settings.single_put_size:
-            data = stream.read(item.size + 1)
-            digest.update(data)
-            if len(data) != item.size or digest.hexdigest() != item.sha256:
-                got = _hashed(len(data), digest.hexdigest())
-                raise _mismatch(key, item, got if len(data) <= item.size else "more bytes")
+            data = b"".join(source_chunks(source, item, chunk_size=max(item.size, 1)))
             return _counted(window.submit(self._put, client, data, overwrite), len(data), progress)
         prefix = uuid.uuid4().hex
         block_ids: list[str] = []
         staged: list[Future[Any]] = []
-        remaining = item.size
-        while remaining:
-            chunk = stream.read(min(settings.block_size, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            digest.update(chunk)
+        for chunk in source_chunks(source, item, chunk_size=settings.block_size):
             block_id = f"{prefix}{len(block_ids):06d}"
             block_ids.append(block_id)
             sent = window.submit(client.stage_block, block_id, chunk, len(chunk))
             staged.append(_counted(sent, len(chunk), progress))
-        if remaining:
-            raise _mismatch(key, item, f"{item.size - remaining} bytes")
-        if stream.read(1):
-            raise _mismatch(key, item, "more bytes")
-        if digest.hexdigest() != item.sha256:
-            raise _mismatch(key, item, _hashed(item.size, digest.hexdigest()))
         return pool.submit(self._commit, client, block_ids, staged, overwrite)
 
     def _put(self, client: BlobClient, data: bytes, overwrite: bool) -> None:
@@ -678,95 +700,23 @@ class AzureBlobStore:
         """Write entry ``key``'s files into ``destination``, which must not exist.
 
         Reads the manifest (one GET), then every file in ranged GETs, ``max_concurrency``
-        at a time, each hashed as it streams into a directory next to ``destination``;
-        that directory is renamed to ``destination`` once every file matched. On a
-        missing blob, a mismatch or an unsafe manifest, ``CorruptEntry`` names the file
-        and nothing is left behind. See ``modelcache.runner.store.Store.fetch``.
+        ahead of the writer, through :func:`~modelcache.store.write_entry`: each file is
+        hashed as it streams into a directory next to ``destination``, which is renamed
+        into place once every file matched. On a missing blob, a mismatch or an unsafe
+        manifest, ``CorruptEntry`` names the file and nothing is left behind. See
+        :meth:`modelcache.store.Store.fetch`.
         """
         destination = Path(destination)
         if os.path.lexists(destination):
             raise FileExistsError(f"{destination} exists; fetch writes a new directory")
         manifest = self.read_manifest(key)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = destination.parent / f".{destination.name[:64]}.{uuid.uuid4().hex}.partial"
-        staging.mkdir()
-        try:
-            self._download(manifest, staging, progress)
-            os.rename(staging, destination)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        with ThreadPoolExecutor(max_workers=self._settings.max_concurrency) as pool:
+            ahead = _RangesAhead(self, manifest, pool)
+            try:
+                write_entry(destination, manifest, ahead.blob_chunks, progress)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
         return manifest
-
-    def _download(
-        self, manifest: Manifest, staging: Path, progress: Progress | None = None
-    ) -> None:
-        key = manifest.key
-        root = staging.resolve()
-        targets: dict[str, Path] = {}
-        for item in manifest.files:
-            target = (root / item.path).resolve()
-            if target == root or not target.is_relative_to(root):
-                raise InvalidManifest(f"entry {key}: file path {item.path!r} leads outside")
-            targets[item.path] = target
-        block = self._settings.block_size
-        ranges: Iterator[tuple[ManifestFile, int, int]] = (
-            (item, offset, min(block, item.size - offset))
-            for item in manifest.files
-            for offset in (range(0, item.size, block) if item.size else (0,))
-        )
-        pool = ThreadPoolExecutor(max_workers=self._settings.max_concurrency)
-        pending: deque[tuple[ManifestFile, int, int, Future[tuple[bytes, int | None]]]] = deque()
-
-        def refill() -> None:
-            while len(pending) < self._settings.max_concurrency:
-                job = next(ranges, None)
-                if job is None:
-                    return
-                item, offset, length = job
-                client = self._container.get_blob_client(blob_name(item.sha256))
-                pending.append((*job, pool.submit(self._get_range, client, offset, length)))
-
-        try:
-            with ExitStack() as files:
-                refill()
-                stream: IO[bytes] | None = None
-                digest = hashlib.sha256()
-                written = 0
-                while pending:
-                    item, offset, length, future = pending.popleft()
-                    with translated(
-                        self._place,
-                        f"download {item.path!r} of entry {key}",
-                        missing=partial(self._missing_blob, key, item),
-                    ):
-                        data, total = future.result()
-                    refill()
-                    if total != item.size or len(data) != length:
-                        raise _mismatch(key, item, f"a blob of {total or 0} bytes")
-                    if offset == 0:
-                        target = targets[item.path]
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        try:
-                            stream = files.enter_context(target.open("xb"))
-                        except FileExistsError:
-                            raise CorruptEntry(
-                                f"entry {key}: file {item.path!r} collides with another file "
-                                "of the entry on this file system (a case-insensitive one?)"
-                            ) from None
-                        digest, written = hashlib.sha256(), 0
-                    assert stream is not None
-                    stream.write(data)
-                    digest.update(data)
-                    written += len(data)
-                    if progress is not None:
-                        progress(len(data))
-                    if offset + length == item.size:
-                        files.pop_all().close()
-                        if digest.hexdigest() != item.sha256:
-                            raise _mismatch(key, item, _hashed(written, digest.hexdigest()))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
 
     def _missing_blob(self, key: str, item: ManifestFile) -> CorruptEntry:
         return CorruptEntry(

@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = [
-    "AccessDenied",
-    "CorruptEntry",
-    "EntryNotFound",
-    "InvalidChain",
-    "InvalidConfig",
-    "InvalidInput",
-    "InvalidManifest",
-    "PlannerError",
-    "StoreConfigError",
-    "StoreError",
-    "StoreUnavailable",
-]
+__all__ = ["InvalidChain", "InvalidConfig", "InvalidInput", "PlannerError"]
 
 
 class PlannerError(Exception):
@@ -58,41 +46,3 @@ class InvalidInput(PlannerError, ValueError):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}"
-
-
-class StoreError(Exception):
-    """Base of the errors the stores raise; the adapters translate SDK errors into these at
-    one choke point. ``str()`` is one line a user can act on; it never holds a credential."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class StoreUnavailable(StoreError):
-    """The store could not be reached, or did not answer in time. Worth retrying later."""
-
-
-class StoreConfigError(StoreError):
-    """The store is set up wrongly: no usable credential, access refused, no such container."""
-
-
-class AccessDenied(StoreConfigError):
-    """The credential works but is not allowed to do this (HTTP 403)."""
-
-
-class EntryNotFound(StoreError):
-    """No entry, or no evaluation result, under the key asked for."""
-
-
-class CorruptEntry(StoreError):
-    """An entry's content does not match its manifest: a blob is missing, or its bytes hash
-    to something else. The entry is treated as a miss; nothing of it is handed on."""
-
-
-class InvalidManifest(CorruptEntry, ValueError):
-    """A manifest is not one this modelcache can trust: unparsable, unknown format, unsafe path,
-    impossible size, or a key that does not match its inputs."""

@@ -20,11 +20,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from modelcache.store import MaintainedStore
+
 from . import maintenance
 from .config import load_config
 from .errors import UserError
 from .render import format_size as _size
-from .store import MaintainedStore
 
 __all__ = ["add_cache_commands", "run_cache_command"]
 
@@ -111,7 +112,7 @@ def _argument(parse: Any, *values: Any) -> Any:
 
 
 def _open_store(args: argparse.Namespace) -> MaintainedStore:
-    from .local_store import LocalStore
+    from modelcache.store import LocalStore
 
     if args.cache_dir is not None:
         if args.tier == "cloud":
@@ -126,8 +127,9 @@ def _open_store(args: argparse.Namespace) -> MaintainedStore:
 
 
 def _tier_store(config: Any, tier: str | None) -> MaintainedStore:
+    from modelcache.store import LocalStore
+
     from .cloud import open_cloud_store
-    from .local_store import LocalStore
 
     if tier is None:
         tier = "cloud" if config.cloud_enabled else "local"

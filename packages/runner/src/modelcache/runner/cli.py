@@ -26,7 +26,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from modelcache.planner import StoreConfigError, StoreError, dumps
+from modelcache.planner import dumps
+from modelcache.store import StoreConfigError, StoreError
 
 from .config import ConfigError, load_config
 from .errors import UserError
@@ -81,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     err = Console(stderr=True, highlight=False)
     _quiet_libraries()
-    from .entries import ModelDirectoryError
+    from modelcache.store import ModelDirectoryError
+
     from .models import ModelError
     from .passes import PassConfigError, PassError
 
@@ -174,7 +176,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from modelcache.planner import StoreUnavailable, make_plan
+    from modelcache.planner import make_plan
+    from modelcache.store import StoreUnavailable
 
     from .render import render_dot, render_mermaid, render_text
     from .workflow import snapshot

@@ -8,10 +8,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from modelcache.planner import StoreConfigError
+from modelcache.store import Store, StoreConfigError
 
 from .config import CloudCacheConfig
-from .store import Store
 
 __all__ = ["TRANSFER_VARIABLE", "open_cloud_store"]
 

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Everything here works on a :class:`~modelcache.runner.store.MaintainedStore` through the
+Everything here works on a :class:`~modelcache.store.MaintainedStore` through the
 layout's object names, so one implementation serves the local directory and the blob
 container alike. :func:`take_inventory` reads the store once (four listings, then every
 manifest and run record, concurrently) into an :class:`Inventory`; the commands are
@@ -33,27 +33,26 @@ from typing import Any
 
 from attrs import Factory, define, field, frozen
 
-from modelcache.planner import (
+from modelcache.planner import canonical_json
+from modelcache.store import (
     BLOBS_PREFIX,
     ENTRIES_PREFIX,
     EVALUATIONS_PREFIX,
+    MAX_MANIFEST_SIZE,
     RUNS_PREFIX,
     InvalidManifest,
+    MaintainedStore,
     Manifest,
     StoreConfigError,
     StoredObject,
     StoreError,
     StoreUnavailable,
-    canonical_json,
     parse_blob_name,
     parse_evaluation_name,
     parse_manifest_name,
     parse_run_record_name,
     run_record_name,
 )
-
-from .entries import MAX_MANIFEST_SIZE
-from .store import MaintainedStore
 
 __all__ = [
     "DEFAULT_GRACE",

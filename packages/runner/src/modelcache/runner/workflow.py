@@ -42,12 +42,9 @@ from typing import Any
 from attrs import Factory, define, evolve, frozen
 
 from modelcache.planner import (
-    AccessDenied,
     CachePolicy,
     Chain,
-    CorruptEntry,
     Download,
-    EntryNotFound,
     Evaluate,
     Evaluation,
     ModelIdentity,
@@ -57,20 +54,26 @@ from modelcache.planner import (
     Skip,
     Snapshot,
     SnapshotEntry,
-    StoreError,
-    StoreUnavailable,
     Upload,
     chain_keys,
     key_document,
     make_plan,
 )
+from modelcache.store import (
+    AccessDenied,
+    Claim,
+    CorruptEntry,
+    EntryNotFound,
+    LocalStore,
+    MaintainedStore,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    build_manifest,
+)
 
 from .config import ConfigError, WorkflowConfig
-from .entries import build_manifest
-from .local_store import LocalStore
-from .locks import Claim, locks_of
 from .reporting import Reporter, RunReport, StepRecord
-from .store import MaintainedStore, Store
 
 __all__ = [
     "CloudRequired",
@@ -541,7 +544,7 @@ def _uploads(run: _Execution, key: str) -> bool:
 
 
 def _claim(run: _Execution, step: Run) -> tuple[Claim | None, bool, str]:
-    """Single flight (:mod:`modelcache.runner.locks`): claim the output ``step`` computes in
+    """Single flight (:mod:`modelcache.store`): claim the output ``step`` computes in
     the tier it will be published to, waiting while another runner computes it. That is the
     cloud if this plan uploads the output and the cloud store has locks; else the local
     tier (processes on this machine sharing the cache directory).
@@ -554,10 +557,10 @@ def _claim(run: _Execution, step: Run) -> tuple[Claim | None, bool, str]:
     """
     prepared = run.prepared
     cloud = prepared.cloud if _uploads(run, step.key) else None
-    locks = None if cloud is None else locks_of(cloud)
+    locks = None if cloud is None else cloud.locks()
     in_cloud = locks is not None
     if locks is None and prepared.policy.enable_local_cache:
-        locks = locks_of(prepared.local)
+        locks = prepared.local.locks()
     if locks is None:
         return None, False, ""
     try:

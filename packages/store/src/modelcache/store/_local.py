@@ -39,37 +39,31 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from modelcache.planner import (
+from modelcache.planner import SnapshotEntry
+
+from ._errors import (
     AccessDenied,
     CorruptEntry,
     EntryNotFound,
     InvalidManifest,
-    Manifest,
-    ManifestFile,
-    SnapshotEntry,
     StoreConfigError,
-    StoredObject,
     StoreError,
     StoreUnavailable,
+)
+from ._evaluations import MAX_EVALUATION_SIZE, evaluation_bytes, parse_evaluation
+from ._file_locks import FILE_LOCKS_WORK, FileLocks
+from ._layout import (
+    StoredObject,
     blob_name,
     evaluation_name,
     evaluations_prefix,
+    is_key,
     manifest_name,
     parse_evaluation_name,
 )
-
-from .entries import (
-    CHUNK_SIZE,
-    MAX_EVALUATION_SIZE,
-    MAX_MANIFEST_SIZE,
-    counted,
-    evaluation_bytes,
-    manifest_bytes,
-    parse_evaluation,
-    source_chunks,
-    write_entry,
-)
-from .store import Progress, Tier
+from ._manifest import MAX_MANIFEST_SIZE, Manifest, ManifestFile, manifest_bytes
+from ._port import Progress, Tier
+from ._transfer import CHUNK_SIZE, counted, source_chunks, write_entry
 
 __all__ = ["LocalStore"]
 
@@ -78,7 +72,7 @@ _TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLO
 
 
 class LocalStore:
-    """A :class:`~modelcache.runner.store.Store` in the directory ``root``.
+    """A :class:`~modelcache.store.Store` in the directory ``root``.
 
     :param root: the cache directory; the layout lives under ``root/modelcache-v1/``. It
         is created on the first write; a missing directory reads as an empty store. It
@@ -107,7 +101,7 @@ class LocalStore:
         """
         listing: list[SnapshotEntry] = []
         for key in dict.fromkeys(keys):
-            if not _is_key(key):
+            if not is_key(key):
                 continue
             try:
                 manifest: Manifest | None = self.read_manifest(key)
@@ -132,7 +126,7 @@ class LocalStore:
         """The validated manifest of ``key``; see :meth:`Store.read_manifest`.
 
         A manifest file that is a symbolic link, not a regular file, or larger than
-        :data:`~modelcache.runner.entries.MAX_MANIFEST_SIZE` is ``InvalidManifest``.
+        :data:`~modelcache.store.MAX_MANIFEST_SIZE` is ``InvalidManifest``.
         """
         data = self._read(manifest_name(key), MAX_MANIFEST_SIZE, InvalidManifest)
         if data is None:
@@ -187,6 +181,11 @@ class LocalStore:
         data = evaluation_bytes(result)
         with self._store_errors("store an evaluation result"):
             self._create(final, [data])
+
+    def locks(self) -> FileLocks | None:
+        """``flock`` on a lock file per entry under this directory (None where the system
+        has no ``flock``); see :meth:`Store.locks`."""
+        return FileLocks(self.root) if FILE_LOCKS_WORK else None
 
     def _path(self, name: str) -> Path:
         """The file that holds the layout object ``name``."""
@@ -417,12 +416,3 @@ def _stored(name: str, info: os.stat_result) -> StoredObject:
         modified=info.st_mtime,
         version=f"{info.st_ino}-{info.st_mtime_ns}-{info.st_size}",
     )
-
-
-def _is_key(value: str) -> bool:
-    """Whether ``value`` is a key (64 lowercase hex digits)."""
-    try:
-        manifest_name(value)
-    except InvalidManifest:
-        return False
-    return True

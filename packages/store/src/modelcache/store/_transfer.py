@@ -1,9 +1,9 @@
-"""Model directories as cache entries: describe one, build its manifest, stream it in and out.
+"""Verified transfer, shared by every store: model directories in and out of entries.
 
 Theory of operation
 -------------------
 Every store moves the same things: the files of a model directory, each named in the
-entry's :class:`~modelcache.planner.Manifest` by relative POSIX path, size and SHA-256. This
+entry's :class:`~modelcache.store.Manifest` by relative POSIX path, size and SHA-256. This
 module holds the parts that do not depend on where the bytes go:
 
 * :func:`describe_directory` walks a model directory and hashes every regular file. It
@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -34,36 +33,23 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from modelcache.planner import (
-    CorruptEntry,
-    InvalidManifest,
-    Manifest,
-    ManifestFile,
-    canonical_json,
-    check_relative_path,
-)
+from modelcache.planner import canonical_json
+
+from ._errors import CorruptEntry, InvalidManifest, ModelDirectoryError
+from ._manifest import Manifest, ManifestFile, check_relative_path, manifest_bytes
 
 __all__ = [
     "CHUNK_SIZE",
-    "MAX_EVALUATION_SIZE",
-    "MAX_MANIFEST_SIZE",
-    "ModelDirectoryError",
     "build_manifest",
+    "counted",
     "describe_directory",
-    "evaluation_bytes",
     "hash_file",
-    "manifest_bytes",
-    "parse_evaluation",
     "source_chunks",
     "write_entry",
 ]
 
 #: Bytes read or written at a time.
 CHUNK_SIZE = 1 << 20
-#: The largest manifest a store reads; a manifest of a model with 100 000 files is ~15 MB.
-MAX_MANIFEST_SIZE = 64 << 20
-#: The largest evaluation result a store reads or writes; results are a few metrics.
-MAX_EVALUATION_SIZE = 4 << 20
 
 # O_NOFOLLOW: a symlink swapped in after the walk is refused when opened, not followed.
 # O_NONBLOCK: opening a FIFO does not hang; fstat then refuses it. No effect on regular files.
@@ -72,22 +58,6 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLO
 # manifest's fault, not the destination's: the entry is unusable here.
 _UNNAMEABLE = frozenset({errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ})
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-
-
-class ModelDirectoryError(ValueError):
-    """A model directory cannot become a cache entry: it holds a symbolic link, a special
-    file or a name a manifest cannot carry, or it is not a directory at all.
-
-    ``path`` is the offending file, ``problem`` what is wrong with it.
-    """
-
-    def __init__(self, *, path: Path, problem: str) -> None:
-        super().__init__(path, problem)
-        self.path = path
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.problem}"
 
 
 def hash_file(path: Path) -> tuple[int, str]:
@@ -182,53 +152,6 @@ def build_manifest(
     return manifest
 
 
-def manifest_bytes(manifest: Manifest) -> bytes:
-    """The stored form of ``manifest``, once it is certain that readers will accept it.
-
-    Stores call this before they publish anything, so a manifest that would be refused on
-    reading (a key that does not match its inputs, a negative or infinite run time) is
-    refused on writing instead, with :class:`~modelcache.planner.InvalidManifest`.
-    """
-    data = manifest.to_json()
-    if len(data) > MAX_MANIFEST_SIZE:
-        raise InvalidManifest(f"manifest is larger than {MAX_MANIFEST_SIZE} bytes")
-    Manifest.from_json(data, key=manifest.key)
-    return data
-
-
-def evaluation_bytes(result: Mapping[str, Any]) -> bytes:
-    """The stored form of an evaluation result: the canonical JSON of a JSON object.
-
-    :raises ValueError: ``result`` is not a JSON object (a NaN, a non-string key...), or
-        its JSON is larger than :data:`MAX_EVALUATION_SIZE`.
-    """
-    if not isinstance(result, Mapping):
-        raise ValueError(f"an evaluation result is a JSON object, not {type(result).__name__}")
-    data = canonical_json(result).encode("utf-8")
-    if len(data) > MAX_EVALUATION_SIZE:
-        raise ValueError(f"evaluation result is larger than {MAX_EVALUATION_SIZE} bytes")
-    return data
-
-
-def parse_evaluation(data: bytes) -> dict[str, Any]:
-    """A stored evaluation result, read back.
-
-    :raises CorruptEntry: ``data`` is not the UTF-8 JSON of an object (NaN and infinity are
-        not JSON either).
-    """
-    try:
-        result = json.loads(data, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CorruptEntry(f"evaluation result is not JSON: {error}") from None
-    if not isinstance(result, dict):
-        raise CorruptEntry("evaluation result is not a JSON object")
-    return result
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
 def counted(chunks: Iterable[bytes], progress: Callable[[int], None]) -> Iterator[bytes]:
     """``chunks``, reporting each one's size to ``progress`` as it passes."""
     stream = iter(chunks)
@@ -242,8 +165,11 @@ def counted(chunks: Iterable[bytes], progress: Callable[[int], None]) -> Iterato
             close()
 
 
-def source_chunks(source: Path, item: ManifestFile) -> Iterator[bytes]:
-    """The bytes of ``item`` read from the directory ``source`` being published, 1 MiB at a time.
+def source_chunks(
+    source: Path, item: ManifestFile, *, chunk_size: int = CHUNK_SIZE
+) -> Iterator[bytes]:
+    """The bytes of ``item`` read from the directory ``source`` being published,
+    ``chunk_size`` bytes at a time (the last chunk may be shorter).
 
     The stream checks what it reads against ``item``: reading more bytes than ``item.size``
     fails at once, and a size or SHA-256 that differs fails after the last chunk, before
@@ -259,7 +185,7 @@ def source_chunks(source: Path, item: ManifestFile) -> Iterator[bytes]:
     digest = hashlib.sha256()
     size = 0
     try:
-        with contextlib.closing(_file_chunks(path)) as chunks:
+        with contextlib.closing(_file_chunks(path, chunk_size)) as chunks:
             for chunk in chunks:
                 size += len(chunk)
                 if size > item.size:
@@ -267,14 +193,14 @@ def source_chunks(source: Path, item: ManifestFile) -> Iterator[bytes]:
                 digest.update(chunk)
                 yield chunk
     except (FileNotFoundError, NotADirectoryError):
-        raise CorruptEntry(f"cannot publish {item.path}: it is missing from {source}") from None
+        raise CorruptEntry(f"cannot publish {item.path!r}: it is missing from {source}") from None
     except OSError as error:
         raise ModelDirectoryError(
             path=path, problem=f"cannot be read: {error.strerror or error}"
         ) from None
     if size != item.size or digest.hexdigest() != item.sha256:
         raise CorruptEntry(
-            f"cannot publish {item.path}: the file changed after its manifest was built"
+            f"cannot publish {item.path!r}: the file changed after its manifest was built"
         )
 
 
@@ -359,7 +285,7 @@ def _write_verified(target: Path, item: ManifestFile, chunks: Iterable[bytes]) -
                 size += len(chunk)
                 if size > item.size:
                     raise CorruptEntry(
-                        f"blob of {item.path} is longer than the {item.size} bytes listed"
+                        f"blob of {item.path!r} is longer than the {item.size} bytes listed"
                     )
                 digest.update(chunk)
                 output.write(chunk)
@@ -369,13 +295,16 @@ def _write_verified(target: Path, item: ManifestFile, chunks: Iterable[bytes]) -
         if close is not None:
             close()
     if size != item.size:
-        raise CorruptEntry(f"blob of {item.path} has {size} bytes, the manifest lists {item.size}")
+        raise CorruptEntry(
+            f"blob of {item.path!r} has {size} bytes, the manifest lists {item.size}"
+        )
     if digest.hexdigest() != item.sha256:
-        raise CorruptEntry(f"blob of {item.path} does not match its SHA-256 {item.sha256}")
+        raise CorruptEntry(f"blob of {item.path!r} does not match its SHA-256 {item.sha256}")
 
 
-def _file_chunks(path: Path) -> Generator[bytes, None, None]:
-    """The bytes of a regular file, 1 MiB at a time; symlinks and special files refused."""
+def _file_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Generator[bytes, None, None]:
+    """The bytes of a regular file, ``chunk_size`` at a time; symlinks and special files
+    refused."""
     try:
         descriptor = os.open(path, _OPEN_FLAGS)
     except OSError as error:
@@ -385,8 +314,22 @@ def _file_chunks(path: Path) -> Generator[bytes, None, None]:
     with os.fdopen(descriptor, "rb", buffering=0) as stream:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             raise ModelDirectoryError(path=path, problem="is not a regular file")
-        while chunk := stream.read(CHUNK_SIZE):
+        while chunk := _read_full(stream, chunk_size):
             yield chunk
+
+
+def _read_full(stream: Any, size: int) -> bytes:
+    """Up to ``size`` bytes, fewer only at the end of the file (an unbuffered read may
+    return less than asked)."""
+    data = stream.read(size)
+    if len(data) in (0, size):
+        return bytes(data)
+    parts = [data]
+    got = len(data)
+    while got < size and (more := stream.read(size - got)):
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
 
 
 def _relative_name(root: Path, full: Path) -> str:

@@ -16,43 +16,27 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from modelcache.planner import (
-    CorruptEntry,
-    EntryNotFound,
-    InvalidManifest,
-    Manifest,
-    SnapshotEntry,
-    StoredObject,
-    StoreUnavailable,
-    blob_name,
-    evaluation_name,
-    manifest_name,
-    parse_evaluation_name,
-)
+from modelcache.planner import SnapshotEntry
 
-from .entries import (
-    CHUNK_SIZE,
-    counted,
-    evaluation_bytes,
-    manifest_bytes,
-    parse_evaluation,
-    source_chunks,
-    write_entry,
-)
-from .store import Progress, Tier
+from ._errors import CorruptEntry, EntryNotFound, InvalidManifest, StoreUnavailable
+from ._evaluations import evaluation_bytes, parse_evaluation
+from ._layout import StoredObject, blob_name, evaluation_name, manifest_name, parse_evaluation_name
+from ._manifest import Manifest, manifest_bytes
+from ._port import Progress, Tier
+from ._transfer import CHUNK_SIZE, counted, source_chunks, write_entry
 
 __all__ = ["MemoryStore"]
 
 
 class MemoryStore:
-    """An in-memory :class:`~modelcache.runner.store.Store`, safe to share between threads.
+    """An in-memory :class:`~modelcache.store.Store`, safe to share between threads.
 
     :param tier: which tier it stands for in snapshots (``cloud`` by default, as it usually
         stands in for a blob container in tests).
     :param clock: the time objects are stamped with when written (seconds since the epoch);
         tests of pruning pass a clock they control.
 
-    It is a :class:`~modelcache.runner.store.MaintainedStore` too.
+    It is a :class:`~modelcache.store.MaintainedStore` too.
 
     Besides the port's methods it offers what tests need:
 
@@ -181,6 +165,10 @@ class MemoryStore:
             self._begin()
             if name not in self._objects:
                 self._store(name, data)
+
+    def locks(self) -> None:
+        """None: an in-memory store has no single-flight locks (see :meth:`Store.locks`)."""
+        return None
 
     def get_object(self, name: str) -> bytes | None:
         """The raw bytes stored under the layout name ``name``, if any. Not a request."""

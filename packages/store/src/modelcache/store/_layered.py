@@ -12,24 +12,19 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from modelcache.planner import (
-    CorruptEntry,
-    EntryNotFound,
-    Manifest,
-    Snapshot,
-    SnapshotEntry,
-    StoreError,
-)
+from modelcache.planner import Snapshot, SnapshotEntry
 
-from .store import Progress, Store, Tier
+from ._errors import CorruptEntry, EntryNotFound, StoreError
+from ._manifest import Manifest
+from ._port import EntryLocks, Progress, Store, Tier
 
 __all__ = ["LayeredStore"]
 
 
 class LayeredStore:
-    """A :class:`~modelcache.runner.store.Store` made of a local tier and an optional cloud tier.
+    """A :class:`~modelcache.store.Store` made of a local tier and an optional cloud tier.
 
-    :param local: the local tier (usually a :class:`~modelcache.runner.local_store.LocalStore`).
+    :param local: the local tier (usually a :class:`~modelcache.store.LocalStore`).
     :param cloud: the cloud tier, or None to work from the local tier alone.
     :param write_through: whether :meth:`write_evaluation` also writes to the cloud. Pass
         the policy's ``uploads`` (``enable_cloud_cache and upload_to_cloud``).
@@ -140,6 +135,10 @@ class LayeredStore:
         self.local.write_evaluation(key, fingerprint, result)
         if self.cloud is not None and self.write_through:
             self.cloud.write_evaluation(key, fingerprint, result)
+
+    def locks(self) -> EntryLocks | None:
+        """The local tier's locks: entries are written there (see :meth:`Store.locks`)."""
+        return self.local.locks()
 
     def _fill_failed(self, key: str, error: StoreError) -> None:
         """Report a failed copy into the local tier, if anyone listens."""

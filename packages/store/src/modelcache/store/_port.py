@@ -1,11 +1,43 @@
-"""The storage port: what the runner needs from a cache store.
+"""The storage port: what a runner needs from a cache store, and from its single-flight locks.
 
-Implementations satisfy :class:`Store` structurally (none imports this module):
-``modelcache.runner.local_store.LocalStore`` (a directory), ``modelcache.runner.memory_store
-.MemoryStore`` (a dict, for tests and embedders), ``modelcache.azure.AzureBlobStore`` (a blob
-container) and ``modelcache.runner.layered_store.LayeredStore`` (local in front of cloud).
-All share one layout (``docs/storage-layout.md``), defined by the pure helpers in
-:mod:`modelcache.planner` (``blob_name``, ``manifest_name``, ``Manifest``...).
+Implementations satisfy :class:`Store` structurally: :class:`~modelcache.store.LocalStore`
+(a directory), :class:`~modelcache.store.MemoryStore` (a dict, for tests and embedders),
+:class:`~modelcache.store.LayeredStore` (local in front of cloud) and
+``modelcache.azure.AzureBlobStore`` (a blob container). All share one layout
+(:mod:`modelcache.store._layout`, ``docs/storage-layout.md``), one manifest and one verified
+transfer (:mod:`modelcache.store._transfer`); ``modelcache.store.testing`` holds the
+contract every implementation must pass.
+
+Single flight
+-------------
+Before running a pass whose output it is going to publish, the runner *claims* the output's
+key in the store it will publish to (:class:`EntryLocks`). The claim comes back in one of
+three states:
+
+=============  ==============================================  ===========================
+outcome        meaning                                         the runner
+=============  ==============================================  ===========================
+``held``       nobody else is computing it                     runs the pass, publishes,
+                                                               then releases the claim
+``published``  another runner finished it meanwhile            re-plans, and so downloads
+                                                               (or skips) it instead
+``timed-out``  another runner is still at it after the         runs the pass anyway
+               longest wait
+=============  ==============================================  ===========================
+
+Locks are an optional capability: a store without them (:meth:`Store.locks` returns None)
+simply does not single-flight, and every runner computes what it misses. Nothing depends on
+a lock for correctness (publishing is create-only and all copies of an entry are
+equivalent); locks only spare duplicate work.
+
+Two implementations:
+
+* across machines, ``modelcache.azure.BlobLeaseLocks``: a blob lease on
+  ``modelcache-v1/locks/<key>``, renewed while the pass runs, expiring within 30 s of a
+  crash (see ``modelcache/azure/_lock.py``);
+* on one machine, ``modelcache.store.FileLocks``: an exclusive ``flock`` on the file
+  ``<cache_dir>/modelcache-v1/locks/<key>``, which the kernel drops when its holder exits,
+  however it exits.
 """
 
 from __future__ import annotations
@@ -14,20 +46,78 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from modelcache.planner import Manifest, SnapshotEntry, StoredObject
+from modelcache.planner import SnapshotEntry
 
-__all__ = ["MaintainedStore", "Progress", "Store", "Tier"]
+from ._layout import StoredObject
+from ._manifest import Manifest
+
+__all__ = [
+    "Claim",
+    "ClaimOutcome",
+    "EntryLocks",
+    "MaintainedStore",
+    "Progress",
+    "Store",
+    "Tier",
+]
 
 Tier = Literal["local", "cloud"]
 #: Called with a number of bytes each time a transfer moved that many more (from any thread).
 Progress = Callable[[int], None]
+#: What a claim on an entry came to; see :attr:`Claim.outcome`.
+ClaimOutcome = Literal["held", "published", "timed-out"]
+
+
+class Claim(Protocol):
+    """A claim on one entry, as :meth:`EntryLocks.claim` returns it."""
+
+    @property
+    def outcome(self) -> ClaimOutcome:
+        """``held``: compute the entry, publish it, then :meth:`release`. ``published``:
+        the entry exists now; use it. ``timed-out``: another runner still holds the entry
+        after the longest wait; compute it without the lock."""
+        ...
+
+    @property
+    def waited(self) -> float:
+        """Seconds spent waiting for another holder (0 if the lock was free at once)."""
+        ...
+
+    def release(self) -> None:
+        """Let the next claimer in. Idempotent; a no-op for a claim not ``held``. Never
+        raises for trouble with the store: a lock that could not be released is freed when
+        its holder exits or its lease expires."""
+        ...
+
+
+class EntryLocks(Protocol):
+    """The single-flight port: one lock per entry key, in the store the entry goes to.
+
+    A holder must publish the entry *before* it releases the claim: a claimer that gets the
+    lock looks for the entry once more, and finds it (``published``) if the previous holder
+    finished. A holder that dies must lose the lock within a bounded time (a lease expires,
+    a file lock dies with its process), so that waiting is bounded even without
+    ``max_wait``.
+    """
+
+    def claim(self, key: str, *, max_wait: float) -> Claim:
+        """Claim the entry ``key`` before computing it, waiting while another holds it.
+
+        :param key: the entry's key (64 hex digits).
+        :param max_wait: the longest wait for another holder, in seconds; 0 tries once.
+            Costs a few requests per poll while waiting.
+        :return: the claim; see :attr:`Claim.outcome` for what to do next.
+        :raises StoreError: the store cannot be reached or locked; the caller may go on
+            without single flight.
+        """
+        ...
 
 
 @runtime_checkable
 class Store(Protocol):
     """A content-addressed store of cache entries.
 
-    Every method raises only :class:`modelcache.planner.StoreError` subclasses for trouble
+    Every method raises only :class:`~modelcache.store.StoreError` subclasses for trouble
     with the store itself: ``StoreUnavailable`` (unreachable, timed out: retry later),
     ``StoreConfigError``/``AccessDenied`` (credentials, permissions, missing container: the
     user must act), ``EntryNotFound`` and ``CorruptEntry`` (a miss, as far as the caller is
@@ -86,6 +176,11 @@ class Store(Protocol):
 
     def write_evaluation(self, key: str, fingerprint: str, result: Mapping[str, Any]) -> None:
         """Store an evaluation result (a small JSON object); an existing one is kept."""
+        ...
+
+    def locks(self) -> EntryLocks | None:
+        """The single-flight locks of this store's entries, or None if it has none (then
+        every runner computes what it misses; see the module's "Single flight")."""
         ...
 
 

@@ -6,24 +6,24 @@ from pathlib import Path
 
 import pytest
 
-from modelcache.planner import (
+from modelcache.planner import SnapshotEntry, canonical_json
+from modelcache.store import (
+    CHUNK_SIZE,
     AccessDenied,
     CorruptEntry,
     EntryNotFound,
     InvalidManifest,
+    LocalStore,
     Manifest,
-    SnapshotEntry,
+    Store,
     StoreConfigError,
     StoreUnavailable,
     blob_name,
-    canonical_json,
+    build_manifest,
     evaluation_name,
     manifest_name,
 )
-from modelcache.runner import local_store
-from modelcache.runner.entries import CHUNK_SIZE, build_manifest
-from modelcache.runner.local_store import LocalStore
-from modelcache.runner.store import Store
+from modelcache.store import _local as local_store
 
 
 def entry(tmp_path: Path, name: str, files: dict[str, bytes]) -> tuple[Path, Manifest]:

@@ -1,25 +1,15 @@
-"""Cache entries as stored: the manifest, and the names of things in a store.
+"""A cache entry as stored: its manifest, the one thing a reader trusts about an entry.
 
 Theory of operation
 -------------------
-A store (a local directory or a blob container) holds five kinds of object under one
-versioned prefix, ``modelcache-v1/``:
-
-* ``blobs/sha256/<first two hex digits>/<sha256>``: file contents, stored once, named by
-  their SHA-256, shared by every entry that has a file with those bytes;
-* ``entries/<key>.json``: one manifest per cache entry, naming every file of the output model
-  by relative path, size and SHA-256, and recording the key's inputs;
-* ``evaluations/<key>/<evaluator fingerprint>.json``: evaluation results;
-* ``runs/<UTC time>-<random>.json``: one record per run (hits, misses, bytes moved, the keys
-  it used), which is how the cache knows when an entry was last used without a write per hit;
-* ``locks/<key>``: an empty object per entry being computed, held (a blob lease, a file lock)
-  by the one runner computing it so that the others wait for it instead (single flight).
-
-A manifest is published last and only if absent, so a reader that finds a manifest finds
-every blob it names. Manifests come from other machines and are untrusted: parsing one
-checks every path (relative, no ``..``, no empty or dot components, no backslashes, no
-drive letters, no file that is also a directory) and every size and digest, and checks that
-the key inputs hash to the key. This module does no IO; the stores read and write the bytes.
+A manifest names every file of an output model by relative POSIX path, size and SHA-256,
+and records the key's inputs. It is published last and only if absent, so a reader that
+finds a manifest finds every blob it names. Manifests come from other machines and are
+untrusted: parsing one checks every path (relative, no ``..``, no empty or dot components,
+no backslashes, no drive letters, no file that is also a directory), every size and digest,
+and that the key inputs hash to the key. Writers pass the same checks before they write
+(:func:`manifest_bytes`), and the size limit is the same on both sides, so nothing is
+published that a reader would refuse. This module does no IO.
 """
 
 from __future__ import annotations
@@ -32,146 +22,28 @@ from typing import Any
 
 from attrs import field, frozen
 
+from modelcache.planner import JsonMap, canonical_json
+
 from ._errors import InvalidManifest
-from ._json import JsonMap, canonical_json, thaw
+from ._layout import check_hex
 
 __all__ = [
-    "BLOBS_PREFIX",
-    "ENTRIES_PREFIX",
-    "EVALUATIONS_PREFIX",
-    "LAYOUT_PREFIX",
-    "RUNS_PREFIX",
-    "LOCKS_PREFIX",
     "MANIFEST_FORMAT",
     "MAX_FILE_SIZE",
+    "MAX_MANIFEST_SIZE",
     "Manifest",
     "ManifestFile",
-    "StoredObject",
-    "blob_name",
     "check_relative_path",
-    "evaluation_name",
-    "evaluations_prefix",
-    "lock_name",
-    "manifest_name",
-    "parse_blob_name",
-    "parse_evaluation_name",
-    "parse_manifest_name",
-    "parse_run_record_name",
-    "run_record_name",
+    "manifest_bytes",
 ]
 
-LAYOUT_PREFIX = "modelcache-v1/"
-BLOBS_PREFIX = f"{LAYOUT_PREFIX}blobs/sha256/"
-ENTRIES_PREFIX = f"{LAYOUT_PREFIX}entries/"
-EVALUATIONS_PREFIX = f"{LAYOUT_PREFIX}evaluations/"
-RUNS_PREFIX = f"{LAYOUT_PREFIX}runs/"
-LOCKS_PREFIX = f"{LAYOUT_PREFIX}locks/"
 MANIFEST_FORMAT = "modelcache-manifest/1"
 # Far beyond any model file, small enough that a hostile size cannot fill a disk unnoticed.
 MAX_FILE_SIZE = 1 << 40
+#: The largest manifest a store writes or reads; a model with 100 000 files needs ~15 MB.
+MAX_MANIFEST_SIZE = 64 << 20
 _MAX_PATH = 1024
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_FINGERPRINT = re.compile(r"[0-9A-Za-z._-]{1,128}")
 _DRIVE = re.compile(r"[A-Za-z]:")
-_RUN_RECORD = re.compile(r"(\d{8}T\d{6}Z)-([0-9a-z]{1,64})")
-
-
-@frozen(kw_only=True)
-class StoredObject:
-    """One object as a store lists it, for maintenance (``modelcache cache ...``).
-
-    ``modified`` is when it was last written or refreshed, in seconds since the epoch (UTC);
-    ``version`` is an opaque token that changes whenever that happens (an ETag, or a file's
-    inode and modification time). Deleting an object is conditional on its version, so an
-    object a publisher refreshed after it was listed is never deleted.
-    """
-
-    name: str
-    size: int
-    modified: float
-    version: str
-
-
-def parse_blob_name(name: str) -> str | None:
-    """The SHA-256 a blob name stands for, or None if ``name`` is not a blob's."""
-    if not name.startswith(BLOBS_PREFIX):
-        return None
-    folder, _, digest = name[len(BLOBS_PREFIX) :].partition("/")
-    if _HEX64.fullmatch(digest) and folder == digest[:2]:
-        return digest
-    return None
-
-
-def run_record_name(stamp: str, token: str) -> str:
-    """Where the record of a run that ended at ``stamp`` (``YYYYMMDDTHHMMSSZ``) lives;
-    ``token`` (lowercase letters and digits) keeps runs that end in the same second apart."""
-    if not _RUN_RECORD.fullmatch(f"{stamp}-{token}"):
-        raise InvalidManifest(f"run record stamp {stamp!r} or token {token!r} is malformed")
-    return f"{RUNS_PREFIX}{stamp}-{token}.json"
-
-
-def parse_run_record_name(name: str) -> str | None:
-    """The stamp of a run record's name, or None if ``name`` is not a run record's."""
-    if not (name.startswith(RUNS_PREFIX) and name.endswith(".json")):
-        return None
-    match = _RUN_RECORD.fullmatch(name[len(RUNS_PREFIX) : -len(".json")])
-    return None if match is None else match.group(1)
-
-
-def blob_name(sha256: str) -> str:
-    """Where the content with this SHA-256 lives."""
-    _check_hex(sha256, "sha256")
-    return f"{LAYOUT_PREFIX}blobs/sha256/{sha256[:2]}/{sha256}"
-
-
-def manifest_name(key: str) -> str:
-    """Where the manifest of the entry with this key lives."""
-    _check_hex(key, "key")
-    return f"{LAYOUT_PREFIX}entries/{key}.json"
-
-
-def lock_name(key: str) -> str:
-    """Where the single-flight lock of the entry with this key lives: an empty object that
-    a runner computing the entry holds (a blob lease, a file lock) until it is published."""
-    _check_hex(key, "key")
-    return f"{LOCKS_PREFIX}{key}"
-
-
-def parse_manifest_name(name: str) -> str | None:
-    """The key a manifest name stands for, or None if ``name`` is not a manifest's."""
-    prefix = ENTRIES_PREFIX
-    if not (name.startswith(prefix) and name.endswith(".json")):
-        return None
-    key = name[len(prefix) : -len(".json")]
-    return key if _HEX64.fullmatch(key) else None
-
-
-def evaluations_prefix(key: str) -> str:
-    _check_hex(key, "key")
-    return f"{LAYOUT_PREFIX}evaluations/{key}/"
-
-
-def evaluation_name(key: str, fingerprint: str) -> str:
-    """Where the result of the evaluator ``fingerprint`` on entry ``key`` lives."""
-    if not _FINGERPRINT.fullmatch(fingerprint):
-        raise InvalidManifest(f"evaluator fingerprint {fingerprint!r} is not a plain name")
-    return f"{evaluations_prefix(key)}{fingerprint}.json"
-
-
-def parse_evaluation_name(name: str) -> tuple[str, str] | None:
-    """``(key, fingerprint)`` for an evaluation result's name, else None."""
-    prefix = f"{LAYOUT_PREFIX}evaluations/"
-    if not (name.startswith(prefix) and name.endswith(".json")):
-        return None
-    key, _, fingerprint = name[len(prefix) : -len(".json")].partition("/")
-    if _HEX64.fullmatch(key) and _FINGERPRINT.fullmatch(fingerprint):
-        return key, fingerprint
-    return None
-
-
-def _check_hex(value: str, what: str) -> None:
-    if not isinstance(value, str) or not _HEX64.fullmatch(value):
-        raise InvalidManifest(f"{what} {value!r} is not 64 lowercase hex digits")
 
 
 def check_relative_path(path: str) -> str:
@@ -196,7 +68,7 @@ def _size(_instance: object, _attribute: object, value: int) -> None:
 
 
 def _sha(_instance: object, _attribute: object, value: str) -> None:
-    _check_hex(value, "sha256")
+    check_hex(value, "sha256")
 
 
 def _path(_instance: object, _attribute: object, value: str) -> None:
@@ -266,7 +138,7 @@ class Manifest:
                     {"path": item.path, "size": item.size, "sha256": item.sha256}
                     for item in self.files
                 ],
-                "key_inputs": thaw(self.key_inputs),
+                "key_inputs": self.key_inputs,
                 "producer": self.producer,
                 "run_seconds": self.run_seconds,
                 "created": self.created,
@@ -338,3 +210,18 @@ class Manifest:
         if key is not None and manifest.key != key:
             raise InvalidManifest(f"manifest is for key {manifest.key}, expected {key}")
         return manifest
+
+
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """The stored form of ``manifest``, once it is certain that readers will accept it.
+
+    Stores call this before they publish anything, so a manifest that would be refused on
+    reading (a key that does not match its inputs, a negative or infinite run time, more
+    than :data:`MAX_MANIFEST_SIZE` bytes) is refused on writing instead, with
+    :class:`InvalidManifest`.
+    """
+    data = manifest.to_json()
+    if len(data) > MAX_MANIFEST_SIZE:
+        raise InvalidManifest(f"manifest is larger than {MAX_MANIFEST_SIZE} bytes")
+    Manifest.from_json(data, key=manifest.key)
+    return data

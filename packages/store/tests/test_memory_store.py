@@ -4,20 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from modelcache.planner import (
+from modelcache.planner import SnapshotEntry, canonical_json
+from modelcache.store import (
     CorruptEntry,
     EntryNotFound,
     InvalidManifest,
     Manifest,
-    SnapshotEntry,
+    MemoryStore,
+    Store,
     StoreUnavailable,
     blob_name,
-    canonical_json,
+    build_manifest,
     manifest_name,
 )
-from modelcache.runner.entries import build_manifest
-from modelcache.runner.memory_store import MemoryStore
-from modelcache.runner.store import Store
 
 
 def entry(tmp_path: Path, name: str, files: dict[str, bytes]) -> tuple[Path, Manifest]:

@@ -1,128 +1,28 @@
-"""Single flight: FileLocks between processes of one machine, and how the executor uses a
-store's locks (with scripted locks on an in-memory cloud; the Azure leases are tested in
+"""How the executor uses a store's single-flight locks, with scripted locks on an in-memory
+cloud (FileLocks are tested in ``packages/store/tests/test_file_locks.py``, Azure's leases in
 ``packages/azure_adapter/tests/test_lock.py``, the whole against Azurite in
 ``tests/test_concurrency.py``)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from attrs import define, evolve
 
-from modelcache.planner import (
+from modelcache.planner import SnapshotEntry
+from modelcache.runner.config import parse_config
+from modelcache.runner.workflow import Prepared, RunOptions, execute, prepare
+from modelcache.store import (
+    ClaimOutcome,
+    FileLocks,
     Manifest,
-    SnapshotEntry,
+    MemoryStore,
     StoreError,
     StoreUnavailable,
-    lock_name,
     manifest_name,
 )
-from modelcache.runner.config import parse_config
-from modelcache.runner.local_store import LocalStore
-from modelcache.runner.locks import ClaimOutcome, EntryLocks, FileLocks, locks_of
-from modelcache.runner.memory_store import MemoryStore
-from modelcache.runner.workflow import Prepared, RunOptions, execute, prepare
-
-KEY = "c" * 64
-
-# -- FileLocks -------------------------------------------------------------------------------
-
-
-def test_a_file_lock_is_exclusive_until_released(tmp_path: Path) -> None:
-    locks = FileLocks(tmp_path)
-    held = locks.claim(KEY, max_wait=0)
-    assert (held.outcome, held.waited, held.held) == ("held", 0.0, True)
-    # flock excludes every other open of the file, in this process too.
-    assert FileLocks(tmp_path).claim(KEY, max_wait=0).outcome == "timed-out"
-    with FileLocks(tmp_path).claim("d" * 64, max_wait=0) as other:
-        assert other.outcome == "held"
-    held.release()
-    held.release()
-    again = locks.claim(KEY, max_wait=0)
-    assert again.outcome == "held"
-    again.release()
-    assert (tmp_path / lock_name(KEY)).stat().st_size == 0  # the lock file stays
-
-
-def test_waiting_for_a_file_lock_is_bounded(tmp_path: Path) -> None:
-    with FileLocks(tmp_path).claim(KEY, max_wait=0):
-        started = time.monotonic()
-        claim = FileLocks(tmp_path).claim(KEY, max_wait=0.5)
-    assert claim.outcome == "timed-out"
-    assert 0.5 <= claim.waited <= time.monotonic() - started < 1.5
-
-
-def test_a_manifest_that_appears_ends_the_wait_for_a_file_lock(tmp_path: Path) -> None:
-    with FileLocks(tmp_path).claim(KEY, max_wait=0):
-        manifest = tmp_path / manifest_name(KEY)
-        manifest.parent.mkdir(parents=True)
-        manifest.write_text("{}")
-        claim = FileLocks(tmp_path).claim(KEY, max_wait=10)
-    assert (claim.outcome, claim.held) == ("published", False)
-    assert claim.waited < 1.0
-
-
-_HOLDER = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    from modelcache.runner.locks import FileLocks
-    claim = FileLocks(Path(sys.argv[1])).claim(sys.argv[2], max_wait=0)
-    print(claim.outcome, flush=True)
-    time.sleep(600)
-    """
-)
-
-
-def test_a_killed_holders_file_lock_is_free_at_once(tmp_path: Path) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(tmp_path), KEY], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "held"
-        assert FileLocks(tmp_path).claim(KEY, max_wait=0).outcome == "timed-out"
-        holder.kill()
-        holder.wait()
-        claim = FileLocks(tmp_path).claim(KEY, max_wait=5)
-        assert (claim.outcome, claim.waited) == ("held", 0.0)
-        claim.release()
-    finally:
-        holder.kill()
-        holder.wait()
-
-
-def test_a_lock_file_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
-    (tmp_path / "modelcache-v1").write_text("a file where a folder should be")
-    with pytest.raises(StoreError, match="lock file"):
-        FileLocks(tmp_path).claim(KEY, max_wait=0)
-
-
-def test_locks_go_with_the_stores_that_have_them(tmp_path: Path) -> None:
-    from modelcache.azure import AzureBlobStore, BlobLeaseLocks
-    from modelcache.azure.testing import ACCOUNT_KEY, ACCOUNT_NAME
-
-    local = locks_of(LocalStore(tmp_path))
-    assert isinstance(local, FileLocks)
-    assert local.root == tmp_path
-    assert locks_of(MemoryStore()) is None
-    connection_string = (
-        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
-        f"BlobEndpoint=http://127.0.0.1:9/{ACCOUNT_NAME};"
-    )  # no request is made
-    with AzureBlobStore.from_connection_string(connection_string, "cache") as azure:
-        assert isinstance(locks_of(azure), BlobLeaseLocks)
-    locking = ScriptedCloud()
-    assert locks_of(locking) is locking
-    assert isinstance(locking, EntryLocks)
-
 
 # -- the executor's single flight --------------------------------------------------------------
 
@@ -162,6 +62,9 @@ class ScriptedCloud(MemoryStore):
         if outcome == "published":
             self.hidden.clear()
         return ScriptedClaim(outcome, 2.5 if outcome != "held" else 0.0, self.log, key)
+
+    def locks(self) -> ScriptedCloud:  # type: ignore[override]
+        return self
 
     def snapshot(self, keys: Iterable[str]) -> list[SnapshotEntry]:
         return [e for e in super().snapshot(keys) if e.key not in self.hidden]

@@ -6,20 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from modelcache.planner import (
+from modelcache.planner import HubModel, PassSpec, canonical_json, key_document, pass_key
+from modelcache.store import (
+    CHUNK_SIZE,
     CorruptEntry,
-    HubModel,
     InvalidManifest,
     Manifest,
     ManifestFile,
-    PassSpec,
-    canonical_json,
-    key_document,
-    pass_key,
-)
-from modelcache.runner import entries
-from modelcache.runner.entries import (
-    CHUNK_SIZE,
     ModelDirectoryError,
     build_manifest,
     describe_directory,
@@ -190,11 +183,10 @@ def test_source_chunks_fails_when_the_file_changed_after_the_manifest(tmp_path: 
         list(source_chunks(tmp_path, item))
 
 
-def test_source_chunks_stops_reading_a_file_that_grew(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(entries, "CHUNK_SIZE", 4)
+def test_source_chunks_stops_reading_a_file_that_grew(tmp_path: Path) -> None:
     make_model(tmp_path, {"w.bin": b"abcd" * 100})
     item = ManifestFile(path="w.bin", size=4, sha256=sha(b"abcd"))
-    chunks = source_chunks(tmp_path, item)
+    chunks = source_chunks(tmp_path, item, chunk_size=4)
     assert next(chunks) == b"abcd"
     with pytest.raises(CorruptEntry):
         next(chunks)

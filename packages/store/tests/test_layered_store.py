@@ -4,21 +4,20 @@ from typing import Any
 
 import pytest
 
-from modelcache.planner import (
+from modelcache.planner import SnapshotEntry, canonical_json
+from modelcache.store import (
     AccessDenied,
     EntryNotFound,
+    LayeredStore,
+    LocalStore,
     Manifest,
-    SnapshotEntry,
+    MemoryStore,
+    Store,
     StoreError,
     StoreUnavailable,
     blob_name,
-    canonical_json,
+    build_manifest,
 )
-from modelcache.runner.entries import build_manifest
-from modelcache.runner.layered_store import LayeredStore
-from modelcache.runner.local_store import LocalStore
-from modelcache.runner.memory_store import MemoryStore
-from modelcache.runner.store import Store
 
 
 def entry(tmp_path: Path, name: str, files: dict[str, bytes]) -> tuple[Path, Manifest]:
