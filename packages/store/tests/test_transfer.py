@@ -1,8 +1,10 @@
+import errno
 import hashlib
 import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,7 @@ from modelcache.store import (
     Manifest,
     ManifestFile,
     ModelDirectoryError,
+    _transfer,
     build_manifest,
     describe_directory,
     evaluation_bytes,
@@ -271,8 +274,12 @@ def test_write_entry_stops_reading_an_endless_blob(tmp_path: Path) -> None:
     assert not (tmp_path / "dest").exists()
 
 
-def test_write_entry_reports_a_path_this_system_cannot_name_as_corrupt(tmp_path: Path) -> None:
-    name = "n" * 300
+def test_write_entry_reports_a_path_this_system_cannot_name_as_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Names too long for any file system are refused with the manifest already; this is a
+    # file system that refuses a name others accept (EILSEQ: not in its character set).
+    name = "n\u00e9"
     manifest = Manifest(
         key=KEY,
         model_type="onnx",
@@ -280,6 +287,14 @@ def test_write_entry_reports_a_path_this_system_cannot_name_as_corrupt(tmp_path:
         key_inputs=KEY_INPUTS,
         producer="t",
     )
+    real_open = os.open
+
+    def refusing(path: Any, flags: int, *args: Any, **options: Any) -> int:
+        if Path(path).name == name:
+            raise OSError(errno.EILSEQ, "Invalid or incomplete multibyte character", path)
+        return real_open(path, flags, *args, **options)
+
+    monkeypatch.setattr(_transfer.os, "open", refusing)
     (tmp_path / "out").mkdir()
     with pytest.raises(CorruptEntry, match="cannot be created"):
         write_entry(tmp_path / "out" / "dest", manifest, blobs_of({name: b"1"}))

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 __all__ = ["InvalidChain", "InvalidConfig", "InvalidInput", "PlannerError"]
 
 
 class PlannerError(Exception):
-    """Base of every error the planner raises on purpose."""
+    """Base of every error the planner raises on purpose.
+
+    Each is about what the caller handed in (a chain, a configuration, JSON), so
+    :attr:`fault`, the hint a command line turns into an exit status, is ``"user"``, as
+    for the other packages' errors that the user must fix.
+    """
+
+    fault: ClassVar[Literal["user", "environment"]] = "user"
 
 
 class InvalidConfig(PlannerError, ValueError):

@@ -7,13 +7,13 @@ infinity are not JSON, and nothing larger than :data:`MAX_EVALUATION_SIZE` is wr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from modelcache.planner import canonical_json
 
 from ._errors import CorruptEntry
+from ._untrusted import UntrustedJson, load_untrusted
 
 __all__ = ["MAX_EVALUATION_SIZE", "evaluation_bytes", "parse_evaluation"]
 
@@ -44,13 +44,9 @@ def parse_evaluation(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_EVALUATION_SIZE:
         raise CorruptEntry(f"evaluation result is larger than {MAX_EVALUATION_SIZE} bytes")
     try:
-        result = json.loads(data, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CorruptEntry(f"evaluation result is not JSON: {error}") from None
+        result = load_untrusted(data)
+    except UntrustedJson as error:
+        raise CorruptEntry(f"evaluation result refused: {error}") from None
     if not isinstance(result, dict):
         raise CorruptEntry("evaluation result is not a JSON object")
     return result
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")

@@ -188,8 +188,26 @@ class LocalStore:
         return FileLocks(self.root) if FILE_LOCKS_WORK else None
 
     def _path(self, name: str) -> Path:
-        """The file that holds the layout object ``name``."""
-        return self.root.joinpath(*name.split("/"))
+        """The file that holds the layout object ``name``.
+
+        :raises CorruptEntry: a folder on the way (``blobs/``, ``entries/``...) is a symbolic
+            link. The store never makes one, and following it would read or write objects
+            outside the cache directory.
+        """
+        parts = name.split("/")
+        folder = self.root
+        for part in parts[:-1]:
+            folder = folder / part
+            try:
+                linked = stat.S_ISLNK(os.lstat(folder).st_mode)
+            except OSError:
+                break  # absent (made later by mkdir, as a real folder), or reported later
+            if linked:
+                raise CorruptEntry(
+                    f"{folder} is a symbolic link; the local cache never makes one, and does "
+                    "not follow it outside the cache directory: remove it"
+                )
+        return self.root.joinpath(*parts)
 
     @contextlib.contextmanager
     def _store_errors(self, doing: str) -> Iterator[None]:
@@ -241,8 +259,11 @@ class LocalStore:
         prefix = evaluations_prefix(key)
         with self._store_errors("list evaluation results"):
             try:
-                names = os.listdir(self._path(prefix.rstrip("/")))
-            except (FileNotFoundError, NotADirectoryError):
+                folder = self._path(prefix.rstrip("/"))
+                if os.path.islink(folder):
+                    return ()
+                names = os.listdir(folder)
+            except (FileNotFoundError, NotADirectoryError, CorruptEntry):
                 return ()
         parsed = (parse_evaluation_name(prefix + name) for name in names)
         return tuple(item[1] for item in parsed if item is not None)

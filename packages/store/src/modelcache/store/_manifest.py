@@ -15,7 +15,6 @@ published that a reader would refuse. This module does no IO.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -26,6 +25,7 @@ from modelcache.planner import JsonMap, canonical_json
 
 from ._errors import InvalidManifest
 from ._layout import check_hex
+from ._untrusted import UntrustedJson, load_untrusted
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -43,6 +43,9 @@ MAX_FILE_SIZE = 1 << 40
 #: The largest manifest a store writes or reads; a model with 100 000 files needs ~15 MB.
 MAX_MANIFEST_SIZE = 64 << 20
 _MAX_PATH = 1024
+# NAME_MAX of ext4, XFS, APFS and NTFS (in UTF-8 bytes, or fewer UTF-16 units): a longer
+# component cannot be created anywhere, so a manifest naming one is refused on reading.
+_MAX_NAME = 255
 _DRIVE = re.compile(r"[A-Za-z]:")
 
 
@@ -56,9 +59,18 @@ def check_relative_path(path: str) -> str:
         raise InvalidManifest(f"file path {path!r} contains a backslash or NUL")
     if path.startswith("/") or _DRIVE.match(path):
         raise InvalidManifest(f"file path {path!r} is absolute")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidManifest(f"file path {path!a} is not text (a lone surrogate)") from None
     for part in path.split("/"):
         if part in ("", ".", ".."):
             raise InvalidManifest(f"file path {path!r} has an empty, '.' or '..' component")
+        if len(part.encode("utf-8")) > _MAX_NAME:
+            raise InvalidManifest(
+                f"file path {path[:60]!r}... has a component longer than {_MAX_NAME} bytes, "
+                "more than a file system allows"
+            )
     return path
 
 
@@ -154,9 +166,9 @@ class Manifest:
         not hash to the key, or a key other than the one expected.
         """
         try:
-            document = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise InvalidManifest(f"manifest is not JSON: {error}") from None
+            document = load_untrusted(data)
+        except UntrustedJson as error:
+            raise InvalidManifest(f"manifest refused: {error}") from None
         if not isinstance(document, dict):
             raise InvalidManifest("manifest is not a JSON object")
         if document.get("format") != MANIFEST_FORMAT:
