@@ -16,7 +16,20 @@ from typing import Any
 
 import pytest
 
+from modelcache.planner import InvalidChain
 from modelcache.runner.cli import main
+from modelcache.runner.cli.exit import EXIT_STATUS, exit_status
+from modelcache.runner.config import ConfigError, naming_config_file
+from modelcache.runner.errors import RunnerError, UserError
+from modelcache.runner.models import ModelNotFound, UnknownModelType
+from modelcache.runner.passes import (
+    PassConfigError,
+    PassInputError,
+    PassRegistryError,
+    PassUnavailable,
+    UnknownPassType,
+)
+from modelcache.store import AccessDenied, CorruptEntry, StoreConfigError, StoreUnavailable
 
 USER_ERROR = 2
 
@@ -181,3 +194,102 @@ def test_passes_lists_the_built_in_passes(capsys: pytest.CaptureFixture[str]) ->
     assert main(["passes"]) == 0
     listed = {line.split("\t")[0] for line in capsys.readouterr().out.splitlines()}
     assert {"OnnxConversion", "OnnxDynamicQuantization", "OrtGraphOptimization"} <= listed
+
+
+def test_cache_why_names_the_config_file_of_a_pass_it_cannot_load(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_model: Path
+) -> None:
+    document = _workflow(fake_model)
+    document["passes"]["convert"]["type"] = "OnnxConverter"
+    config = _config(tmp_path, document)
+    line = _fails_in_one_line(capsys, ["cache", "why", str(config), "convert"])
+    assert line.startswith(f"error: {config}: $.passes.convert.type: unknown pass type")
+
+
+# The one table from errors to exit statuses.
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ConfigError(path="$", problem="p"), 2),
+        (UserError("u"), 2),
+        (ModelNotFound("m"), 2),
+        (UnknownModelType("m"), 2),
+        (PassConfigError("T", "f", "p"), 2),
+        (UnknownPassType("T", ["A"]), 2),
+        (StoreConfigError("s"), 2),
+        (AccessDenied("s"), 2),
+        (StoreUnavailable("s"), 1),
+        (CorruptEntry("s"), 1),
+        (PassUnavailable("T", "torch"), 1),
+        (PassInputError("T", "p"), 1),
+        (PassRegistryError("T", "p"), 1),
+        (OSError(28, "No space left on device"), 1),
+        (KeyboardInterrupt(), 1),
+        (InvalidChain("a planner error reaching the command line is a bug"), None),
+        (ValueError("a bug"), None),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else None,
+)
+def test_each_error_ends_the_command_with_its_fault_s_exit_status(
+    error: BaseException, status: int | None
+) -> None:
+    assert exit_status(error) == status
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConfigError(path="$", problem="p"),
+        UserError("u"),
+        ModelNotFound("m"),
+        PassConfigError("T", None, "p"),
+        UnknownPassType("T", ["A"]),
+        PassUnavailable("T", "torch"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_the_runner_s_errors_share_one_root(error: RunnerError) -> None:
+    assert isinstance(error, RunnerError)
+    assert error.fault in EXIT_STATUS
+
+
+def test_an_error_with_no_exit_status_keeps_its_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> int:
+        raise InvalidChain("the runner handed the planner a bad chain")
+
+    monkeypatch.setattr("modelcache.runner.cli.run.available_passes", broken)
+    with pytest.raises(InvalidChain):
+        main(["passes"])
+    assert capsys.readouterr().err == ""
+
+
+def test_an_os_error_is_one_line_naming_the_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*_args: Any) -> int:
+        raise OSError(28, "No space left on device", "/cache/blob")
+
+    monkeypatch.setattr("modelcache.runner.cli.run.available_passes", full)
+    assert main(["passes"]) == 1
+    assert capsys.readouterr().err == "error: No space left on device: /cache/blob\n"
+
+
+def test_a_config_error_is_located_by_a_copy_not_changed() -> None:
+    error = ConfigError(path="$.passes.x", problem="wrong")
+    located = error.located("workflow.json")
+    assert str(located) == "workflow.json: $.passes.x: wrong"
+    assert str(error) == "$.passes.x: wrong"
+    assert located.located("other.json") is located
+
+
+def test_naming_the_config_file_raises_a_new_error_from_the_first() -> None:
+    original = ConfigError(path="$.output_dir", problem="holds files")
+    with pytest.raises(ConfigError) as raised, naming_config_file(Path("workflow.json")):
+        raise original
+    assert str(raised.value) == "workflow.json: $.output_dir: holds files"
+    assert raised.value.__cause__ is original
+    assert original.source == ""

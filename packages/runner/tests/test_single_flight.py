@@ -13,6 +13,7 @@ from attrs import define, evolve
 
 from modelcache.planner import SnapshotEntry
 from modelcache.runner.config import parse_config
+from modelcache.runner.reporting import RunReport
 from modelcache.runner.workflow import Prepared, RunOptions, execute, prepare
 from modelcache.store import (
     ClaimOutcome,
@@ -93,7 +94,7 @@ def _prepared(tiny_bert: Path, tmp_path: Path, cloud: MemoryStore, name: str) ->
     return prepared
 
 
-def _steps(report: Any) -> list[tuple[str, str, str]]:
+def _steps(report: RunReport) -> list[tuple[str, str, str]]:
     return [(s.kind, s.pass_name, s.outcome) for s in report.steps]
 
 

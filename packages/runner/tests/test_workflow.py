@@ -9,6 +9,7 @@ import pytest
 from attrs import evolve
 
 from modelcache.runner.config import parse_config
+from modelcache.runner.reporting import RunReport
 from modelcache.runner.workflow import CloudRequired, RunOptions, execute, prepare
 from modelcache.store import MemoryStore, blob_name
 
@@ -32,7 +33,7 @@ def _prepared(tiny_bert: Path, tmp_path: Path, cloud: MemoryStore, cache: str, *
     return prepared
 
 
-def _kinds(report) -> list[tuple[str, str, str]]:
+def _kinds(report: RunReport) -> list[tuple[str, str, str]]:
     return [(s.kind, s.pass_name, s.outcome) for s in report.steps]
 
 
@@ -68,6 +69,8 @@ def test_a_corrupt_cloud_entry_is_a_miss_and_the_run_replans(
     kinds = _kinds(second)
     assert ("download", "prune", "done") in kinds
     assert ("run", "cast", "done") in kinds
+    failed = next(s for s in second.to_json()["steps"] if s["outcome"] == "failed")
+    assert failed["detail"].startswith("cloud entry")  # why the plan was let down
     # The recomputed output is the same model the corrupt entry claimed to be.
     assert (tmp_path / "out-b" / "model.safetensors").read_bytes() == (
         tmp_path / "out-a" / "model.safetensors"
@@ -98,3 +101,39 @@ def test_an_output_dir_holding_other_files_is_never_overwritten(
     with pytest.raises(Exception, match="did not write"):
         execute(_prepared(tiny_bert, tmp_path, MemoryStore(), "a"))
     assert (mine / "notes.txt").read_text() == "precious"
+
+
+def test_the_report_document_keeps_its_wire_format(tiny_bert: Path, tmp_path: Path) -> None:
+    report = execute(_prepared(tiny_bert, tmp_path, MemoryStore(), "a"))
+    document = json.loads(json.dumps(report.to_json()))
+
+    assert list(document) == [
+        "format", "final_key", "output_dir", "steps", "totals", "metrics", "notes"
+    ]  # fmt: skip
+    assert document["format"] == "modelcache-run-report/1"
+    assert document["final_key"] == report.final_key
+    assert document["output_dir"] == str(tmp_path / "out-a")
+    first = document["steps"][0]
+    # ``pass``, not ``pass_name``; no ``detail`` when there is nothing to say.
+    assert list(first) == ["kind", "pass", "key", "reason", "seconds", "bytes", "outcome"]
+    assert (first["kind"], first["pass"], first["outcome"]) == ("run", "prune", "done")
+    assert first["seconds"] == round(report.steps[0].seconds, 4)
+    assert document["totals"] == {
+        "runs": 2,
+        "skips": 0,
+        "downloads": 0,
+        "uploads": 2,
+        "evaluations": 0,
+        "bytes_downloaded": 0,
+        "bytes_uploaded": document["totals"]["bytes_uploaded"],
+        "bytes_avoided": 0,
+        "compute_seconds_saved": 0.0,
+        "hits": {"local": 0, "cloud": 0},
+        "misses": {"local": 2, "cloud": 2},
+        "replans": 0,
+        "wall_seconds": round(report.wall_seconds, 3),
+    }
+    assert document["totals"]["bytes_uploaded"] == sum(s.bytes for s in report.steps)
+    assert list(document["totals"])[-1] == "wall_seconds"
+    assert document["metrics"] == {}
+    assert document["notes"] == []

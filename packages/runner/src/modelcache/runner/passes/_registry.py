@@ -58,7 +58,7 @@ class _Registration:
 def load_pass(type_name: str) -> Pass:
     """The pass registered as ``type_name``.
 
-    Raises :class:`UnknownPassType` (a ``KeyError``) listing the available types if there is
+    Raises :class:`UnknownPassType` listing the available types if there is
     none, and :class:`PassRegistryError` if the registered pass cannot be loaded, is not a
     pass, or is registered twice.
     """

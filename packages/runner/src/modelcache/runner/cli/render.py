@@ -1,8 +1,10 @@
-"""Drawing a plan for people: a coloured table, a Mermaid flowchart, a Graphviz graph."""
+"""Drawing for people: a plan as a coloured table, a Mermaid flowchart or a Graphviz graph;
+a run's summary table; sizes."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -127,8 +129,9 @@ def render_dot(plan: Plan, chain: Chain) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_table(report: dict[str, Any], console: Console) -> None:
-    """The end-of-run table: pass, action, reason, seconds, bytes; then totals and notes."""
+def summary_table(report: Mapping[str, Any], console: Console) -> None:
+    """The end-of-run table of ``report`` (a run report's JSON document, as ``--report``
+    writes it): pass, action, reason, seconds, bytes; then totals and notes."""
     table = Table(title="modelcache run", title_justify="left")
     for column in ("pass", "action", "reason", "seconds", "bytes"):
         table.add_column(column, justify="right" if column in ("seconds", "bytes") else "left")

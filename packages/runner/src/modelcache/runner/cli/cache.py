@@ -1,0 +1,206 @@
+"""``modelcache cache ls|show|stats|verify|prune|why``: the cache seen from the command line.
+
+Every command reads one store: with ``--config CONFIG``, the cloud cache the config names
+(or its local ``cache_dir`` with ``--tier local``, or when it names no cloud); with
+``--cache-dir DIR``, that local directory. ``--json`` prints one JSON document instead of
+tables. This module parses the command, opens the store and explains misses (``why``);
+:mod:`.cache_actions` does the rest. See ``docs/operations.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from modelcache.planner import ModelIdentity, key_document
+from modelcache.store import LocalStore, MaintainedStore
+
+from .. import maintenance
+from ..cloud import open_cloud_store
+from ..config import WorkflowConfig, load_config, naming_config_file
+from ..errors import UserError
+from ..maintenance import WhyReport
+from ..workflow import RunOptions, prepare
+from .cache_actions import ACTIONS, print_json
+
+__all__ = ["add_cache_commands", "cache_command"]
+
+
+def add_cache_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``cache`` and its subcommands to the ``modelcache`` parser's subparsers."""
+    cache = commands.add_parser("cache", help="inspect, verify and prune a cache")
+    cache.set_defaults(handler=cache_command)
+    actions = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    ls = actions.add_parser("ls", help="list entries, most recently used first")
+    _store_options(ls)
+    show = actions.add_parser("show", help="an entry's manifest and lineage")
+    show.add_argument("key", help="the entry's key, or a unique prefix of it")
+    _store_options(show)
+    stats = actions.add_parser("stats", help="size, deduplication, hits and misses")
+    _store_options(stats)
+    verify = actions.add_parser("verify", help="re-hash content, find broken entries")
+    verify.add_argument("--sample", type=int, metavar="N", help="check N blobs at random")
+    verify.add_argument(
+        "--repair", action="store_true", help="remove broken entries and corrupt blobs"
+    )
+    _store_options(verify)
+    _add_prune(actions.add_parser("prune", help="remove entries by last use"))
+    why = actions.add_parser("why", help="why a pass of a workflow misses the cache")
+    why.add_argument("workflow", type=Path, metavar="CONFIG", help="workflow config (JSON)")
+    why.add_argument("pass_name", metavar="PASS", help="the pass's name in the workflow")
+    why.add_argument(
+        "--tier",
+        choices=("local", "cloud"),
+        help="which tier to compare with (default: cloud if configured)",
+    )
+    why.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _store_options(command: argparse.ArgumentParser) -> None:
+    where = command.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, help="the cache a workflow config names")
+    where.add_argument("--cache-dir", type=Path, help="a local cache directory")
+    command.add_argument(
+        "--tier",
+        choices=("local", "cloud"),
+        help="with --config: the tier (default: cloud if configured)",
+    )
+    command.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_prune(prune: argparse.ArgumentParser) -> None:
+    prune.add_argument(
+        "--older-than", metavar="DURATION", help="remove entries not used for this long (30d, 12h)"
+    )
+    prune.add_argument(
+        "--max-size", metavar="SIZE", help="then remove the least used until the cache fits (500GB)"
+    )
+    prune.add_argument(
+        "--grace",
+        metavar="DURATION",
+        default="24h",
+        help="never remove what was written or used this recently (default 24h)",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
+    _store_options(prune)
+
+
+def cache_command(args: argparse.Namespace) -> int:
+    """``modelcache cache ACTION``: the action's exit status (``verify``'s is 1 when it found
+    damage it left)."""
+    out = Console(highlight=False, soft_wrap=True)
+    if not out.is_terminal:
+        out.width = 200  # piped: keep keys and tables whole rather than folded at 80
+    if args.cache_command == "why":
+        return _why(args, out)
+    store = _open_store(args)
+    inventory = maintenance.take_inventory(store, now=time.time())
+    return ACTIONS[args.cache_command](args, store, inventory, out)
+
+
+def _open_store(args: argparse.Namespace) -> MaintainedStore:
+    if args.cache_dir is not None:
+        if args.tier == "cloud":
+            raise UserError("--cache-dir names a local cache; use --config for the cloud")
+        return LocalStore(args.cache_dir)
+    if args.config is None:
+        raise UserError(
+            "say which cache: --config WORKFLOW.json (its cloud cache or cache_dir) "
+            "or --cache-dir DIR"
+        )
+    return _tier_store(load_config(args.config), args.tier)
+
+
+def _tier_store(config: WorkflowConfig, tier: str | None) -> MaintainedStore:
+    if tier is None:
+        tier = "cloud" if config.cloud_enabled else "local"
+    if tier == "local":
+        return LocalStore(config.resolve(config.cache_dir))
+    cloud = config.cloud_cache_config
+    if cloud is None or not cloud.enable_cloud_cache:
+        raise UserError("the config names no cloud cache (cloud_cache_config)")
+    store = open_cloud_store(cloud)
+    if not isinstance(store, MaintainedStore):  # pragma: no cover - every cloud store is
+        raise UserError(f"{type(store).__name__} cannot be maintained")
+    return store
+
+
+# -- why -------------------------------------------------------------------------------------
+
+
+def _why(args: argparse.Namespace, out: Console) -> int:
+    with naming_config_file(args.workflow):
+        config = load_config(args.workflow)
+        names = [name for name, _ in config.passes]
+        if args.pass_name not in names:
+            raise UserError(
+                f"no pass {args.pass_name!r} in {args.workflow}; its passes are {', '.join(names)}"
+            )
+        store = _tier_store(config, args.tier)
+        prepared = prepare(config, RunOptions(no_cloud=True))
+    chain = prepared.chain
+    documents: list[Mapping[str, Any]] = []
+    previous: str | ModelIdentity = chain.model
+    for spec, key in zip(chain.passes, prepared.keys, strict=True):
+        documents.append(key_document(previous, spec))
+        previous = key
+    inventory = maintenance.take_inventory(store, now=time.time())
+    report = maintenance.explain_miss(
+        inventory,
+        [spec.name for spec in chain.passes],
+        documents,
+        list(prepared.keys),
+        args.pass_name,
+    )
+    if args.json:
+        print_json(report.to_json())
+    else:
+        _print_why(report, out)
+    return 0
+
+
+def _print_why(report: WhyReport, out: Console) -> None:
+    """``report``, then the pass before it when that explains the miss, each indented."""
+    depth = 0
+    current: WhyReport | None = report
+    while current is not None:
+        indent = "  " * depth
+        if current.cached:
+            out.print(
+                Text(f"{indent}pass {current.pass_name!r} hits: entry {current.key[:12]} is cached")
+            )
+        else:
+            out.print(Text(f"{indent}pass {current.pass_name!r} misses (key {current.key[:12]})"))
+            _print_nearest(current, indent, out)
+        current = current.upstream
+        depth += 1
+
+
+def _print_nearest(report: WhyReport, indent: str, out: Console) -> None:
+    if report.nearest is None:
+        out.print(Text(f"{indent}  {report.note}"))
+        return
+    out.print(
+        Text(
+            f"{indent}  nearest cached entry of the same pass type: "
+            f"{report.nearest[:12]} (of {report.candidates})"
+        )
+    )
+    for difference in report.differences:
+        if difference.field == "input" or difference.field.startswith("input."):
+            continue
+        out.print(
+            Text(
+                f"{indent}  {difference.field}: cached {json.dumps(difference.cached)}, "
+                f"now {json.dumps(difference.now)}"
+            )
+        )
+    if report.note:
+        out.print(Text(f"{indent}  {report.note}"))

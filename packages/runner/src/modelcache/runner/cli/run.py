@@ -1,0 +1,202 @@
+"""``modelcache run``, ``plan`` and ``passes``: a workflow run with its progress on stderr,
+what a run would do, and the passes there are."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from attrs import evolve
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from modelcache.planner import Chain, Plan, Skip, dumps, make_plan
+from modelcache.store import StoreUnavailable
+
+from ..config import load_config, naming_config_file
+from ..passes import available_passes
+from ..reporting import Reporter, RunReport, StepKind, StepRecord
+from ..workflow import Prepared, RunOptions, execute, prepare, snapshot
+from .exit import say
+from .render import render_dot, render_mermaid, render_text, summary_table
+
+__all__ = ["add_run_commands", "passes_command", "plan_command", "run_command"]
+
+#: ``plan --format``s other than ``text``: each draws the plan as a document for stdout.
+_DRAWINGS: Final[Mapping[str, Callable[[Plan, Chain], str]]] = {
+    "json": lambda plan, _chain: dumps(plan) + "\n",
+    "mermaid": render_mermaid,
+    "dot": render_dot,
+}
+
+
+def add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``run``, ``plan`` and ``passes`` to the ``modelcache`` parser's subparsers."""
+    run = commands.add_parser("run", help="plan and run a workflow")
+    run.add_argument("config", type=Path, help="workflow config (JSON)")
+    run.add_argument("--report", type=Path, help="write a JSON report of every step here")
+    run.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    _cache_switches(run)
+    run.set_defaults(handler=run_command)
+
+    plan = commands.add_parser("plan", help="show what a run would do; moves nothing")
+    plan.add_argument("config", type=Path, help="workflow config (JSON)")
+    plan.add_argument("--format", choices=("text", *_DRAWINGS), default="text")
+    _cache_switches(plan)
+    plan.set_defaults(handler=plan_command)
+
+    passes = commands.add_parser("passes", help="list the passes available")
+    passes.set_defaults(handler=passes_command)
+
+
+def _cache_switches(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--no-cloud", action="store_true",
+                         help="do not use the cloud cache for this run")  # fmt: skip
+    command.add_argument("--no-upload", action="store_true",
+                         help="read the cloud cache but upload nothing this run")  # fmt: skip
+    command.add_argument("--no-cache", action="store_true",
+                         help="use no cache at all: every pass runs")  # fmt: skip
+    command.add_argument("--require-cloud", action="store_true",
+                         help="fail if the cloud is lost mid-run")  # fmt: skip
+
+
+def _prepare(args: argparse.Namespace) -> Prepared:
+    options = RunOptions(
+        no_cloud=args.no_cloud,
+        no_upload=args.no_upload,
+        require_cloud=args.require_cloud,
+        no_cache=args.no_cache,
+    )
+    return prepare(load_config(args.config), options)
+
+
+# -- passes, plan ----------------------------------------------------------------------------
+
+
+def passes_command(_args: argparse.Namespace) -> int:
+    """``modelcache passes``: one line per pass type, its version and what it converts."""
+    for name, implementation in sorted(available_passes().items()):
+        print(f"{name}\tversion {implementation.version}\t"
+              f"{'/'.join(sorted(implementation.input_types))} -> "
+              f"{implementation.output_type}")  # fmt: skip
+    return 0
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    """``modelcache plan``: the plan drawn on stdout; moves nothing. Without the cloud (and
+    without ``--require-cloud``), the plan is made from the local cache, with a note."""
+    with naming_config_file(args.config):
+        prepared = _prepare(args)
+        plan = _plan(prepared, require_cloud=args.require_cloud)
+    if args.format == "text":
+        render_text(plan, prepared.chain, Console(highlight=False))
+    else:
+        sys.stdout.write(_DRAWINGS[args.format](plan, prepared.chain))
+    return 0
+
+
+def _plan(prepared: Prepared, *, require_cloud: bool) -> Plan:
+    try:
+        current = snapshot(prepared)
+        policy = prepared.policy
+    except StoreUnavailable as error:
+        if require_cloud:
+            raise
+        err = Console(stderr=True, highlight=False)
+        say(err, "note", "yellow", f"cloud cache unreachable ({error}); planning locally")
+        current = snapshot(prepared, cloud=False)
+        policy = evolve(prepared.policy, enable_cloud_cache=False)
+    return make_plan(prepared.chain, prepared.evaluation, current, policy)
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``modelcache run``: run the workflow, progress on stderr (when it is a terminal, or
+    ``MODELCACHE_PROGRESS=1``), then the summary on stdout and the report to ``--report``."""
+    with naming_config_file(args.config):
+        report = _execute(_prepare(args), quiet=args.quiet)
+    document = report.to_json()
+    if args.report is not None:
+        _write_report(args.report, document)
+    if not args.quiet:
+        summary_table(document, Console(highlight=False))
+    return 0
+
+
+def _execute(prepared: Prepared, *, quiet: bool) -> RunReport:
+    err = Console(stderr=True, highlight=False)
+    if quiet or (not err.is_terminal and os.environ.get("MODELCACHE_PROGRESS") != "1"):
+        return execute(prepared, _NoteReporter(err))
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               DownloadColumn(), TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=err, transient=True) as progress:
+        return execute(prepared, _ProgressReporter(progress, err))
+
+
+def _write_report(path: Path, document: Mapping[str, Any]) -> None:
+    """``document`` as JSON in ``path``, whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+class _NoteReporter(Reporter):
+    """No progress, but the notes (cloud lost, uploads refused) still reach stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def note(self, *, message: str) -> None:
+        say(self.console, "note", "yellow", message)
+
+
+class _ProgressReporter(_NoteReporter):
+    """Progress bars for passes and transfers, on stderr."""
+
+    def __init__(self, progress: Progress, console: Console) -> None:
+        super().__init__(console)
+        self.progress = progress
+        self.overall: TaskID | None = None
+        self.current: TaskID | None = None
+
+    def planned(self, *, plan: Plan) -> None:
+        total = sum(1 for step in plan.steps if not isinstance(step, Skip))
+        if self.overall is None:
+            self.overall = self.progress.add_task("workflow", total=total)
+        else:
+            self.progress.update(self.overall, total=total, completed=0)
+
+    def step_started(self, *, kind: StepKind, pass_name: str, total_bytes: int | None) -> None:
+        if kind == "skip":
+            return
+        self.current = self.progress.add_task(f"{kind} {pass_name}", total=total_bytes)
+
+    def transferred(self, *, pass_name: str, bytes_done: int) -> None:
+        if self.current is not None:
+            self.progress.update(self.current, completed=bytes_done)
+
+    def step_finished(self, *, record: StepRecord) -> None:
+        if record.kind == "skip":
+            return
+        if self.current is not None:
+            self.progress.update(self.current, total=record.bytes or 1,
+                                 completed=record.bytes or 1, visible=False)  # fmt: skip
+            self.current = None
+        if self.overall is not None:
+            self.progress.advance(self.overall)

@@ -1,0 +1,42 @@
+"""Cache maintenance: what ``modelcache cache ls|show|stats|verify|prune|why`` do.
+
+Every command is a function of an :class:`Inventory` (:mod:`.inventory`, one read of the
+store); only ``verify`` (hashing) and the deleting ones go back to the store. Run records
+(:mod:`.usage`) tell when entries were last used; :mod:`.lineage`, :mod:`.verify`,
+:mod:`.prune` and :mod:`.why` are one command each; :mod:`._codec` is the wire format. See
+``docs/operations.md``.
+"""
+
+from .inventory import EntryInfo, Inventory, describe_input, stats, take_inventory
+from .lineage import UnknownEntry, lineage, resolve_key
+from .prune import DEFAULT_GRACE, PruneReport, parse_duration, parse_size, prune
+from .usage import MAX_RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, RunTally, TierCounts, record_run
+from .verify import VerifyReport, verify
+from .why import Difference, WhyReport, explain_miss
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "MAX_RUN_RECORD",
+    "RUN_RECORD_FORMAT",
+    "Difference",
+    "EntryInfo",
+    "Inventory",
+    "PruneReport",
+    "RunRecord",
+    "RunTally",
+    "TierCounts",
+    "UnknownEntry",
+    "VerifyReport",
+    "WhyReport",
+    "describe_input",
+    "explain_miss",
+    "lineage",
+    "parse_duration",
+    "parse_size",
+    "prune",
+    "record_run",
+    "resolve_key",
+    "stats",
+    "take_inventory",
+    "verify",
+]

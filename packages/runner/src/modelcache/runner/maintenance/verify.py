@@ -1,0 +1,157 @@
+"""``modelcache cache verify``: re-hash content, find the entries it breaks, and repair.
+
+A blob is corrupt when its bytes do not hash to its name, missing when an entry names it and
+the listing lacks it (found from the listings alone, even when only a sample is hashed).
+Repair removes broken and invalid entries and deletes corrupt blobs: a corrupt blob left in
+place would be reused by the next publish, which trusts a blob of the right name and size.
+Every delete is conditional on the version listed, so what changed meanwhile is kept.
+"""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+from attrs import Factory, define
+from cattrs.gen import override
+
+from modelcache.store import MaintainedStore
+
+from ._codec import JsonObject, unstructure, wire_format
+from .inventory import Inventory, remove_entry
+
+__all__ = ["VerifyReport", "verify"]
+
+#: Blobs hashed at once: hashing is bound by reading, and a few streams keep a link busy.
+_STREAMS = 4
+
+
+@define(kw_only=True)
+class VerifyReport:
+    """What :func:`verify` found and, with ``repair``, did."""
+
+    checked_blobs: int = 0
+    checked_bytes: int = 0
+    sampled: bool = False
+    corrupt_blobs: list[str] = Factory(list)
+    missing_blobs: list[str] = Factory(list)
+    invalid_entries: dict[str, str] = Factory(dict)
+    broken_entries: dict[str, list[str]] = Factory(dict)
+    removed_entries: list[str] = Factory(list)
+    removed_blobs: list[str] = Factory(list)
+    kept_changed: list[str] = Factory(list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.corrupt_blobs or self.missing_blobs or self.invalid_entries)
+
+    @property
+    def repaired(self) -> bool:
+        broken = set(self.broken_entries) | set(self.invalid_entries)
+        return (
+            broken <= set(self.removed_entries)
+            and not self.kept_changed
+            and set(self.corrupt_blobs) <= set(self.removed_blobs)
+        )
+
+    def to_json(self) -> JsonObject:
+        """The report as ``modelcache cache verify --json`` prints it."""
+        return unstructure(self)
+
+
+def _sorted_problems(problems: dict[str, str]) -> dict[str, str]:
+    return dict(sorted(problems.items()))
+
+
+def _sorted_breakage(broken: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {key: sorted(digests) for key, digests in sorted(broken.items())}
+
+
+def _verdict(report: VerifyReport) -> JsonObject:
+    return {"clean": report.clean}
+
+
+wire_format(
+    VerifyReport,
+    extra=_verdict,
+    corrupt_blobs=override(unstruct_hook=sorted),
+    missing_blobs=override(unstruct_hook=sorted),
+    invalid_entries=override(unstruct_hook=_sorted_problems),
+    broken_entries=override(unstruct_hook=_sorted_breakage),
+    removed_entries=override(unstruct_hook=sorted),
+    removed_blobs=override(unstruct_hook=sorted),
+    kept_changed=override(unstruct_hook=sorted),
+)
+
+
+def verify(
+    store: MaintainedStore,
+    inventory: Inventory,
+    *,
+    sample: int | None = None,
+    repair: bool = False,
+    rng: random.Random | None = None,
+) -> VerifyReport:
+    """Re-hash every content blob (or ``sample`` of them, chosen at random), find blobs that
+    entries name but the store lacks, and the entries those break.
+
+    With ``repair``, broken and invalid entries are removed (manifest and evaluation
+    results) and corrupt blobs deleted, so the next run recomputes and republishes them;
+    each delete is conditional on the version listed, and an object that changed since is
+    kept and reported in ``kept_changed``.
+    """
+    report = VerifyReport()
+    digests = sorted(inventory.blobs)
+    if sample is not None and sample < len(digests):
+        digests = sorted((rng or random.Random()).sample(digests, sample))
+        report.sampled = True
+    _hash(store, inventory, digests, report)
+    missing = set(report.missing_blobs) | {
+        digest for digest in inventory.referenced() if digest not in inventory.blobs
+    }
+    report.missing_blobs = sorted(missing)
+    bad = missing | set(report.corrupt_blobs)
+    for entry in inventory.entries.values():
+        if entry.manifest is None:
+            report.invalid_entries[entry.key] = entry.problem or "unreadable"
+            continue
+        broken = sorted({item.sha256 for item in entry.manifest.files} & bad)
+        if broken:
+            report.broken_entries[entry.key] = broken
+    if repair:
+        _repair(store, inventory, report)
+    return report
+
+
+def _hash(
+    store: MaintainedStore, inventory: Inventory, digests: list[str], report: VerifyReport
+) -> None:
+    """Hash the blobs ``digests`` (a few at a time) into ``report``: checked, corrupt, and
+    missing (deleted since the listing)."""
+
+    def check(digest: str) -> tuple[str, str | None]:
+        return digest, store.hash_object(inventory.blobs[digest].name)
+
+    with ThreadPoolExecutor(max_workers=min(_STREAMS, max(1, len(digests)))) as pool:
+        for digest, got in pool.map(check, digests):
+            if got is None:
+                report.missing_blobs.append(digest)
+                continue
+            report.checked_blobs += 1
+            report.checked_bytes += inventory.blobs[digest].size
+            if got != digest:
+                report.corrupt_blobs.append(digest)
+
+
+def _repair(store: MaintainedStore, inventory: Inventory, report: VerifyReport) -> None:
+    """Remove the broken and invalid entries, then the corrupt blobs, each if unchanged."""
+    for key in sorted(set(report.broken_entries) | set(report.invalid_entries)):
+        if remove_entry(store, inventory, key):
+            report.removed_entries.append(key)
+        else:
+            report.kept_changed.append(inventory.entries[key].stored.name)
+    for digest in report.corrupt_blobs:
+        if store.delete_object(inventory.blobs[digest]):
+            report.removed_blobs.append(digest)
+        else:
+            report.kept_changed.append(inventory.blobs[digest].name)

@@ -1,0 +1,240 @@
+"""Executing a workflow: carrying plans out, and planning again when the cache lets one down.
+
+Theory of operation
+-------------------
+:func:`execute` plans with a snapshot of the cache and carries the plan out step by step
+(:mod:`._steps`). Models are *materialized* in a scratch folder beside the local tier (so
+renames stay on one file system): a run writes there, a download lands there, and an output
+the local tier holds is fetched there only when a later step reads it. Every output that is
+run or downloaded is published into the local tier; uploads push it to the cloud. The final
+output is copied to ``output_dir`` (:mod:`._deliver`).
+
+The cache is an optimization, so the run survives the cloud. A step whose assumption broke
+raises :class:`~._state.Replan`, and the executor plans again, from a new snapshot, with the
+cause removed:
+
+==========================================  ===============================================
+what happened                               the next plan
+==========================================  ===============================================
+the cloud stopped answering                 without the cloud (``CloudRequired`` instead
+                                            with ``--require-cloud``)
+a downloaded entry was corrupt or missing   with that entry counted as a miss
+another runner published an output this     with that output, downloaded or skipped
+run was about to compute (single flight)
+==========================================  ===============================================
+
+A re-plan starts from what the local tier holds by then, so no finished work is repeated;
+outputs materialized by earlier plans stay materialized. Each re-plan removes a cause (the
+cloud once, an entry once, another runner's output once per pass), so the attempts are
+bounded. Hits and misses (:mod:`._hits`) are counted from the first plan carried out.
+
+Runners sharing a cache do not compute one output twice (:mod:`._single_flight`): before
+running a pass, the executor claims its output in the tier it will publish it to and holds
+the claim until the output is published there.
+
+When the run is over, its record (hits, misses, bytes, the keys it used) is written to each
+tier it used, for ``modelcache cache stats`` and last-use tracking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from pathlib import Path
+
+from attrs import evolve
+
+from modelcache.planner import CachePolicy, Download, Snapshot, Step, Upload, make_plan
+from modelcache.store import MaintainedStore, Store, StoreError, StoreUnavailable
+
+from ..config import WorkflowConfig
+from ..reporting import Outcome, Reporter, RunReport, StepRecord, step_kind
+from ._deliver import deliver, output_dir
+from ._hits import count_hits
+from ._prepare import Prepared, RunOptions, prepare, snapshot
+from ._single_flight import release
+from ._state import Execution, Replan
+from ._steps import do
+
+__all__ = ["CloudRequired", "execute", "run_workflow"]
+
+
+class CloudRequired(StoreError):
+    """The user required the cloud and it failed; the message says how."""
+
+
+_NO_OPTIONS = RunOptions()
+
+
+def run_workflow(
+    config: WorkflowConfig, options: RunOptions = _NO_OPTIONS, reporter: Reporter | None = None
+) -> RunReport:
+    """Prepare and execute a workflow."""
+    return execute(prepare(config, options), reporter)
+
+
+def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
+    """Plan and carry out the workflow, re-planning when the cache lets the plan down.
+
+    :param reporter: told of plans, steps, transfers and notes as they happen.
+    :return: what the run did; the final model is in ``output_dir`` by then.
+    :raises ConfigError: ``output_dir`` holds files modelcache did not write (checked before
+        any work).
+    :raises CloudRequired: the cloud failed and ``options.require_cloud`` is set.
+    """
+    reporter = reporter or Reporter()
+    output_dir(prepared)
+    report = RunReport()
+    started = time.perf_counter()
+    local_root = prepared.local.root
+    local_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="run-", dir=local_root) as scratch:
+        run, cloud_up = _until_a_plan_succeeds(prepared, report, reporter, Path(scratch))
+        if run.plan.final_key is not None:
+            deliver(run, run.plan.final_key)
+    report.wall_seconds = time.perf_counter() - started
+    _record(prepared, report, cloud=cloud_up and run.uploads_allowed)
+    return report
+
+
+def _until_a_plan_succeeds(
+    prepared: Prepared, report: RunReport, reporter: Reporter, work: Path
+) -> tuple[Execution, bool]:
+    """Plan and carry out, again after each :class:`Replan`, until a plan goes through.
+
+    :return: the execution of that plan, and whether the cloud is still in use.
+    """
+    cloud_up = prepared.cloud is not None
+    policy = prepared.policy
+    dropped: set[str] = set()
+    materialized: dict[str, Path] = {}
+    for _attempt in range(2 * len(prepared.chain.passes) + 3):
+        try:
+            current = _snapshot_or_lose_cloud(prepared, cloud_up, dropped)
+        except Replan as replan:
+            cloud_up, policy = _lose_cloud(prepared, replan, report, reporter)
+            continue
+        plan = make_plan(prepared.chain, prepared.evaluation, current, policy)
+        reporter.planned(plan=plan)
+        if not report.steps:
+            count_hits(plan, current, policy, report)
+        run = Execution(
+            prepared=prepared,
+            plan=plan,
+            work=work,
+            report=report,
+            reporter=reporter,
+            uploads_allowed=policy.uploads,
+            materialized=materialized,
+            dropped=dropped,
+        )
+        try:
+            carry_out(run)
+        except Replan as replan:
+            report.replans += 1
+            if replan.lose_cloud:
+                cloud_up, policy = _lose_cloud(prepared, replan, report, reporter)
+            if replan.drop_key is not None:
+                dropped.add(replan.drop_key)
+                run.note(f"re-planning: {replan.reason}")
+            continue
+        return run, cloud_up
+    raise RuntimeError("the plan kept failing; giving up")  # pragma: no cover - a bug
+
+
+def _snapshot_or_lose_cloud(prepared: Prepared, cloud_up: bool, dropped: set[str]) -> Snapshot:
+    """The snapshot to plan with: the entries this run dropped are not in the cloud for it.
+
+    :raises Replan: the cloud did not answer.
+    """
+    try:
+        current = snapshot(prepared, cloud=cloud_up)
+    except StoreUnavailable as error:
+        raise Replan(str(error), lose_cloud=True) from error
+    if not dropped:
+        return current
+    return Snapshot.from_listing(
+        evolve(entry, in_cloud=False) if entry.key in dropped else entry
+        for entry in current.listing()
+    )
+
+
+def _lose_cloud(
+    prepared: Prepared, replan: Replan, report: RunReport, reporter: Reporter
+) -> tuple[bool, CachePolicy]:
+    """Go on without the cloud, unless the user required it.
+
+    :return: the cloud is no longer up, and the policy to plan with from now on.
+    :raises CloudRequired: with ``--require-cloud``.
+    """
+    if prepared.options.require_cloud:
+        raise CloudRequired(
+            f"the cloud cache failed and --require-cloud was given: {replan.reason}"
+        )
+    message = f"cloud cache unreachable ({replan.reason}); finishing locally"
+    report.notes.append(message)
+    reporter.note(message=message)
+    return False, evolve(prepared.policy, enable_cloud_cache=False)
+
+
+def carry_out(run: Execution) -> None:
+    """Carry out the plan's steps in order, recording each, and release every single-flight
+    claim still held when it ends, however it ends.
+
+    :raises Replan: from the step that let the plan down, recorded first.
+    """
+    try:
+        for step in run.plan.steps:
+            started = time.perf_counter()
+            size = step.size if isinstance(step, (Upload, Download)) else None
+            run.reporter.step_started(kind=step_kind(step), pass_name=step.pass_name,
+                                      total_bytes=size)  # fmt: skip
+            try:
+                moved, outcome, detail = do(run, step)
+            except Replan as replan:
+                # Recorded, so that the report shows which step let the plan down, and why.
+                _record_step(run, step, started, 0, replan.outcome, replan.reason)
+                raise
+            if isinstance(step, Upload):
+                release(run, step.key)  # in the cloud now (or never will be): waiters go on
+            _record_step(run, step, started, moved, outcome, detail)
+    finally:
+        for key in list(run.claims):
+            release(run, key)
+
+
+def _record_step(
+    run: Execution, step: Step, started: float, moved: int, outcome: Outcome, detail: str
+) -> None:
+    record = StepRecord(
+        kind=step_kind(step),
+        pass_name=step.pass_name,
+        key=step.key,
+        reason=step.reason,
+        seconds=time.perf_counter() - started,
+        bytes=moved,
+        outcome=outcome,
+        detail=detail,
+    )
+    run.report.steps.append(record)
+    run.reporter.step_finished(record=record)
+
+
+def _record(prepared: Prepared, report: RunReport, *, cloud: bool) -> None:
+    """Write the run's record (hits, misses, bytes, the keys it used) to each tier it used:
+    one small write per tier per run, which is all that last-use tracking costs."""
+    from ..maintenance import record_run
+
+    tally = report.tally()
+    stores: list[Store] = []
+    if prepared.policy.enable_local_cache:
+        stores.append(prepared.local)
+    if cloud and prepared.cloud is not None:
+        stores.append(prepared.cloud)
+    for store in stores:
+        # Run records are a maintenance capability; a store without it keeps none.
+        if isinstance(store, MaintainedStore):
+            # Statistics are not worth failing a finished run for.
+            with contextlib.suppress(StoreError):
+                record_run(store, tally, prepared.keys, finished=time.time())

@@ -1,0 +1,211 @@
+"""From a config to what the planner and the executor need; reads files, writes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attrs import define, frozen
+
+from modelcache.planner import (
+    CachePolicy,
+    Chain,
+    Evaluation,
+    PassSpec,
+    Plan,
+    Snapshot,
+    SnapshotEntry,
+    chain_keys,
+    make_plan,
+)
+from modelcache.store import LocalStore, Store
+
+from ..config import ConfigError, WorkflowConfig
+
+if TYPE_CHECKING:
+    from ..evaluation import Evaluator
+    from ..passes import Pass
+
+__all__ = ["PassInstance", "Prepared", "RunOptions", "plan_workflow", "prepare", "snapshot"]
+
+
+@frozen(kw_only=True)
+class RunOptions:
+    """Per-run switches from the command line, over the config."""
+
+    no_cloud: bool = False
+    no_upload: bool = False
+    require_cloud: bool = False
+    no_cache: bool = False
+    #: The longest a run waits for another runner computing an output it needs (single
+    #: flight) before computing it too: long enough for any real pass, since a holder that
+    #: dies loses its lock within 30 s; the bound is for a holder that hangs.
+    single_flight_wait: float = 30 * 60.0
+
+
+@frozen(kw_only=True)
+class PassInstance:
+    """A pass of the chain, ready to run: its implementation and validated configuration."""
+
+    spec: PassSpec
+    implementation: Pass
+    #: JSON values, as :meth:`Pass.validate` returned them.
+    config: Mapping[str, Any]
+
+
+@define(kw_only=True)
+class Prepared:
+    """Everything the planner and the executor need, derived from the config.
+
+    Mutable so that tests and embedders can swap a store or the policy before
+    :func:`~modelcache.runner.workflow.execute`.
+    """
+
+    config: WorkflowConfig
+    options: RunOptions
+    model_path: Path
+    chain: Chain
+    passes: dict[str, PassInstance]
+    local: LocalStore
+    cloud: Store | None
+    policy: CachePolicy
+    evaluation: Evaluation
+    evaluator: Evaluator | None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return chain_keys(self.chain)
+
+
+def prepare(config: WorkflowConfig, options: RunOptions = RunOptions()) -> Prepared:
+    """Resolve the model, validate the passes, open the stores. Writes nothing.
+
+    :raises ConfigError: a pass, its parameters, their order or the evaluation targets are
+        wrong; the error names the path in the config.
+    :raises StoreError: the cloud store cannot be opened (credentials, account).
+    """
+    from ..models import resolve_hf_model
+
+    resolved = resolve_hf_model(config.input_model.model_path, config.input_model.revision,
+                                base_dir=config.base_dir)  # fmt: skip
+    instances = _pass_instances(config)
+    _check_types(instances, resolved.model_type)
+    local = LocalStore(config.resolve(config.cache_dir))
+    cloud = _open_cloud(config, options)
+    evaluator, evaluation = _evaluation(config, instances, reference=resolved.path)
+    return Prepared(
+        config=config,
+        options=options,
+        model_path=resolved.path,
+        chain=Chain(model=resolved.identity, passes=[i.spec for i in instances.values()]),
+        passes=instances,
+        local=local,
+        cloud=cloud,
+        policy=_policy(config, options, cloud_open=cloud is not None),
+        evaluation=evaluation,
+        evaluator=evaluator,
+    )
+
+
+def _pass_instances(config: WorkflowConfig) -> dict[str, PassInstance]:
+    """Each pass of the config loaded and its parameters validated, in chain order."""
+    from ..passes import PassConfigError, UnknownPassType, load_pass
+
+    instances: dict[str, PassInstance] = {}
+    for name, raw in config.passes:
+        parameters = {k: v for k, v in raw.items() if k != "type"}
+        try:
+            implementation = load_pass(str(raw["type"]))
+        except UnknownPassType as error:
+            raise ConfigError(path=f"$.passes.{name}.type", problem=str(error)) from None
+        try:
+            validated = implementation.validate(parameters)
+        except PassConfigError as error:
+            raise ConfigError(
+                path=f"$.passes.{name}.{error.field}" if error.field else f"$.passes.{name}",
+                problem=error.problem,
+            ) from None
+        spec = PassSpec(
+            name=name,
+            type=implementation.type,
+            version=implementation.version,
+            config=validated,
+            packages=implementation.packages(),
+        )
+        instances[name] = PassInstance(spec=spec, implementation=implementation, config=validated)
+    return instances
+
+
+def _check_types(instances: Mapping[str, PassInstance], model_type: str) -> None:
+    """Refuse a chain whose pass takes a model type its input is not."""
+    current = model_type
+    for name, instance in instances.items():
+        accepted = instance.implementation.input_types
+        if current not in accepted:
+            raise ConfigError(
+                path=f"$.passes.{name}",
+                problem=f"{instance.spec.type} takes a {' or '.join(sorted(accepted))} model, "
+                f"but its input is a {current} model; reorder the passes",
+            )
+        current = instance.implementation.output_type
+
+
+def _open_cloud(config: WorkflowConfig, options: RunOptions) -> Store | None:
+    """The cloud store, if the config enables it and no option turns it off."""
+    if not config.cloud_enabled or options.no_cloud or options.no_cache:
+        return None
+    from ..cloud import open_cloud_store
+
+    assert config.cloud_cache_config is not None  # cloud_enabled says so
+    return open_cloud_store(config.cloud_cache_config)
+
+
+def _policy(config: WorkflowConfig, options: RunOptions, *, cloud_open: bool) -> CachePolicy:
+    cloud_config = config.cloud_cache_config
+    return CachePolicy(
+        enable_cloud_cache=cloud_open,
+        upload_to_cloud=bool(cloud_config and cloud_config.upload_to_cloud)
+        and not options.no_upload,
+        enable_local_cache=not options.no_cache,
+    )
+
+
+def _evaluation(
+    config: WorkflowConfig, instances: Mapping[str, PassInstance], *, reference: Path
+) -> tuple[Evaluator | None, Evaluation]:
+    """The evaluator the config asks for (None: none), and which outputs it measures."""
+    if config.evaluator is None or config.evaluator.evaluate == "none":
+        return None, Evaluation.nothing()
+    from ..evaluation import Evaluator
+
+    evaluator = Evaluator(config.evaluator, reference=reference)
+    target = config.evaluator.evaluate
+    if isinstance(target, tuple):
+        unknown = [name for name in target if name not in instances]
+        if unknown:
+            raise ConfigError(
+                path="$.evaluator.evaluate",
+                problem=f"no pass called {unknown[0]!r}; passes are {list(instances)}",
+            )
+        return evaluator, Evaluation.of(target, evaluator.fingerprint)
+    if target == "all":
+        return evaluator, Evaluation.every_output(evaluator.fingerprint)
+    return evaluator, Evaluation.final(evaluator.fingerprint)
+
+
+def snapshot(prepared: Prepared, *, cloud: bool = True) -> Snapshot:
+    """The cache's contents for the chain's keys: the local tier, and the cloud if used."""
+    keys = prepared.keys
+    listing: list[SnapshotEntry] = []
+    if prepared.policy.enable_local_cache:
+        listing.extend(prepared.local.snapshot(keys))
+    if cloud and prepared.cloud is not None:
+        listing.extend(prepared.cloud.snapshot(keys))
+    return Snapshot.from_listing(listing)
+
+
+def plan_workflow(prepared: Prepared) -> Plan:
+    """The dry run: what :func:`~modelcache.runner.workflow.run_workflow` would do now.
+    Reads the cache, writes nothing."""
+    return make_plan(prepared.chain, prepared.evaluation, snapshot(prepared), prepared.policy)

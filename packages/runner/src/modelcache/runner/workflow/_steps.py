@@ -1,0 +1,165 @@
+"""One handler per kind of plan step; each says what the step moved and how it ended."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import shutil
+import time
+
+from modelcache.planner import (
+    Chain,
+    Download,
+    Evaluate,
+    ModelIdentity,
+    Run,
+    Skip,
+    Step,
+    Upload,
+    key_document,
+)
+from modelcache.store import (
+    AccessDenied,
+    CorruptEntry,
+    EntryNotFound,
+    StoreError,
+    StoreUnavailable,
+    build_manifest,
+)
+
+from ..reporting import Outcome
+from ._single_flight import claim_output, release
+from ._state import PRODUCER, Execution, Replan
+
+__all__ = ["StepResult", "do"]
+
+#: What a step came to: bytes moved, its outcome, and a detail for the report.
+StepResult = tuple[int, Outcome, str]
+
+
+def do(run: Execution, step: Step) -> StepResult:
+    """Carry out ``step``. :raises Replan: the plan's assumptions broke."""
+    match step:
+        case Skip():
+            return 0, "done", ""
+        case Run():
+            return _run(run, step)
+        case Download():
+            return _download(run, step)
+        case Upload():
+            return _upload(run, step)
+        case Evaluate():
+            return _evaluate(run, step)
+    raise AssertionError(f"unknown step {step!r}")
+
+
+def _run(run: Execution, step: Run) -> StepResult:
+    """Run the pass into the scratch folder, under single flight, and publish its output
+    into the local tier."""
+    prepared = run.prepared
+    key = step.key
+    in_cloud, waited = claim_output(run, step)
+    instance = prepared.passes[step.pass_name]
+    source = run.input_path(step.input_key)
+    out = run.work / f"{key}.out"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    started = time.perf_counter()
+    instance.implementation.run(source, out, dict(instance.config))
+    seconds = time.perf_counter() - started
+    manifest = build_manifest(
+        key=key,
+        key_inputs=key_document(_input_of(prepared.chain, step.input_key), instance.spec),
+        model_type=instance.implementation.output_type,
+        directory=out,
+        run_seconds=seconds,
+        created=_now(),
+        producer=PRODUCER,
+    )
+    prepared.local.publish(out, manifest)
+    run.materialized[key] = out
+    if not in_cloud:
+        release(run, key)  # claimed in the local tier, published there now
+    return 0, "done", waited
+
+
+def _download(run: Execution, step: Download) -> StepResult:
+    """Fetch the output from the cloud into the scratch folder and publish it locally."""
+    prepared = run.prepared
+    assert prepared.cloud is not None  # the planner downloads only from a cloud it has
+    target = run.work / step.key
+    try:
+        manifest = prepared.cloud.fetch(step.key, target, progress=run.progress(step))
+    except StoreUnavailable as error:
+        raise Replan(str(error), lose_cloud=True) from error
+    except (CorruptEntry, EntryNotFound) as error:
+        message = f"cloud entry {step.key[:12]} unusable: {error}"
+        raise Replan(message, drop_key=step.key) from error
+    # Not through LayeredStore.fetch: it reads the local tier first, and a local read error
+    # would then pass for a lost cloud. A failure to keep the output locally fails the run.
+    prepared.local.publish(target, manifest)
+    run.materialized[step.key] = target
+    return manifest.size, "done", ""
+
+
+def _upload(run: Execution, step: Upload) -> StepResult:
+    """Publish the output into the cloud, unless uploads are off or refused."""
+    prepared = run.prepared
+    if prepared.cloud is None or not run.uploads_allowed:
+        return 0, "skipped", "uploads are off"
+    path = run.materialize(step.key)
+    manifest = prepared.local.read_manifest(step.key)
+    try:
+        published = prepared.cloud.publish(path, manifest, progress=run.progress(step))
+    except AccessDenied as error:
+        run.uploads_allowed = False
+        run.note(f"uploads refused by the cloud cache ({error}); continuing without")
+        return 0, "refused", str(error)
+    except StoreUnavailable as error:
+        raise Replan(str(error), lose_cloud=True) from error
+    if published:
+        return manifest.size, "done", ""
+    if step.key in run.dropped:
+        # Publishing never replaces an entry; only a repair removes a bad one.
+        message = (
+            f"the cloud's entry {step.key[:12]} for pass {step.pass_name!r} is damaged "
+            "and stays so: run `modelcache cache verify --repair` to remove it"
+        )
+        run.note(message)
+        return 0, "damaged-in-cloud", message
+    return 0, "already-there", "another runner published it first"
+
+
+def _evaluate(run: Execution, step: Evaluate) -> StepResult:
+    """Read the cached result of the evaluation, or measure the output and cache it."""
+    prepared = run.prepared
+    fingerprint = prepared.evaluation.fingerprint
+    if step.cached:
+        for store in (prepared.local, prepared.cloud):
+            if store is None:
+                continue
+            # A result that cannot be read is recomputed: the cache is an optimization.
+            with contextlib.suppress(StoreError):
+                run.report.metrics[step.pass_name] = dict(
+                    store.read_evaluation(step.key, fingerprint)
+                )
+                return 0, "done", "cached result"
+    evaluator = prepared.evaluator
+    assert evaluator is not None  # the planner evaluates only when the config asks to
+    model_type = prepared.passes[step.pass_name].implementation.output_type
+    result = evaluator.evaluate(run.materialize(step.key), model_type)
+    run.report.metrics[step.pass_name] = result
+    prepared.local.write_evaluation(step.key, fingerprint, result)
+    if prepared.cloud is not None and run.uploads_allowed:
+        with contextlib.suppress(StoreError):
+            prepared.cloud.write_evaluation(step.key, fingerprint, result)
+    return 0, "done", ""
+
+
+def _input_of(chain: Chain, input_key: str | None) -> str | ModelIdentity:
+    return chain.model if input_key is None else input_key
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
