@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from azure.core.exceptions import (
@@ -51,6 +52,9 @@ from modelcache.store import (
     StoreError,
     StoreUnavailable,
 )
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
 
 __all__ = ["Place", "error_code", "public_url", "store_error", "translated"]
 
@@ -106,6 +110,16 @@ class Place:
     account_url: str
     account_name: str
     container: str
+
+    @classmethod
+    def of(cls, container: ContainerClient) -> Place:
+        """Where ``container`` lives, its URL stripped of any SAS."""
+        url = public_url(container.url)
+        return cls(
+            account_url=url.rsplit("/", 1)[0],
+            account_name=container.account_name or "",
+            container=container.container_name,
+        )
 
     def __str__(self) -> str:
         return f"container {self.container!r} at {self.account_url}"

@@ -47,8 +47,8 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
 from modelcache.store import ClaimOutcome, EntryNotFound, lock_name, manifest_name
 
-from ._errors import error_code, translated
-from ._store import AzureBlobStore, _place
+from ._errors import Place, error_code, translated
+from ._store import AzureBlobStore
 
 __all__ = ["BlobLeaseLocks", "LeaseClaim"]
 
@@ -195,7 +195,7 @@ class BlobLeaseLocks:
         if poll_seconds <= 0:
             raise ValueError("poll_seconds must be above 0")
         self._container = container
-        self._place = _place(container)
+        self._place = Place.of(container)
         self.lease_seconds = lease_seconds
         self.renew_seconds = lease_seconds / 3 if renew_seconds is None else renew_seconds
         self.poll_seconds = poll_seconds

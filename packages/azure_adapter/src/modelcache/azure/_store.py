@@ -15,48 +15,24 @@ is one concurrent batch of HEADs (the manifest and every distinct blob), the upl
 missing blobs, then one conditional PUT of the manifest. ``fetch`` is one GET of the
 manifest, then ranged GETs of the blobs.
 
-*Bounded memory.* Bytes move in ``block_size`` chunks through a window of at most
-``max_concurrency`` requests in flight, so a transfer holds about ``(max_concurrency + 1) *
-block_size`` bytes however big the model is.
-
-*A blob's bytes always match its name.* A file is read through
-:func:`modelcache.store.source_chunks` (no symbolic links followed, hashed as it streams)
-while its blocks are staged; the block list is committed (``If-None-Match: *``) only once
-the stream ended with the digest the manifest lists. An aborted upload leaves only
-uncommitted blocks, which the service discards after a week. Block IDs start with a
-per-upload random prefix, so two uploaders of one blob never commit each other's blocks.
-Downloads are ranged GETs kept ``max_concurrency`` ahead, consumed in order by
-:func:`modelcache.store.write_entry`, which checks and stages every file as it does for
-every store.
-
-*Races.* Two publishers of one entry both upload (identical) blobs; an upload that finds
-its blob already there has succeeded. The manifest PUT is create-only: exactly one
-publisher gets True, the others False. Nothing is ever deleted, on this path or any other
-(Olive's bug was racing uploaders deleting each other's blobs).
+*Transfers.* The blobs' side of ``publish`` is :mod:`modelcache.azure._upload`'s, that of
+``fetch`` is :mod:`modelcache.azure._download`'s; each opens with its theory: how memory
+stays bounded, why a blob's bytes always match its name, what racing publishers see.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
-import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import (
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-)
-from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient, ContentSettings
 from modelcache.planner import SnapshotEntry
 from modelcache.store import (
     ENTRIES_PREFIX,
@@ -67,13 +43,11 @@ from modelcache.store import (
     EntryNotFound,
     InvalidManifest,
     Manifest,
-    ManifestFile,
     Progress,
     StoreConfigError,
     StoredObject,
     StoreError,
     Tier,
-    blob_name,
     evaluation_bytes,
     evaluation_name,
     manifest_bytes,
@@ -81,13 +55,13 @@ from modelcache.store import (
     parse_evaluation,
     parse_evaluation_name,
     parse_manifest_name,
-    source_chunks,
-    write_entry,
 )
 
 from ._auth import Credential, open_container
+from ._download import download_entry
 from ._errors import Place, error_code, public_url, translated
 from ._settings import TransferSettings
+from ._upload import send_blobs
 
 if TYPE_CHECKING:
     from ._lock import BlobLeaseLocks
@@ -95,102 +69,6 @@ if TYPE_CHECKING:
 __all__ = ["AzureBlobStore"]
 
 _JSON = ContentSettings(content_type="application/json")
-_T = TypeVar("_T")
-
-
-class _Window:
-    """At most ``limit`` tasks in flight on ``pool``; after a failure, nothing more starts."""
-
-    def __init__(self, pool: ThreadPoolExecutor, limit: int) -> None:
-        self._pool = pool
-        self._slots = threading.Semaphore(limit)
-        self._failure: BaseException | None = None
-
-    def submit(self, function: Callable[..., _T], *args: Any) -> Future[_T]:
-        self._slots.acquire()
-        if self._failure is not None:
-            self._slots.release()
-            raise self._failure
-        future = self._pool.submit(function, *args)
-        future.add_done_callback(self._done)
-        return future
-
-    def _done(self, future: Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is not None and self._failure is None:
-            self._failure = future.exception()
-        self._slots.release()
-
-
-class _RangesAhead:
-    """The ranged GETs of an entry's files, in manifest order, ``max_concurrency`` ahead.
-
-    :func:`~modelcache.store.write_entry` asks for each file's chunks in manifest order;
-    :meth:`blob_chunks` hands over the results of the GETs started for that file, and keeps
-    the window full with the GETs of the files after it, so a fetch of many small files
-    is as concurrent as a fetch of one large one.
-    """
-
-    def __init__(self, store: AzureBlobStore, manifest: Manifest, pool: ThreadPoolExecutor):
-        self._store = store
-        self._key = manifest.key
-        self._pool = pool
-        block = store.settings.block_size
-        self._ranges: Iterator[tuple[ManifestFile, int, int]] = (
-            (item, offset, min(block, item.size - offset))
-            for item in manifest.files
-            for offset in (range(0, item.size, block) if item.size else (0,))
-        )
-        self._pending: deque[tuple[ManifestFile, int, int, Future[tuple[bytes, int | None]]]]
-        self._pending = deque()
-        self._refill()
-
-    def blob_chunks(self, sha256: str) -> Iterator[bytes]:
-        """The bytes of the next file, whose SHA-256 is ``sha256``."""
-        store, key = self._store, self._key
-        while True:
-            item, offset, length, future = self._pending.popleft()
-            assert item.sha256 == sha256, "write_entry reads files in manifest order"
-            with translated(
-                store._place,
-                f"download {item.path!r} of entry {key}",
-                missing=partial(store._missing_blob, key, item),
-            ):
-                data, total = future.result()
-            self._refill()
-            if total != item.size or len(data) != length:
-                raise _mismatch(key, item, f"a blob of {total or 0} bytes")
-            yield data
-            if offset + length >= item.size:
-                return
-
-    def _refill(self) -> None:
-        limit = self._store.settings.max_concurrency
-        while len(self._pending) < limit:
-            job = next(self._ranges, None)
-            if job is None:
-                return
-            item, offset, length = job
-            client = self._store.container.get_blob_client(blob_name(item.sha256))
-            future = self._pool.submit(self._store._get_range, client, offset, length)
-            self._pending.append((*job, future))
-
-
-def _counted(future: Future[_T], size: int, progress: Progress | None) -> Future[_T]:
-    """``future``, which reports ``size`` bytes to ``progress`` when it succeeds."""
-    if progress is not None:
-        future.add_done_callback(
-            lambda done: None if done.cancelled() or done.exception() else progress(size)
-        )
-    return future
-
-
-def _place(container: ContainerClient) -> Place:
-    url = public_url(container.url)
-    return Place(
-        account_url=url.rsplit("/", 1)[0],
-        account_name=container.account_name or "",
-        container=container.container_name,
-    )
 
 
 def _metadata_number(metadata: Mapping[str, str] | None, name: str) -> float | None:
@@ -200,13 +78,6 @@ def _metadata_number(metadata: Mapping[str, str] | None, name: str) -> float | N
     except (KeyError, ValueError):
         return None
     return value if 0 <= value < float("inf") else None
-
-
-def _mismatch(key: str, item: ManifestFile, got: str) -> CorruptEntry:
-    return CorruptEntry(
-        f"entry {key}: file {item.path!r} does not match its manifest (expected "
-        f"{item.size} bytes with SHA-256 {item.sha256[:12]}..., got {got})"
-    )
 
 
 class AzureBlobStore:
@@ -226,7 +97,7 @@ class AzureBlobStore:
     ) -> None:
         self._container = container
         self._settings = settings or TransferSettings()
-        self._place = _place(container)
+        self._place = Place.of(container)
         # Keys whose manifest this store read and refused: a listing cannot tell a bad
         # manifest from a good one, so the snapshot leaves these out, as LocalStore does.
         self._refused: set[str] = set()
@@ -414,17 +285,22 @@ class AzureBlobStore:
         """The validated manifest of ``key``: ``EntryNotFound`` if there is none,
         ``InvalidManifest`` if the stored one cannot be trusted (one GET)."""
         name = manifest_name(key)
-        data = self._read_document(
-            name,
-            MAX_MANIFEST_SIZE,
-            f"read the manifest of entry {key}",
-            lambda: EntryNotFound(f"no cache entry {key} in {self._place}"),
-        )
         try:
-            return Manifest.from_json(data, key=key)
+            data = self._read_document(
+                name,
+                MAX_MANIFEST_SIZE,
+                f"read the manifest of entry {key}",
+                lambda: EntryNotFound(f"no cache entry {key} in {self._place}"),
+            )
+            manifest = Manifest.from_json(data, key=key)
         except InvalidManifest:
             self._refused.add(key)
             raise
+        except EntryNotFound:
+            self._refused.discard(key)  # removed (a repair), perhaps to be published anew
+            raise
+        self._refused.discard(key)
+        return manifest
 
     def read_evaluation(self, key: str, fingerprint: str) -> Mapping[str, Any]:
         """The stored result of evaluator ``fingerprint`` on entry ``key``;
@@ -524,7 +400,7 @@ class AzureBlobStore:
 
         return BlobLeaseLocks.of(self)
 
-    # -- publish ---------------------------------------------------------------------------
+    # -- transfers -------------------------------------------------------------------------
 
     def publish(
         self, source: Path, manifest: Manifest, *, progress: Progress | None = None
@@ -542,39 +418,10 @@ class AzureBlobStore:
         """
         key = manifest.key
         data = manifest_bytes(manifest)
-        source = Path(source)
-        distinct = {item.sha256: item for item in manifest.files}
-        names = [manifest_name(key), *(blob_name(sha) for sha in distinct)]
-        workers = min(self._settings.max_concurrency, len(names))
-        with (
-            ThreadPoolExecutor(max_workers=workers) as pool,
-            translated(self._place, f"check which blobs of entry {key} are stored"),
+        if not send_blobs(
+            self._container, self._settings, self._place, Path(source), manifest, progress
         ):
-            sizes = list(pool.map(self._stored_size, names))
-        if sizes[0] is not None:
             return False
-        uploads: list[tuple[ManifestFile, bool]] = []
-        kept: list[ManifestFile] = []
-        for item, size in zip(distinct.values(), sizes[1:], strict=True):
-            # A committed blob always has its bytes (see above), so one of the right size is
-            # kept; one of another size was damaged from outside and is written again.
-            if size == item.size:
-                kept.append(item)
-            else:
-                uploads.append((item, size is not None))
-        if kept:
-            # Refresh what is kept (a new ETag), so that a prune that listed it before now
-            # cannot delete it; a blob pruned meanwhile is sent after all.
-            with (
-                ThreadPoolExecutor(max_workers=min(workers, len(kept))) as pool,
-                translated(self._place, f"refresh the stored blobs of entry {key}"),
-            ):
-                refreshed = list(pool.map(self._refresh, kept))
-            uploads += [
-                (item, False) for item, present in zip(kept, refreshed, strict=True) if not present
-            ]
-        if uploads:
-            self._upload(key, source, uploads, progress)
         metadata = {"size": str(manifest.size)}
         if manifest.run_seconds is not None:
             metadata["run_seconds"] = repr(manifest.run_seconds)
@@ -585,116 +432,8 @@ class AzureBlobStore:
                 )
             except ResourceExistsError:
                 return False
+        self._refused.discard(key)  # the manifest this store refused is gone: this one stands
         return True
-
-    def _stored_size(self, name: str) -> int | None:
-        try:
-            size: int = self._container.get_blob_client(name).get_blob_properties().size
-        except ResourceNotFoundError as error:
-            if error_code(error) == "ContainerNotFound":
-                raise
-            return None
-        return size
-
-    def _refresh(self, item: ManifestFile) -> bool:
-        """Give a stored blob a new ETag without sending its bytes; False if it is gone."""
-        try:
-            self._container.get_blob_client(blob_name(item.sha256)).set_blob_metadata({})
-        except ResourceNotFoundError as error:
-            if error_code(error) == "ContainerNotFound":
-                raise
-            return False
-        return True
-
-    def _upload(
-        self,
-        key: str,
-        source: Path,
-        uploads: list[tuple[ManifestFile, bool]],
-        progress: Progress | None = None,
-    ) -> None:
-        settings = self._settings
-        commits: list[Future[None]] = []
-        # One more worker than the window, so that a commit waiting for its file's last
-        # blocks never holds back the next file's blocks. A commit waits only for tasks
-        # submitted before it, which have left the (first-in, first-out) queue by the time
-        # it runs: no deadlock.
-        pool = ThreadPoolExecutor(max_workers=settings.max_concurrency + 1)
-        window = _Window(pool, settings.max_concurrency)
-        try:
-            with translated(self._place, f"upload the blobs of entry {key}"):
-                for item, overwrite in uploads:
-                    client = self._container.get_blob_client(blob_name(item.sha256))
-                    commits.append(
-                        self._send(source, item, client, overwrite, pool, window, progress)
-                    )
-                for commit in commits:
-                    commit.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _send(
-        self,
-        source: Path,
-        item: ManifestFile,
-        client: BlobClient,
-        overwrite: bool,
-        pool: ThreadPoolExecutor,
-        window: _Window,
-        progress: Progress | None = None,
-    ) -> Future[None]:
-        """Read and send one file; the future completes when its blob is committed. The
-        stream raises ``CorruptEntry`` at its end if the file no longer matches ``item``,
-        before the blob is committed."""
-        settings = self._settings
-        if item.size <= settings.single_put_size:
-            data = b"".join(source_chunks(source, item, chunk_size=max(item.size, 1)))
-            return _counted(window.submit(self._put, client, data, overwrite), len(data), progress)
-        prefix = uuid.uuid4().hex
-        block_ids: list[str] = []
-        staged: list[Future[Any]] = []
-        for chunk in source_chunks(source, item, chunk_size=settings.block_size):
-            block_id = f"{prefix}{len(block_ids):06d}"
-            block_ids.append(block_id)
-            sent = window.submit(client.stage_block, block_id, chunk, len(chunk))
-            staged.append(_counted(sent, len(chunk), progress))
-        return pool.submit(self._commit, client, block_ids, staged, overwrite)
-
-    def _put(self, client: BlobClient, data: bytes, overwrite: bool) -> None:
-        try:
-            client.upload_blob(data, length=len(data), overwrite=overwrite, max_concurrency=1)
-        except ResourceExistsError:
-            # Another publisher stored the same bytes first, usually. But Azurite also refuses
-            # a create-only PUT of a blob that has only uncommitted blocks (an upload cut off
-            # midway), though no blob is there: then the PUT is made unconditional, or the
-            # manifest would name a blob that does not exist.
-            if self._stored_size(client.blob_name) is None:
-                client.upload_blob(data, length=len(data), overwrite=True, max_concurrency=1)
-
-    def _commit(
-        self, client: BlobClient, block_ids: list[str], staged: list[Future[Any]], overwrite: bool
-    ) -> None:
-        for future in staged:
-            future.result()
-        blocks = [BlobBlock(block_id=block_id) for block_id in block_ids]
-        try:
-            if overwrite:
-                client.commit_block_list(blocks)
-            else:
-                client.commit_block_list(blocks, match_condition=MatchConditions.IfMissing)
-        except (ResourceExistsError, ResourceModifiedError):
-            # Another publisher stored the same bytes first, usually; as in _put, make sure
-            # a blob is really there before counting on it.
-            if self._stored_size(client.blob_name) is None:
-                client.commit_block_list(blocks)
-        except HttpResponseError as error:
-            # Another publisher's commit or single PUT of this blob discards our staged
-            # blocks; if its blob is there, ours is not needed.
-            lost = error_code(error) == "InvalidBlockList"
-            if not lost or self._stored_size(client.blob_name) is None:
-                raise
-
-    # -- fetch -----------------------------------------------------------------------------
 
     def fetch(self, key: str, destination: Path, *, progress: Progress | None = None) -> Manifest:
         """Write entry ``key``'s files into ``destination``, which must not exist.
@@ -710,32 +449,7 @@ class AzureBlobStore:
         if os.path.lexists(destination):
             raise FileExistsError(f"{destination} exists; fetch writes a new directory")
         manifest = self.read_manifest(key)
-        with ThreadPoolExecutor(max_workers=self._settings.max_concurrency) as pool:
-            ahead = _RangesAhead(self, manifest, pool)
-            try:
-                write_entry(destination, manifest, ahead.blob_chunks, progress)
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-        return manifest
-
-    def _missing_blob(self, key: str, item: ManifestFile) -> CorruptEntry:
-        return CorruptEntry(
-            f"entry {key}: the blob of file {item.path!r} is missing from {self._place}"
+        download_entry(
+            self._container, self._settings, self._place, manifest, destination, progress
         )
-
-    def _get_range(self, client: BlobClient, offset: int, length: int) -> tuple[bytes, int | None]:
-        """Bytes ``offset`` to ``offset + length`` and the blob's total size (None if the
-        blob ends before ``offset``)."""
-        if length == 0:
-            return b"", client.get_blob_properties().size
-        try:
-            downloader = client.download_blob(offset=offset, length=length, max_concurrency=1)
-        except HttpResponseError as error:
-            if error.status_code == 416:
-                return b"", None
-            raise
-        total = str(downloader.properties.content_range or "").rpartition("/")[2]
-        # The whole range came with the first GET (max_single_get_size is block_size): chunks()
-        # hands that buffer over as it is, where readall() would copy it twice.
-        data = b"".join(downloader.chunks())
-        return data, int(total) if total.isdigit() else None
+        return manifest

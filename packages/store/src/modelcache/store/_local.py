@@ -41,6 +41,7 @@ from typing import Any
 
 from modelcache.planner import SnapshotEntry
 
+from ._atomic import create_file
 from ._errors import (
     AccessDenied,
     CorruptEntry,
@@ -68,7 +69,6 @@ from ._transfer import CHUNK_SIZE, counted, source_chunks, write_entry
 __all__ = ["LocalStore"]
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-_TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
 
 class LocalStore:
@@ -162,7 +162,7 @@ class LocalStore:
                 return False
             for item in manifest.files:
                 self._put_blob(source, item, progress)
-            return self._create(final, [data])
+            return create_file(final, [data])
 
     def read_evaluation(self, key: str, fingerprint: str) -> Mapping[str, Any]:
         """The stored result of ``fingerprint`` on ``key``; see :meth:`Store.read_evaluation`.
@@ -180,7 +180,7 @@ class LocalStore:
         final = self._path(evaluation_name(key, fingerprint))
         data = evaluation_bytes(result)
         with self._store_errors("store an evaluation result"):
-            self._create(final, [data])
+            create_file(final, [data])
 
     def locks(self) -> FileLocks | None:
         """``flock`` on a lock file per entry under this directory (None where the system
@@ -307,7 +307,7 @@ class LocalStore:
                 os.utime(final, follow_symlinks=False)
                 return
         chunks = source_chunks(source, item)
-        self._create(
+        create_file(
             final,
             chunks if progress is None else counted(chunks, progress),
             replace=info is not None,
@@ -380,54 +380,7 @@ class LocalStore:
     def create_object(self, name: str, data: bytes) -> bool:
         """Create a small object if absent; see :meth:`MaintainedStore.create_object`."""
         with self._store_errors("write to the cache"):
-            return self._create(self._path(name), [data])
-
-    def _create(self, final: Path, chunks: Iterable[bytes], *, replace: bool = False) -> bool:
-        """Write ``chunks`` to a temporary file, flush it, and link it to ``final`` unless
-        ``final`` exists (or, with ``replace``, rename it onto ``final``). True if this call
-        created ``final``."""
-        folder = final.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = _temporary(folder)
-        try:
-            with os.fdopen(descriptor, "wb") as output:
-                for chunk in chunks:
-                    output.write(chunk)
-                output.flush()
-                os.fsync(output.fileno())
-            try:
-                if replace:
-                    os.replace(temporary, final)
-                else:
-                    os.link(temporary, final)
-            except FileExistsError:
-                return False
-            _fsync_directory(folder)
-            return True
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-
-
-def _temporary(folder: Path) -> tuple[int, Path]:
-    """A new, empty file in ``folder`` under a name no reader takes for an object."""
-    while True:
-        path = folder / f".{secrets.token_hex(8)}.tmp"
-        try:
-            return os.open(path, _TEMPORARY_FLAGS, 0o644), path
-        except FileExistsError:
-            continue
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Flush a directory's entries to disk, where the system allows it (not on Windows)."""
-    if os.name != "posix":
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+            return create_file(self._path(name), [data])
 
 
 def _stored(name: str, info: os.stat_result) -> StoredObject:

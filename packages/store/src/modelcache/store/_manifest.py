@@ -15,11 +15,13 @@ published that a reader would refuse. This module does no IO.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
 
-from attrs import field, frozen
+import cattrs
+from attrs import field, fields, frozen
 
 from modelcache.planner import JsonMap, canonical_json
 
@@ -141,29 +143,17 @@ class Manifest:
 
     def to_json(self) -> bytes:
         """The stored form: canonical JSON, UTF-8."""
-        return canonical_json(
-            {
-                "format": MANIFEST_FORMAT,
-                "key": self.key,
-                "model_type": self.model_type,
-                "files": [
-                    {"path": item.path, "size": item.size, "sha256": item.sha256}
-                    for item in self.files
-                ],
-                "key_inputs": self.key_inputs,
-                "producer": self.producer,
-                "run_seconds": self.run_seconds,
-                "created": self.created,
-            }
-        ).encode("utf-8")
+        document = _converter.unstructure(self)
+        return canonical_json({"format": MANIFEST_FORMAT, **document}).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes | str, *, key: str | None = None) -> Manifest:
         """Parse and validate a stored manifest; ``key``, if given, is the key expected.
 
         Raises :class:`InvalidManifest` saying what is wrong: not JSON, an unknown format,
-        a missing or mistyped field, an unsafe path, a bad size or digest, key inputs that do
-        not hash to the key, or a key other than the one expected.
+        a missing, extra or mistyped field (named by its JSON path), an unsafe path, a bad
+        size or digest, key inputs that do not hash to the key, or a key other than the one
+        expected.
         """
         try:
             document = load_untrusted(data)
@@ -171,57 +161,96 @@ class Manifest:
             raise InvalidManifest(f"manifest refused: {error}") from None
         if not isinstance(document, dict):
             raise InvalidManifest("manifest is not a JSON object")
-        if document.get("format") != MANIFEST_FORMAT:
+        found = document.pop("format", None)
+        if found != MANIFEST_FORMAT:
             raise InvalidManifest(
-                f"unknown manifest format {document.get('format')!r}; this modelcache reads "
+                f"unknown manifest format {found!r}; this modelcache reads "
                 f"{MANIFEST_FORMAT!r} (a newer modelcache may have written it: upgrade)"
             )
-        expected = {"format", "key", "model_type", "files", "key_inputs", "producer",
-                    "run_seconds", "created"}  # fmt: skip
-        if set(document) != expected:
-            raise InvalidManifest(
-                f"manifest fields {sorted(document)} differ from {sorted(expected)}"
-            )
-        files = document["files"]
-        if not isinstance(files, list) or not all(isinstance(item, dict) for item in files):
-            raise InvalidManifest("manifest 'files' is not a list of objects")
-        run_seconds = document["run_seconds"]
-        if run_seconds is not None and (
-            isinstance(run_seconds, bool)
-            or not isinstance(run_seconds, (int, float))
-            or not 0 <= run_seconds < float("inf")
-        ):
-            raise InvalidManifest(f"run_seconds {run_seconds!r} is not a duration")
-        for name in ("model_type", "producer", "created"):
-            if not isinstance(document[name], str):
-                raise InvalidManifest(f"manifest field {name!r} is not a string")
-        if not isinstance(document["key_inputs"], dict):
-            raise InvalidManifest("manifest 'key_inputs' is not an object")
+        missing = sorted(_FIELDS - document.keys())
+        if missing:
+            raise InvalidManifest(f"manifest fields {missing} are missing")
         try:
-            manifest = cls(
-                key=document["key"],
-                model_type=document["model_type"],
-                files=[
-                    ManifestFile(
-                        path=item.get("path"), size=item.get("size"), sha256=item.get("sha256")
-                    )
-                    for item in files
-                ],
-                key_inputs=document["key_inputs"],
-                producer=document["producer"],
-                run_seconds=None if run_seconds is None else float(run_seconds),
-                created=document["created"],
-            )
-        except InvalidManifest:
-            raise
-        except (TypeError, ValueError) as error:
-            raise InvalidManifest(f"manifest is malformed: {error}") from None
+            manifest = _converter.structure(document, cls)
+        except cattrs.BaseValidationError as error:
+            problems = cattrs.transform_error(error, "manifest", _problem)
+            raise InvalidManifest("; ".join(problems)) from None
         digest = hashlib.sha256(canonical_json(manifest.key_inputs).encode("utf-8")).hexdigest()
         if digest != manifest.key:
             raise InvalidManifest("manifest key does not match the SHA-256 of its key inputs")
         if key is not None and manifest.key != key:
             raise InvalidManifest(f"manifest is for key {manifest.key}, expected {key}")
         return manifest
+
+
+def _problem(error: BaseException, type_: Any) -> str:
+    """A field's problem: the manifest's own checks say it best; else what was expected."""
+    if isinstance(error, InvalidManifest):
+        return str(error)
+    if isinstance(error, KeyError):
+        return "required field missing"
+    if isinstance(error, cattrs.ForbiddenExtraKeysError):
+        return f"unknown fields {sorted(error.extra_fields)}"
+    name = getattr(type_, "__name__", str(type_))
+    return f"not {_TYPE_NAMES.get(name, name)}"
+
+
+_TYPE_NAMES = {
+    "str": "a string",
+    "int": "a whole number",
+    "JsonMap": "an object",
+    "ManifestFile": "an object with a path, size and sha256",
+    "tuple": "a list",
+}
+
+
+def _strictly(kind: type[Any], check: Callable[[Any], bool] = lambda _value: True) -> Any:
+    """A structure hook that takes a JSON value of exactly ``kind`` (no ``True`` for 1, no
+    ``"1"`` for 1), which ``check`` accepts, as it is."""
+
+    def structure(value: Any, _type: Any) -> Any:
+        if type(value) is not kind and not (kind is float and type(value) is int):
+            raise TypeError(f"{value!r} is not a {kind.__name__}")
+        if not check(value):
+            raise ValueError(f"{value!r} is out of range")
+        return float(value) if kind is float else value
+
+    return structure
+
+
+def _duration(value: Any, _type: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return cast(float, _strictly(float, lambda number: 0 <= number < math.inf)(value, float))
+    except (TypeError, ValueError):
+        raise InvalidManifest(f"run_seconds {value!r} is not a duration") from None
+
+
+def _file_list(value: Any, _type: Any) -> tuple[ManifestFile, ...]:
+    if not isinstance(value, list):
+        raise TypeError(f"{value!r} is not a list")
+    return tuple(_converter.structure(item, ManifestFile) for item in value)
+
+
+def _json_object(value: Any, _type: Any) -> JsonMap:
+    if not isinstance(value, dict):
+        raise TypeError(f"{value!r} is not an object")
+    return JsonMap(value)
+
+
+#: The manifest's wire format: the store's own converter, never cattrs' global one. Every
+#: field is required when read, none may be added, and numbers and strings are taken only as
+#: themselves; the validators of :class:`ManifestFile` and :class:`Manifest` do the rest.
+_converter = cattrs.Converter(forbid_extra_keys=True)
+_converter.register_structure_hook(str, _strictly(str))
+_converter.register_structure_hook(int, _strictly(int))
+_converter.register_structure_hook(float | None, _duration)
+_converter.register_structure_hook(JsonMap, _json_object)
+_converter.register_structure_hook_func(lambda kind: kind == tuple[ManifestFile, ...], _file_list)
+_converter.register_unstructure_hook(JsonMap, lambda value: value)
+# Defaults are for writers; a stored manifest names every field.
+_FIELDS = frozenset(a.name for a in fields(Manifest))
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:
