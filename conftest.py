@@ -59,3 +59,26 @@ def azure_container(azurite: Any) -> Iterator[tuple[str, str]]:
         yield azurite.connection_string, name
         with contextlib.suppress(ResourceNotFoundError):  # a test may have removed it
             service.delete_container(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tiny model, for the runner's tests and the end-to-end tests alike.
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT (``modelcache.runner.tiny_model.build_tiny_bert``, seed 0), built
+    once per session by the example's script, ``examples/tiny/make_tiny_model.py``, so that
+    the suite runs the script the documentation shows. Read-only: tests must not change it.
+    """
+    folder = tmp_path_factory.mktemp("tiny-model") / "model"
+    script = Path(__file__).parent / "examples" / "tiny" / "make_tiny_model.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(folder)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return folder

@@ -1,94 +1,51 @@
 """``modelcache cache ...`` end to end: real runs of a tiny workflow into Azurite, then the
 maintenance commands through the real command line, against the cloud and the local tier.
 
-The workflow is two cheap passes (a dtype cast, then magnitude pruning) over the offline
-tiny BERT; its two outputs share their tokenizer files, so deduplication shows.
+The workflow is the standard tiny one (``e2e.TINY_PASSES``: a dtype cast, then magnitude
+pruning) over the offline tiny BERT; its two outputs share their tokenizer files, so
+deduplication shows. Its cold run is the session's ``published`` one: each test starts from a
+copy of that container (``warm_container``) and, where it needs one, of its local cache.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .e2e import (
+    BLOBS,
+    ENTRIES,
+    TINY_PASSES,
+    Published,
+    changed,
+    modelcache,
+    run_ok,
+    write_config,
+)
+
 pytestmark = [pytest.mark.azurite]
 
-ENTRIES = "modelcache-v1/entries/"
-BLOBS = "modelcache-v1/blobs/"
 
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from modelcache.runner.tiny_model import build_tiny_bert
-
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny") / "model")
-
-
-@pytest.fixture
-def container(azurite: Any) -> str:
-    from azure.storage.blob import BlobServiceClient
-
-    name = f"ops-{uuid.uuid4().hex[:24]}"
-    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
-        service.create_container(name)
-    return name
-
-
-def write_config(
-    folder: Path, model: Path, container: str, *, sparsity: float = 0.5, cache: str = "cache"
-) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    document = {
-        "input_model": {"type": "HfModel", "model_path": str(model)},
-        "passes": {
-            "half": {"type": "TorchDtypeCast", "dtype": "float16"},
-            "prune": {"type": "MagnitudePruning", "sparsity": sparsity},
-        },
-        "cloud_cache_config": {"container_name": container},
-        "cache_dir": cache,
-        "output_dir": f"out-{uuid.uuid4().hex[:6]}",
-    }
-    path = folder / f"workflow-{uuid.uuid4().hex[:8]}.json"
-    path.write_text(json.dumps(document), encoding="utf-8")
-    return path
-
-
-def modelcache(*args: str | Path, azurite: Any) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "modelcache.runner.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-
-
-def run(config: Path, azurite: Any) -> dict[str, Any]:
-    report = config.with_suffix(f".{uuid.uuid4().hex[:6]}.report.json")
-    result = modelcache("run", config, "--quiet", "--report", report, azurite=azurite)
-    assert result.returncode == 0, result.stderr
-    return json.loads(report.read_text(encoding="utf-8"))
+def workflow(folder: Path, model: Path, container: str, *, sparsity: float = 0.5) -> Path:
+    """The standard tiny workflow (what ``published`` ran, at sparsity 0.5) on ``container``."""
+    passes = changed(TINY_PASSES, prune={"sparsity": sparsity})
+    return write_config(folder, model, passes, container=container)
 
 
 def cache_json(*args: str | Path, azurite: Any, code: int = 0) -> Any:
-    result = modelcache("cache", *args, "--json", azurite=azurite)
+    result = modelcache("cache", *args, "--json", connection_string=azurite.connection_string)
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
     return json.loads(result.stdout)
+
+
+def cache_text(*args: str | Path, azurite: Any) -> subprocess.CompletedProcess[str]:
+    return modelcache("cache", *args, connection_string=azurite.connection_string)
 
 
 def client(azurite: Any, container: str) -> Any:
@@ -98,12 +55,11 @@ def client(azurite: Any, container: str) -> Any:
 
 
 def test_ls_show_and_stats_add_up_with_what_the_runs_did(
-    azurite: Any, container: str, tiny_model: Path, tmp_path: Path
+    azurite: Any, published: Published, warm_container: str, tiny_model: Path, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path, tiny_model, container)
-    cold = run(config, azurite)
-    shutil.rmtree(tmp_path / "cache")
-    warm = run(config, azurite)  # empty local cache: downloads the final model only
+    config = workflow(tmp_path, tiny_model, warm_container)
+    cold = published.report  # the run that filled the container, whose record was copied
+    warm = run_ok(config, azurite.connection_string)  # empty local cache: the final model only
 
     figures = cache_json("stats", "--config", config, azurite=azurite)
     assert figures["entries"] == 2
@@ -134,18 +90,19 @@ def test_ls_show_and_stats_add_up_with_what_the_runs_did(
     local = cache_json("stats", "--config", config, "--tier", "local", azurite=azurite)
     assert local["runs"] == 1
     assert local["entries"] == 1
-    text = modelcache("cache", "ls", "--config", config, azurite=azurite)
+    text = cache_text("ls", "--config", config, azurite=azurite)
     assert final[:12] in text.stdout
     assert "MagnitudePruning" in text.stdout
 
 
 def test_verify_finds_a_flipped_byte_and_a_deleted_blob_and_repair_heals(
-    azurite: Any, container: str, tiny_model: Path, tmp_path: Path
+    azurite: Any, published: Published, warm_container: str, tiny_model: Path, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path, tiny_model, container)
-    cold = run(config, azurite)
+    config = workflow(tmp_path, tiny_model, warm_container)
+    published.copy_cache(tmp_path / "cache")
+    cold = published.report
     keys = {step["pass"]: step["key"] for step in cold["steps"] if step["kind"] == "run"}
-    with client(azurite, container) as blobs:
+    with client(azurite, warm_container) as blobs:
         manifests = {
             name: json.loads(blobs.download_blob(f"{ENTRIES}{key}.json").readall())
             for name, key in keys.items()
@@ -167,7 +124,7 @@ def test_verify_finds_a_flipped_byte_and_a_deleted_blob_and_repair_heals(
         keys["half"]: [weights["half"]],
         keys["prune"]: [weights["prune"]],
     }
-    text = modelcache("cache", "verify", "--config", config, azurite=azurite)
+    text = cache_text("verify", "--config", config, azurite=azurite)
     assert text.returncode == 1
     assert f"corrupt blob {weights['half']}" in text.stdout
 
@@ -177,18 +134,19 @@ def test_verify_finds_a_flipped_byte_and_a_deleted_blob_and_repair_heals(
     assert cache_json("stats", "--config", config, azurite=azurite)["entries"] == 0
 
     shutil.rmtree(tmp_path / "cache")
-    healed = run(config, azurite)  # recomputes and republishes both
+    healed = run_ok(config, azurite.connection_string)  # recomputes and republishes both
     assert [s["pass"] for s in healed["steps"] if s["kind"] == "upload"] == ["half", "prune"]
     assert cache_json("verify", "--config", config, azurite=azurite)["clean"] is True
 
 
 def test_prune_to_a_size_keeps_every_remaining_entry_whole(
-    azurite: Any, container: str, tiny_model: Path, tmp_path: Path
+    azurite: Any, published: Published, warm_container: str, tiny_model: Path, tmp_path: Path
 ) -> None:
-    first = write_config(tmp_path, tiny_model, container, sparsity=0.5)
-    second = write_config(tmp_path, tiny_model, container, sparsity=0.7)
-    run(first, azurite)
-    later = run(second, azurite)  # shares the cast with the first, prunes differently
+    # The first workflow, at sparsity 0.5, is the one ``published`` ran: its entries and
+    # local cache are there already.
+    published.copy_cache(tmp_path / "cache")
+    second = workflow(tmp_path, tiny_model, warm_container, sparsity=0.7)
+    later = run_ok(second, azurite.connection_string)  # shares the cast, prunes differently
     listing = {
         e["key"]: e for e in cache_json("ls", "--config", second, azurite=azurite)["entries"]
     }
@@ -218,15 +176,14 @@ def test_prune_to_a_size_keeps_every_remaining_entry_whole(
     assert pruned["stored_bytes_after"] <= limit
     assert cache_json("verify", "--config", second, azurite=azurite)["clean"] is True
     shutil.rmtree(tmp_path / "cache")
-    again = run(second, azurite)  # empty local cache: all hits, the final model downloaded
+    again = run_ok(second, azurite.connection_string)  # empty local cache: all hits
     assert [s["kind"] for s in again["steps"] if s["kind"] != "skip"] == ["download"]
 
 
 def test_prune_by_age_empties_the_cache_and_the_grace_period_protects(
-    azurite: Any, container: str, tiny_model: Path, tmp_path: Path
+    azurite: Any, warm_container: str, tiny_model: Path, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path, tiny_model, container)
-    run(config, azurite)
+    config = workflow(tmp_path, tiny_model, warm_container)
     protected = cache_json("prune", "--config", config, "--older-than", "0s", azurite=azurite)
     assert protected["removed_entries"] == []
     assert protected["kept_fresh"] > 0
@@ -234,48 +191,36 @@ def test_prune_by_age_empties_the_cache_and_the_grace_period_protects(
         "prune", "--config", config, "--older-than", "0s", "--grace", "0s", azurite=azurite
     )
     assert len(pruned["removed_entries"]) == 2
-    with client(azurite, container) as blobs:
+    with client(azurite, warm_container) as blobs:
         left = [b.name for b in blobs.list_blobs()]
     assert not [name for name in left if name.startswith((ENTRIES, BLOBS))]
 
 
 def test_why_names_the_changed_field(
-    azurite: Any, container: str, tiny_model: Path, tmp_path: Path
+    azurite: Any, warm_container: str, tiny_model: Path, tmp_path: Path
 ) -> None:
-    run(write_config(tmp_path, tiny_model, container, sparsity=0.5), azurite)
-    changed = write_config(tmp_path, tiny_model, container, sparsity=0.6)
-    report = cache_json("why", changed, "prune", azurite=azurite)
+    # The container holds the workflow at sparsity 0.5 (``published``).
+    changed_ = workflow(tmp_path, tiny_model, warm_container, sparsity=0.6)
+    report = cache_json("why", changed_, "prune", azurite=azurite)
     assert report["cached"] is False
     assert report["differences"] == [{"field": "pass.config.sparsity", "cached": 0.5, "now": 0.6}]
-    assert cache_json("why", changed, "half", azurite=azurite)["cached"] is True
-    text = modelcache("cache", "why", changed, "prune", azurite=azurite)
+    assert cache_json("why", changed_, "half", azurite=azurite)["cached"] is True
+    text = cache_text("why", changed_, "prune", azurite=azurite)
     assert text.returncode == 0
     assert "pass.config.sparsity: cached 0.5, now 0.6" in text.stdout
 
 
 def test_local_tier_verify_finds_a_flipped_byte(
-    tiny_model: Path, tmp_path: Path, azurite: Any
+    published: Published, tmp_path: Path, azurite: Any
 ) -> None:
-    config = tmp_path / "local.json"
-    config.write_text(
-        json.dumps(
-            {
-                "input_model": {"type": "HfModel", "model_path": str(tiny_model)},
-                "passes": {"half": {"type": "TorchDtypeCast", "dtype": "float16"}},
-                "cache_dir": "cache",
-                "output_dir": "out",
-            }
-        ),
-        encoding="utf-8",
-    )
-    run(config, azurite)
-    blobs = sorted((tmp_path / "cache" / BLOBS).rglob("*"), key=lambda p: -p.stat().st_size)
-    victim = blobs[0]
+    cache = published.copy_cache(tmp_path / "cache")
+    blobs = [p for p in (cache / BLOBS).rglob("*") if p.is_file()]
+    victim = max(blobs, key=lambda p: p.stat().st_size)
     data = bytearray(victim.read_bytes())
     data[0] ^= 0x80
     victim.chmod(0o644)
     victim.write_bytes(bytes(data))
-    found = cache_json("verify", "--cache-dir", tmp_path / "cache", azurite=azurite, code=1)
+    found = cache_json("verify", "--cache-dir", cache, azurite=azurite, code=1)
     assert found["corrupt_blobs"] == [victim.name]
 
 
@@ -293,7 +238,7 @@ def test_local_tier_verify_finds_a_flipped_byte(
 def test_bad_arguments_are_one_line_and_exit_2(
     args: tuple[str, ...], says: str, azurite: Any, tmp_path: Path
 ) -> None:
-    result = modelcache("cache", *args, azurite=azurite)
+    result = cache_text(*args, azurite=azurite)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

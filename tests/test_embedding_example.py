@@ -7,19 +7,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ENGINE = Path(__file__).resolve().parents[1] / "examples/embedding/engine.py"
 
 
-def scenes() -> dict[str, list[str]]:
-    """The example's output, by scene: the lines under each unindented heading."""
+@pytest.fixture(scope="module")
+def printed() -> str:
+    """What the example prints: run once, for both tests (it is deterministic)."""
     done = subprocess.run(
         [sys.executable, str(ENGINE)], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+    return done.stdout
+
+
+def scenes(printed: str) -> dict[str, list[str]]:
+    """The example's output, by scene: the lines under each unindented heading."""
     result: dict[str, list[str]] = {}
     scene: list[str] = []
-    for line in done.stdout.splitlines():
+    for line in printed.splitlines():
         if not line.startswith(" "):
             scene = result.setdefault(line.rstrip(":"), [])
         else:
@@ -27,8 +35,8 @@ def scenes() -> dict[str, list[str]]:
     return result
 
 
-def test_the_embedding_example_caches_its_passes() -> None:
-    output = scenes()
+def test_the_embedding_example_caches_its_passes(printed: str) -> None:
+    output = scenes(printed)
     assert list(output) == [
         "machine A, cold cache",
         "machine A, the same workflow again",
@@ -57,15 +65,12 @@ def test_the_embedding_example_caches_its_passes() -> None:
     assert "output: {'greeting': 'hell0, m00n', 'question': 'what a m00n?'}" in changed
 
 
-def test_the_document_quotes_the_example_as_it_is() -> None:
+def test_the_document_quotes_the_example_as_it_is(printed: str) -> None:
     document = (ENGINE.parents[2] / "docs/embedding.md").read_text(encoding="utf-8")
     source = ENGINE.read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", document, flags=re.DOTALL)
     assert len(blocks) == 3
     for block in blocks:
         assert block in source
-    (printed,) = re.findall(r"prints:\n\n```\n(.*?)```", document, flags=re.DOTALL)
-    done = subprocess.run(
-        [sys.executable, str(ENGINE)], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert printed == done.stdout
+    (quoted,) = re.findall(r"prints:\n\n```\n(.*?)```", document, flags=re.DOTALL)
+    assert quoted == printed

@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -49,7 +48,9 @@ from attrs import frozen
 from modelcache.azure.testing import Azurite
 from modelcache.runner import cloud
 from modelcache.runner.cli import main
-from modelcache.store import Manifest, blob_name, manifest_name, parse_manifest_name
+from modelcache.store import Manifest, blob_name, manifest_name
+
+from .e2e import OUTPUT_MARKER, intact_manifests, model_files, new_container, write_config
 
 pytestmark = [pytest.mark.azurite]
 
@@ -57,8 +58,6 @@ PASSES = {
     "prune": {"type": "MagnitudePruning", "sparsity": 0.5},
     "cast": {"type": "TorchDtypeCast", "dtype": "float16"},
 }
-ENTRIES = "modelcache-v1/entries/"
-OUTPUT_MARKER = ".modelcache-output.json"
 #: The store gives up at once: no retries, short timeouts; one request at a time, in small
 #: blocks, so that "the N-th request" names the same request in every run.
 QUICK = (
@@ -91,64 +90,30 @@ class Reference:
         return next(f.sha256 for f in self.manifests[key].files if f.path == path)
 
 
-def files(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` but the output marker, by relative path."""
-    return {
-        str(path.relative_to(folder)): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != OUTPUT_MARKER
-    }
-
-
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
-    from modelcache.runner.config import parse_config
-    from modelcache.runner.tiny_model import build_tiny_bert
+def reference(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    from modelcache.runner.config import load_config
     from modelcache.runner.workflow import run_workflow
     from modelcache.store import LocalStore
 
     folder = tmp_path_factory.mktemp("faults-reference")
-    model = build_tiny_bert(folder / "model")
-    document = {
-        "input_model": {"type": "HfModel", "model_path": str(model)},
-        "passes": PASSES,
-        "cache_dir": "cache",
-        "output_dir": "out",
-    }
-    report = run_workflow(parse_config(document, base_dir=folder))
+    report = run_workflow(load_config(write_config(folder, tiny_model, PASSES)))
     keys = tuple(step.key for step in report.steps if step.kind == "run")
     assert len(keys) == len(PASSES)
     assert report.final_key == keys[-1]
     local = LocalStore(folder / "cache")
     return Reference(
-        model=model,
+        model=tiny_model,
         keys=keys,
         manifests={key: local.read_manifest(key) for key in keys},
-        final=files(folder / "out"),
+        final=model_files(folder / "out"),
     )
 
 
 def intact_entries(connection_string: str, container: str) -> set[str]:
     """The keys of the container's entries, having checked that every manifest names only
     blobs that exist and match it: that no partial entry is visible."""
-    from azure.core.exceptions import ResourceNotFoundError
-    from azure.storage.blob import ContainerClient
-
-    keys = set()
-    with ContainerClient.from_connection_string(connection_string, container) as client:
-        for name in client.list_blob_names(name_starts_with=ENTRIES):
-            key = parse_manifest_name(name)
-            assert key is not None, f"{name} is not a manifest's name"
-            manifest = Manifest.from_json(client.download_blob(name).readall(), key=key)
-            for item in manifest.files:
-                try:
-                    data = client.download_blob(blob_name(item.sha256)).readall()
-                except ResourceNotFoundError:
-                    pytest.fail(f"entry {key[:12]} is visible, the blob of {item.path} is not")
-                assert len(data) == item.size, f"entry {key[:12]}: {item.path} is cut short"
-                assert hashlib.sha256(data).hexdigest() == item.sha256, (key, item.path)
-            keys.add(key)
-    return keys
+    return set(intact_manifests(connection_string, container))
 
 
 def local_entries(cache: Path, reference: Reference) -> set[str]:
@@ -167,7 +132,7 @@ def assert_no_leftovers(folder: Path) -> None:
 
 def assert_final_model(folder: Path, reference: Reference) -> None:
     """``folder`` holds the reference's final model, byte for byte, and nothing else."""
-    assert files(folder) == reference.final
+    assert model_files(folder) == reference.final
     marker = json.loads((folder / OUTPUT_MARKER).read_text(encoding="utf-8"))
     assert marker["key"] == reference.final_key
 
@@ -209,15 +174,15 @@ class Workspace:
 
     def run(self, cache: str = "cache", output: str = "out", *switches: str) -> Outcome:
         """``modelcache run --quiet --report ...`` over ``cache`` and ``output``."""
-        document = {
-            "input_model": {"type": "HfModel", "model_path": str(self.model)},
-            "passes": PASSES,
-            "cloud_cache_config": {"container_name": self.container},
-            "cache_dir": cache,
-            "output_dir": output,
-        }
-        config = self.folder / f"{cache}.json"
-        config.write_text(json.dumps(document), encoding="utf-8")
+        config = write_config(
+            self.folder,
+            self.model,
+            PASSES,
+            container=self.container,
+            cache=cache,
+            output=output,
+            name=f"{cache}.json",
+        )
         self.runs += 1
         report = self.folder / f"report-{self.runs}.json"
         self.capsys.readouterr()
@@ -226,15 +191,6 @@ class Workspace:
         assert "Traceback" not in stderr
         document = json.loads(report.read_text(encoding="utf-8")) if code == 0 else None
         return Outcome(code, stderr, document)
-
-
-def new_container(connection_string: str) -> str:
-    from azure.storage.blob import BlobServiceClient
-
-    name = f"faults-{uuid.uuid4().hex[:20]}"
-    with BlobServiceClient.from_connection_string(connection_string) as service:
-        service.create_container(name)
-    return name
 
 
 @pytest.fixture(autouse=True)
@@ -425,7 +381,7 @@ def test_a_run_that_loses_the_cloud_finishes_locally_and_the_next_run_heals(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    container = new_container(service.connection_string)
+    container = new_container(service.connection_string, "faults")
     space = Workspace(tmp_path, reference.model, container, capsys)
     fault, faulted = strike(
         moment, kind, service=service, reference=reference, space=space, monkeypatch=monkeypatch
@@ -456,7 +412,7 @@ def test_with_require_cloud_a_lost_cloud_ends_the_run_in_one_line_and_the_next_r
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    container = new_container(service.connection_string)
+    container = new_container(service.connection_string, "faults")
     space = Workspace(tmp_path, reference.model, container, capsys)
     fault, faulted = strike(
         moment,

@@ -21,8 +21,6 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,6 +39,8 @@ from modelcache.runner.config import (
     WorkflowConfig,
 )
 from modelcache.runner.passes import MagnitudePruning, TorchDtypeCast
+
+from .e2e import modelcache
 
 USER_ERROR = 2
 PASS_TYPES = (
@@ -594,15 +594,8 @@ def test_a_shell_sees_exit_code_2_and_one_line(tmp_path: Path, data: bytes, comm
         config = folder / "workflow.json"
         config.write_bytes(data)
         before = tree(folder)
-        env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": CLOSED_ACCOUNT}
-        result = subprocess.run(
-            [sys.executable, "-m", "modelcache.runner.cli", command, str(config)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=120,
-            check=False,
+        result = modelcache(
+            command, config, connection_string=CLOSED_ACCOUNT, cwd=tmp_path, timeout=120
         )
         assert tree(folder) == before
     assert result.returncode == USER_ERROR, result.stderr

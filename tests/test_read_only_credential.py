@@ -13,19 +13,15 @@ pruning, then an fp16 cast), with Azurite as the cloud.
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
 import subprocess
-import sys
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 
-from modelcache.azure.testing import ACCOUNT_KEY, ACCOUNT_NAME
+from .e2e import blobs, container_sas_url, modelcache, new_container, write_config
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 
@@ -35,19 +31,9 @@ CAST = {"type": "TorchDtypeCast", "dtype": "float16"}
 
 def read_only_url(azurite: Any, container: str) -> str:
     """A URL of ``container`` with a SAS that may read and list, nothing else."""
-    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-
-    now = datetime.datetime.now(datetime.UTC)
-    token = generate_container_sas(
-        account_name=ACCOUNT_NAME,
-        container_name=container,
-        account_key=ACCOUNT_KEY,
-        permission=ContainerSasPermissions(read=True, list=True),
-        start=now - datetime.timedelta(minutes=5),
-        expiry=now + datetime.timedelta(hours=2),
-    )
-    assert parse_qs(token)["sp"] == ["rl"]
-    return f"{azurite.account_url}/{container}?{token}"
+    url = container_sas_url(azurite, container, write=False)
+    assert parse_qs(url.partition("?")[2])["sp"] == ["rl"]
+    return url
 
 
 def run(
@@ -60,43 +46,15 @@ def run(
     """``modelcache run`` of a workflow over ``model`` in ``folder``; the result and report.
     The connection string is in the environment only when given."""
     folder.mkdir(parents=True)
-    config = folder / "workflow.json"
-    document = {
-        "input_model": {"type": "HfModel", "model_path": str(model)},
-        "passes": passes,
-        "evaluator": {"metrics": ["size"], "evaluate": "all"},
-        "cloud_cache_config": cloud,
-        "cache_dir": "cache",
-        "output_dir": "out",
-    }
-    config.write_text(json.dumps(document, indent=2), encoding="utf-8")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    env.pop("MODELCACHE_PROGRESS", None)
-    env.pop("AZURE_STORAGE_CONNECTION_STRING", None)
-    if connection_string is not None:
-        env["AZURE_STORAGE_CONNECTION_STRING"] = connection_string
+    evaluator = {"metrics": ["size"], "evaluate": "all"}
+    config = write_config(folder, model, passes, cloud=cloud, evaluator=evaluator)
     report = folder / "report.json"
-    argv = ["run", str(config), "--report", str(report)]
-    result = subprocess.run(
-        [sys.executable, "-m", "modelcache.runner.cli", *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=folder,
-        timeout=600,
-        check=False,
+    result = modelcache(
+        "run", config, "--report", report, connection_string=connection_string, cwd=folder
     )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return result, json.loads(report.read_text(encoding="utf-8"))
-
-
-def blobs(connection_string: str, container: str) -> dict[str, str]:
-    """Blob name -> etag, for every blob in the container."""
-    from azure.storage.blob import ContainerClient
-
-    with ContainerClient.from_connection_string(connection_string, container) as client:
-        return {blob.name: blob.etag for blob in client.list_blobs()}
 
 
 def outcomes(report: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -104,20 +62,11 @@ def outcomes(report: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from modelcache.runner.tiny_model import build_tiny_bert
-
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="module")
-def published(azurite: Any, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+def published_prune(
+    azurite: Any, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> str:
     """A container where a full credential published the pruned model (and its size)."""
-    from azure.storage.blob import BlobServiceClient
-
-    container = f"read-only-{uuid.uuid4().hex[:12]}"
-    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
-        service.create_container(container)
+    container = new_container(azurite.connection_string, "read-only")
     _, report = run(
         tmp_path_factory.mktemp("publisher") / "run",
         tiny_model,
@@ -134,10 +83,10 @@ def published(azurite: Any, tiny_model: Path, tmp_path_factory: pytest.TempPathF
 
 
 def test_a_read_only_credential_downloads_runs_and_notes_the_refused_upload(
-    azurite: Any, tiny_model: Path, published: str, tmp_path: Path
+    azurite: Any, tiny_model: Path, published_prune: str, tmp_path: Path
 ) -> None:
-    url = read_only_url(azurite, published)
-    before = blobs(azurite.connection_string, published)
+    url = read_only_url(azurite, published_prune)
+    before = blobs(azurite.connection_string, published_prune)
 
     result, report = run(
         tmp_path / "reader", tiny_model, {"prune": PRUNE, "cast": CAST}, {"account_url": url}
@@ -173,16 +122,16 @@ def test_a_read_only_credential_downloads_runs_and_notes_the_refused_upload(
     for text in (result.stdout, result.stderr, json.dumps(report)):
         assert signature not in text
         assert signature[:16] not in text
-    assert blobs(azurite.connection_string, published) == before
+    assert blobs(azurite.connection_string, published_prune) == before
 
 
 def test_a_read_only_credential_with_uploads_off_is_never_refused(
-    azurite: Any, tiny_model: Path, published: str, tmp_path: Path
+    azurite: Any, tiny_model: Path, published_prune: str, tmp_path: Path
 ) -> None:
     """``upload_to_cloud: false``, the documented way to use a read-only SAS: nothing is
     attempted, so nothing is refused."""
-    url = read_only_url(azurite, published)
-    before = blobs(azurite.connection_string, published)
+    url = read_only_url(azurite, published_prune)
+    before = blobs(azurite.connection_string, published_prune)
 
     result, report = run(
         tmp_path / "reader",
@@ -198,4 +147,4 @@ def test_a_read_only_credential_with_uploads_off_is_never_refused(
     assert not [s for s in steps if s[0] == "upload" and s[2] == "done"]
     assert not [note for note in report["notes"] if "refused" in note]
     assert "refused" not in result.stderr
-    assert blobs(azurite.connection_string, published) == before
+    assert blobs(azurite.connection_string, published_prune) == before

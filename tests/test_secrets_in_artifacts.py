@@ -11,6 +11,9 @@ The runs (the real command, in a subprocess, over a tiny BERT and two cheap pass
   signature was tampered with: both fail;
 * ``plan-*``: ``modelcache plan --format json`` and ``--format text`` with each credential.
 
+The cold run comes first; the other runs, which need nothing but it, then run at once, and
+then the plans, at once too.
+
 The artefacts: stdout, stderr, the ``--report`` JSON, every file the run left in its folder
 (the local cache, the output model; not the config, which the user wrote), and every blob in
 the container, with its metadata. The secrets: the key (as written, URL-encoded, decoded to
@@ -21,12 +24,8 @@ decoded to bytes, its first 16 characters), the SAS query strings and the connec
 from __future__ import annotations
 
 import base64
-import datetime
 import json
-import os
 import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,35 +33,20 @@ from urllib.parse import parse_qs, quote
 
 import pytest
 
-from modelcache.azure.testing import ACCOUNT_KEY, ACCOUNT_NAME
+from modelcache.azure.testing import ACCOUNT_KEY
+
+from .e2e import container_sas_url, finished, new_container, start_modelcache, write_config
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 
 USER_ERROR = 2
 #: Another key for the same account: valid base64, so the SDK accepts it and Azurite refuses.
 WRONG_KEY = base64.b64encode(b"not the key of devstoreaccount1".ljust(64, b"!")).decode()
+EVALUATOR = {"metrics": ["size"], "evaluate": "all"}
 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-def sas_url(azurite: Any, container: str, *, write: bool = True) -> str:
-    """A URL of ``container`` carrying a container SAS signed with the account key."""
-    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-
-    now = datetime.datetime.now(datetime.UTC)
-    token = generate_container_sas(
-        account_name=ACCOUNT_NAME,
-        container_name=container,
-        account_key=ACCOUNT_KEY,
-        permission=ContainerSasPermissions(
-            read=True, list=True, add=write, create=write, write=write
-        ),
-        start=now - datetime.timedelta(minutes=5),
-        expiry=now + datetime.timedelta(hours=2),
-    )
-    return f"{azurite.account_url}/{container}?{token}"
 
 
 def signature(url: str) -> str:
@@ -84,42 +68,11 @@ def secret_forms(name: str, value: str) -> dict[str, bytes]:
     return forms
 
 
-def modelcache(
-    folder: Path, *args: str | Path, env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """``python -m modelcache.runner.cli ARGS`` in ``folder``, with exactly ``env`` added to
-    (or, for ``AZURE_STORAGE_CONNECTION_STRING``, replacing) the environment."""
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **env}
-    environment.pop("MODELCACHE_PROGRESS", None)
-    if "AZURE_STORAGE_CONNECTION_STRING" not in env:
-        environment.pop("AZURE_STORAGE_CONNECTION_STRING", None)
-    return subprocess.run(
-        [sys.executable, "-m", "modelcache.runner.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=folder,
-        timeout=600,
-        check=False,
-    )
-
-
-def write_config(folder: Path, model: Path, cloud: dict[str, Any], dtype: str = "float16") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    document = {
-        "input_model": {"type": "HfModel", "model_path": str(model)},
-        "passes": {
-            "prune": {"type": "MagnitudePruning", "sparsity": 0.5},
-            "cast": {"type": "TorchDtypeCast", "dtype": dtype},
-        },
-        "evaluator": {"metrics": ["size"], "evaluate": "all"},
-        "cloud_cache_config": cloud,
-        "cache_dir": "cache",
-        "output_dir": "out",
+def passes(dtype: str = "float16") -> dict[str, dict[str, Any]]:
+    return {
+        "prune": {"type": "MagnitudePruning", "sparsity": 0.5},
+        "cast": {"type": "TorchDtypeCast", "dtype": dtype},
     }
-    path = folder / "workflow.json"
-    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
-    return path
 
 
 class Run:
@@ -145,13 +98,6 @@ class Run:
 # The runs
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from modelcache.runner.tiny_model import build_tiny_bert
-
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
 class Scenario:
     """All the runs, and what they know: the container, the SAS URLs, the secrets."""
 
@@ -161,16 +107,39 @@ class Scenario:
         self.runs = runs
 
 
+#: A command of the scenario: its folder's name, the config's cloud section, the connection
+#: string in its environment (``None``: none at all), the cast's dtype, and the command's
+#: words (the config follows the first; a run writes ``report.json`` in its folder).
+Command = tuple[str, dict[str, Any], str | None, str, tuple[str, ...]]
+
+
+def run_together(root: Path, model: Path, commands: list[Command]) -> dict[str, Run]:
+    """Run ``commands`` at once (they are independent), each in a folder of its own with a
+    config of its own; what each left, by name."""
+    started: list[tuple[str, Path, Path, subprocess.Popen[str]]] = []
+    for name, cloud, connection_string, dtype, words in commands:
+        folder = root / name
+        config = write_config(
+            folder, model, passes(dtype), cloud=cloud, evaluator=EVALUATOR, name="workflow.json"
+        )
+        args = (words[0], config, *words[1:])
+        if words[0] == "run":
+            args = (*args, "--report", folder / "report.json")
+        process = start_modelcache(*args, connection_string=connection_string, cwd=folder)
+        started.append((name, folder, config, process))
+    return {
+        name: Run(folder, config, finished(process)) for name, folder, config, process in started
+    }
+
+
 @pytest.fixture(scope="module")
 def scenario(
     azurite: Any, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scenario]:
     from azure.storage.blob import BlobServiceClient
 
-    container = f"secrets-{uuid.uuid4().hex[:12]}"
-    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
-        service.create_container(container)
-    url = sas_url(azurite, container)
+    container = new_container(azurite.connection_string, "secrets")
+    url = container_sas_url(azurite, container, write=True)
     tampered_sig = quote(base64.b64encode(b"x" * 32).decode(), safe="")
     tampered = url.replace(signature(url), tampered_sig)
     wrong = azurite.connection_string.replace(ACCOUNT_KEY, WRONG_KEY)
@@ -190,30 +159,32 @@ def scenario(
         secrets[f"{name} signature, as in the URL"] = encoded.encode()
         secrets.update(secret_forms(f"{name} signature", decoded))
 
-    key_env = {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
+    key = azurite.connection_string
     by_name = {"container_name": container}
+    by_sas = {"account_url": url}
     root = tmp_path_factory.mktemp("secrets")
-    plans: list[tuple[str, dict[str, Any], dict[str, str], str]] = [
-        ("connection-string", by_name, key_env, "float16"),
-        ("sas-url", {"account_url": url}, {}, "bfloat16"),
-        ("wrong-key", by_name, {"AZURE_STORAGE_CONNECTION_STRING": wrong}, "float16"),
-        ("bad-sas", {"account_url": tampered}, {}, "float16"),
+    run = ("run",)
+    # The cold run first: the SAS run downloads its first output. Then the runs that need
+    # nothing but it, together; then the plans, which read what the runs left.
+    runs = run_together(root, tiny_model, [("connection-string", by_name, key, "float16", run)])
+    runs |= run_together(
+        root,
+        tiny_model,
+        [
+            ("sas-url", by_sas, None, "bfloat16", run),
+            ("wrong-key", by_name, wrong, "float16", run),
+            ("bad-sas", {"account_url": tampered}, None, "float16", run),
+        ],
+    )
+    plans: list[Command] = [
+        (f"{name}-{format_}", cloud, connection_string, "float16", ("plan", "--format", format_))
+        for name, cloud, connection_string in (
+            ("plan-key", by_name, key),
+            ("plan-sas", by_sas, None),
+        )
+        for format_ in ("json", "text")
     ]
-    runs: dict[str, Run] = {}
-    for name, cloud, env, dtype in plans:
-        folder = root / name
-        config = write_config(folder, tiny_model, cloud, dtype)
-        result = modelcache(folder, "run", config, "--report", folder / "report.json", env=env)
-        runs[name] = Run(folder, config, result)
-    for name, cloud, env in (
-        ("plan-key", by_name, key_env),
-        ("plan-sas", {"account_url": url}, {}),
-    ):
-        for format_ in ("json", "text"):
-            folder = root / f"{name}-{format_}"
-            config = write_config(folder, tiny_model, cloud)
-            result = modelcache(folder, "plan", config, "--format", format_, env=env)
-            runs[f"{name}-{format_}"] = Run(folder, config, result)
+    runs |= run_together(root, tiny_model, plans)
     yield Scenario(container, secrets, runs)
     with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
         service.delete_container(container)

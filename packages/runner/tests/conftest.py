@@ -26,11 +26,10 @@ TINY_SENTENCES = (
 
 
 @pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random BERT (``build_tiny_bert(seed=0)``). Read-only: tests must not change it."""
-    from modelcache.runner.tiny_model import build_tiny_bert
-
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+def tiny_bert(tiny_model: Path) -> Path:
+    """A tiny random BERT (``build_tiny_bert(seed=0)``): the session's ``tiny_model`` (root
+    ``conftest.py``), which the end-to-end tests share. Read-only: tests must not change it."""
+    return tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,342 @@
+"""The end-to-end tests' helpers, written once: the real ``modelcache`` command in a
+subprocess, workflow configs over the tiny BERT, containers on Azurite, and what a run left.
+
+The session fixtures built from them (the tiny model, the published container and its
+copies) are in ``conftest.py``. Every command runs offline (``HF_HUB_OFFLINE``), without
+progress bars, and with no cloud credential or transfer tuning but the ones a test gives:
+the developer's own environment never leaks into a run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+
+from modelcache.store import Manifest, blob_name, parse_manifest_name
+
+ENTRIES = "modelcache-v1/entries/"
+BLOBS = "modelcache-v1/blobs/"
+OUTPUT_MARKER = ".modelcache-output.json"
+#: The connection string's environment variable, and the store's transfer tuning
+#: (``modelcache.runner.cloud.TRANSFER_VARIABLE``; a literal, so this module imports no runner).
+CONNECTION_VARIABLE = "AZURE_STORAGE_CONNECTION_STRING"
+TRANSFER_VARIABLE = "MODELCACHE_AZURE_TRANSFER"
+
+# ---------------------------------------------------------------------------------------------
+# Workflows
+
+HALF = {"type": "TorchDtypeCast", "dtype": "float16"}
+PRUNE = {"type": "MagnitudePruning", "sparsity": 0.5}
+#: The standard tiny workflow: two cheap passes (a cast to float16, then magnitude pruning)
+#: whose outputs share their tokenizer files. The session publishes it once (``published``).
+TINY_PASSES: dict[str, dict[str, Any]] = {"half": HALF, "prune": PRUNE}
+#: The ONNX chain: conversion (the slow step), dynamic quantization, graph optimization.
+ONNX_PASSES: dict[str, dict[str, Any]] = {
+    "convert": {"type": "OnnxConversion"},
+    "quantize": {"type": "OnnxDynamicQuantization"},
+    "optimize": {"type": "OrtGraphOptimization"},
+}
+
+
+def changed(
+    passes: Mapping[str, Mapping[str, Any]], **parameters: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """``passes`` with the parameters of some passes changed: ``changed(p, prune={...})``."""
+    result = {name: dict(config) for name, config in passes.items()}
+    for name, values in parameters.items():
+        result[name].update(values)
+    return result
+
+
+def write_config(
+    folder: Path,
+    model: Path,
+    passes: Mapping[str, Mapping[str, Any]],
+    *,
+    container: str | None = None,
+    cloud: Mapping[str, Any] | None = None,
+    evaluator: Mapping[str, Any] | None = None,
+    cache: str = "cache",
+    output: str = "out",
+    name: str | None = None,
+) -> Path:
+    """Write a workflow config into ``folder`` (created if needed); its path.
+
+    The cloud cache is ``container`` (by name, the account from the connection string) with
+    the settings in ``cloud`` added, or ``cloud`` alone; neither: no cloud cache. The file is
+    ``name``, or a new ``workflow-<random>.json`` so that configs can share a folder.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    document: dict[str, Any] = {
+        "input_model": {"type": "HfModel", "model_path": str(model)},
+        "passes": dict(passes),
+        "cache_dir": cache,
+        "output_dir": output,
+    }
+    if evaluator is not None:
+        document["evaluator"] = dict(evaluator)
+    if container is not None:
+        document["cloud_cache_config"] = {"container_name": container, **(cloud or {})}
+    elif cloud is not None:
+        document["cloud_cache_config"] = dict(cloud)
+    path = folder / (name or f"workflow-{uuid.uuid4().hex[:8]}.json")
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the command
+
+
+def environment(connection_string: str | None, transfer: str | None = None) -> dict[str, str]:
+    """This process's environment for a command: offline, no progress bars, and exactly the
+    connection string and transfer settings given (``None``: the variable is unset)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    given = {CONNECTION_VARIABLE: connection_string, TRANSFER_VARIABLE: transfer}
+    for variable, value in given.items():
+        env.pop(variable, None)
+        if value is not None:
+            env[variable] = value
+    env.pop("MODELCACHE_PROGRESS", None)
+    return env
+
+
+def _command(args: tuple[str | Path, ...]) -> list[str]:
+    return [sys.executable, "-m", "modelcache.runner.cli", *map(str, args)]
+
+
+def modelcache(
+    *args: str | Path,
+    connection_string: str | None,
+    transfer: str | None = None,
+    cwd: Path | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m modelcache.runner.cli ARGS`` in ``cwd``, with the environment of
+    :func:`environment`; the finished process, whatever its exit code."""
+    return subprocess.run(
+        _command(args),
+        capture_output=True,
+        text=True,
+        env=environment(connection_string, transfer),
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_modelcache(
+    *args: str | Path, connection_string: str | None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
+    """:func:`modelcache` started and not waited for; stdout and stderr are pipes."""
+    return subprocess.Popen(
+        _command(args),
+        env=environment(connection_string),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finished(
+    process: subprocess.Popen[str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Wait for a process of :func:`start_modelcache`; what :func:`modelcache` returns."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_ok(config: Path, connection_string: str | None, *switches: str) -> dict[str, Any]:
+    """``modelcache run CONFIG --quiet --report ...``; the parsed report. Fails unless it
+    exits 0 without a traceback."""
+    report = config.with_name(f"{config.stem}.{uuid.uuid4().hex[:6]}.report.json")
+    result = modelcache(
+        "run", config, "--quiet", "--report", report, *switches,
+        connection_string=connection_string,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return json.loads(report.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def steps(report: Mapping[str, Any], kind: str) -> list[str]:
+    """The passes of the report's steps of ``kind`` that ended ``done``, in order."""
+    return [s["pass"] for s in report["steps"] if s["kind"] == kind and s["outcome"] == "done"]
+
+
+def unreachable_account() -> str:
+    """A connection string of an account on a local port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    return (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Containers
+
+
+def new_container(connection_string: str, prefix: str = "e2e") -> str:
+    """Create a new, empty container; its name."""
+    from azure.storage.blob import BlobServiceClient
+
+    name = f"{prefix}-{uuid.uuid4().hex[:24]}"
+    with BlobServiceClient.from_connection_string(connection_string) as service:
+        service.create_container(name)
+    return name
+
+
+def copy_container(connection_string: str, source: str, target: str) -> None:
+    """Every blob of ``source``, with its metadata and content settings, into ``target``."""
+    from azure.storage.blob import ContainerClient
+
+    with (
+        ContainerClient.from_connection_string(connection_string, source) as src,
+        ContainerClient.from_connection_string(connection_string, target) as dst,
+    ):
+        for blob in src.list_blobs(include=["metadata"]):
+            data = src.download_blob(blob.name).readall()
+            dst.upload_blob(
+                blob.name, data, metadata=blob.metadata,
+                content_settings=blob.content_settings,
+            )  # fmt: skip
+
+
+def blobs(connection_string: str, container: str, prefix: str = "") -> dict[str, str]:
+    """Blob name -> etag, for every blob under ``prefix``."""
+    from azure.storage.blob import ContainerClient
+
+    with ContainerClient.from_connection_string(connection_string, container) as client:
+        return {b.name: b.etag for b in client.list_blobs(name_starts_with=prefix or None)}
+
+
+def container_sas_url(azurite: Any, container: str, *, write: bool) -> str:
+    """A URL of ``container`` with a SAS signed by the account key: read and list, and with
+    ``write`` also add, create and write (``racwl``)."""
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    from modelcache.azure.testing import ACCOUNT_KEY, ACCOUNT_NAME
+
+    now = datetime.datetime.now(datetime.UTC)
+    token = generate_container_sas(
+        account_name=ACCOUNT_NAME,
+        container_name=container,
+        account_key=ACCOUNT_KEY,
+        permission=ContainerSasPermissions(
+            read=True, list=True, add=write, create=write, write=write
+        ),
+        start=now - datetime.timedelta(minutes=5),
+        expiry=now + datetime.timedelta(hours=2),
+    )
+    return f"{azurite.account_url}/{container}?{token}"
+
+
+def intact_manifests(connection_string: str, container: str) -> dict[str, Manifest]:
+    """The container's entries by key, having checked that every manifest parses and names
+    only blobs that exist with the right size and SHA-256: that no partial entry is visible."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.blob import ContainerClient
+
+    manifests: dict[str, Manifest] = {}
+    with ContainerClient.from_connection_string(connection_string, container) as client:
+        for name in client.list_blob_names(name_starts_with=ENTRIES):
+            key = parse_manifest_name(name)
+            assert key is not None, f"{name} is not a manifest's name"
+            manifest = Manifest.from_json(client.download_blob(name).readall(), key=key)
+            for item in manifest.files:
+                try:
+                    data = client.download_blob(blob_name(item.sha256)).readall()
+                except ResourceNotFoundError:
+                    raise AssertionError(
+                        f"entry {key[:12]} is visible, the blob of {item.path} is not"
+                    ) from None
+                assert len(data) == item.size, f"entry {key[:12]}: {item.path} is cut short"
+                assert hashlib.sha256(data).hexdigest() == item.sha256, (key, item.path)
+            manifests[key] = manifest
+    return manifests
+
+
+def stray_blobs(
+    connection_string: str, container: str, manifests: Mapping[str, Manifest]
+) -> set[str]:
+    """The content blobs of the container that none of ``manifests`` names."""
+    named = {blob_name(item.sha256) for m in manifests.values() for item in m.files}
+    return set(blobs(connection_string, container, BLOBS)) - named
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder``, by relative POSIX path."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def model_files(folder: Path) -> dict[str, bytes]:
+    """:func:`files` of an output folder without its marker: the model alone."""
+    return {path: data for path, data in files(folder).items() if path != OUTPUT_MARKER}
+
+
+# ---------------------------------------------------------------------------------------------
+# The published container
+
+
+@frozen
+class Published:
+    """A cold ``modelcache run`` of ``passes`` over the tiny model, into an empty container of
+    the session's Azurite and an empty local cache: its report, ``cache`` and ``output``.
+
+    Shared by the whole session: tests never change it, they work on copies
+    (:meth:`copy_container`, :meth:`copy_cache`).
+    """
+
+    passes: dict[str, dict[str, Any]]
+    connection_string: str
+    container: str
+    folder: Path
+    report: dict[str, Any]
+
+    @property
+    def cache(self) -> Path:
+        return self.folder / "cache"
+
+    @property
+    def output(self) -> Path:
+        return self.folder / "out"
+
+    def copy_container(self, prefix: str = "warm") -> str:
+        """A new container holding a copy of every blob the cold run left; its name."""
+        container = new_container(self.connection_string, prefix)
+        copy_container(self.connection_string, self.container, container)
+        return container
+
+    def copy_cache(self, target: Path) -> Path:
+        """A copy of the cold run's local cache at ``target`` (which must not exist)."""
+        shutil.copytree(self.cache, target)
+        return target
+
+
+#: The session fixture ``publish`` (``conftest.py``): ``publish(passes)`` is the
+#: :class:`Published` cold run of ``passes``, made on the first call and shared after.
+Publish = Callable[[dict[str, dict[str, Any]]], Published]
