@@ -19,6 +19,16 @@ settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("MODELCACHE_HYPOTHESIS_PROFILE", "ci"))
 
+# Input-model digests are remembered in the user's cache directory; the suite, and the runs it
+# starts in subprocesses (which inherit this), keep theirs in a folder of its own instead.
+if "MODELCACHE_DIGEST_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["MODELCACHE_DIGEST_CACHE"] = tempfile.mkdtemp(prefix="modelcache-digests-")
+    atexit.register(shutil.rmtree, os.environ["MODELCACHE_DIGEST_CACHE"], True)
+
 
 # ---------------------------------------------------------------------------------------------
 # Azurite, the Azure Storage emulator, for the tests of the Azure adapter.

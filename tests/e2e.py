@@ -340,3 +340,19 @@ class Published:
 #: The session fixture ``publish`` (``conftest.py``): ``publish(passes)`` is the
 #: :class:`Published` cold run of ``passes``, made on the first call and shared after.
 Publish = Callable[[dict[str, dict[str, Any]]], Published]
+
+
+def config_file(folder: Path, document: Mapping[str, Any]) -> Path:
+    """``document`` written as ``folder/workflow.json``, for commands run in-process."""
+    path = folder / "workflow.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def workflow(model: Path | str, **extra: Any) -> dict[str, Any]:
+    """The smallest workflow over ``model`` (one conversion), with ``extra`` top-level fields."""
+    return {
+        "input_model": {"type": "HfModel", "model_path": str(model)},
+        "passes": {"convert": {"type": "OnnxConversion"}},
+        **extra,
+    }

@@ -7,7 +7,6 @@ sees. None needs Azurite or runs a pass.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -31,31 +30,9 @@ from modelcache.runner.passes import (
 )
 from modelcache.store import AccessDenied, CorruptEntry, StoreConfigError, StoreUnavailable
 
+from .e2e import config_file, workflow
+
 USER_ERROR = 2
-
-
-@pytest.fixture
-def fake_model(tmp_path: Path) -> Path:
-    """A folder that passes for a Hugging Face model: enough for config checks, never run."""
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
-    (folder / "model.safetensors").write_bytes(b"not read by these tests")
-    return folder
-
-
-def _config(tmp_path: Path, document: dict[str, Any]) -> Path:
-    path = tmp_path / "workflow.json"
-    path.write_text(json.dumps(document), encoding="utf-8")
-    return path
-
-
-def _workflow(model: Path | str, **extra: Any) -> dict[str, Any]:
-    return {
-        "input_model": {"type": "HfModel", "model_path": str(model)},
-        "passes": {"convert": {"type": "OnnxConversion"}},
-        **extra,
-    }
 
 
 def _fails_in_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -77,7 +54,7 @@ def _fails_in_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> s
         ({"passes": {}}, "$.passes:", "non-empty object"),
         ({"evaluator": {"metrics": ["speed"]}}, "$.evaluator:", "unknown metric 'speed'"),
         (
-            {"cloud_cache_config": {"container_name": "c", "enable": True}},
+            {"cloud_cache_config": {"container_name": "abc", "enable": True}},
             "$.cloud_cache_config:",
             "unknown field(s) ['enable']",
         ),
@@ -96,7 +73,7 @@ def test_bad_config_is_one_line_naming_the_path(
     path: str,
     words: str,
 ) -> None:
-    config = _config(tmp_path, _workflow(fake_model, **change))
+    config = config_file(tmp_path, workflow(fake_model, **change))
     line = _fails_in_one_line(capsys, ["run", str(config)])
     assert f"{config}: {path}" in line
     assert words in line
@@ -105,9 +82,9 @@ def test_bad_config_is_one_line_naming_the_path(
 def test_bad_pass_parameter_names_the_parameter(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_model: Path
 ) -> None:
-    document = _workflow(fake_model)
+    document = workflow(fake_model)
     document["passes"]["convert"]["opset"] = 17
-    line = _fails_in_one_line(capsys, ["plan", str(_config(tmp_path, document))])
+    line = _fails_in_one_line(capsys, ["plan", str(config_file(tmp_path, document))])
     assert "$.passes.convert.opset" in line
     assert "did you mean 'target_opset'" in line
 
@@ -115,7 +92,7 @@ def test_bad_pass_parameter_names_the_parameter(
 def test_missing_model_directory_is_a_user_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    config = _config(tmp_path, _workflow(tmp_path / "nowhere"))
+    config = config_file(tmp_path, workflow(tmp_path / "nowhere"))
     line = _fails_in_one_line(capsys, ["run", str(config)])
     assert f"model directory {tmp_path / 'nowhere'} does not exist" in line
     assert not (tmp_path / ".modelcache").exists()
@@ -124,9 +101,9 @@ def test_missing_model_directory_is_a_user_error(
 def test_onnx_model_input_is_refused(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_model: Path
 ) -> None:
-    document = _workflow(fake_model)
+    document = workflow(fake_model)
     document["input_model"]["type"] = "OnnxModel"
-    line = _fails_in_one_line(capsys, ["run", str(_config(tmp_path, document))])
+    line = _fails_in_one_line(capsys, ["run", str(config_file(tmp_path, document))])
     assert "$.input_model" in line
     assert "only Hugging Face models" in line
 
@@ -134,9 +111,9 @@ def test_onnx_model_input_is_refused(
 def test_unknown_pass_type_lists_the_available_passes(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_model: Path
 ) -> None:
-    document = _workflow(fake_model)
+    document = workflow(fake_model)
     document["passes"]["convert"]["type"] = "OnnxConverter"
-    line = _fails_in_one_line(capsys, ["run", str(_config(tmp_path, document))])
+    line = _fails_in_one_line(capsys, ["run", str(config_file(tmp_path, document))])
     assert "$.passes.convert.type" in line
     assert "unknown pass type 'OnnxConverter'" in line
     for name in ("OnnxConversion", "OnnxDynamicQuantization", "OrtGraphOptimization"):
@@ -146,9 +123,9 @@ def test_unknown_pass_type_lists_the_available_passes(
 def test_passes_in_the_wrong_order_are_refused(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_model: Path
 ) -> None:
-    document = _workflow(fake_model)
+    document = workflow(fake_model)
     document["passes"] = {"quantize": {"type": "OnnxDynamicQuantization"}}
-    line = _fails_in_one_line(capsys, ["run", str(_config(tmp_path, document))])
+    line = _fails_in_one_line(capsys, ["run", str(config_file(tmp_path, document))])
     assert "$.passes.quantize" in line
     assert "reorder the passes" in line
 
@@ -160,7 +137,9 @@ def test_cloud_without_any_account_says_how_to_configure_one(
     fake_model: Path,
 ) -> None:
     monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
-    config = _config(tmp_path, _workflow(fake_model, cloud_cache_config={"container_name": "c1x"}))
+    config = config_file(
+        tmp_path, workflow(fake_model, cloud_cache_config={"container_name": "c1x"})
+    )
     line = _fails_in_one_line(capsys, ["run", str(config)])
     assert "AZURE_STORAGE_CONNECTION_STRING" in line
     assert "az login" in line
@@ -172,7 +151,7 @@ def test_missing_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 
 
 def test_a_shell_sees_exit_code_2_and_one_line(tmp_path: Path, fake_model: Path) -> None:
-    config = _config(tmp_path, _workflow(fake_model, output="out"))
+    config = config_file(tmp_path, workflow(fake_model, output="out"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "modelcache.runner.cli", "run", str(config)],
@@ -199,9 +178,9 @@ def test_passes_lists_the_built_in_passes(capsys: pytest.CaptureFixture[str]) ->
 def test_cache_why_names_the_config_file_of_a_pass_it_cannot_load(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_model: Path
 ) -> None:
-    document = _workflow(fake_model)
+    document = workflow(fake_model)
     document["passes"]["convert"]["type"] = "OnnxConverter"
-    config = _config(tmp_path, document)
+    config = config_file(tmp_path, document)
     line = _fails_in_one_line(capsys, ["cache", "why", str(config), "convert"])
     assert line.startswith(f"error: {config}: $.passes.convert.type: unknown pass type")
 

@@ -87,7 +87,10 @@ def test_second_run_with_empty_local_cache_downloads_only_the_final_model(
         s for s in cold.report["steps"] if s["kind"] == "upload" and s["pass"] == "optimize"
     )
     final_size = sum(len(data) for data in model_files(tmp_path / "out").values())
-    assert report["totals"]["bytes_downloaded"] == final_upload["bytes"] == final_size
+    assert report["totals"]["bytes_downloaded"] == final_size
+    # The cold run sent only the files no earlier entry had stored (the tokenizer's are
+    # shared with the conversion's output): what crossed the wire, not the model's size.
+    assert 0 < final_upload["bytes"] < final_size
     assert report["final_key"] == cold.report["final_key"]
     assert files(tmp_path / "out") == files(cold.output)
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from modelcache.planner import HubModel, LocalModel
+from modelcache.planner import LocalModel
+from modelcache.runner import models
 from modelcache.runner.models import (
+    DIGEST_CACHE_VARIABLE,
     MINILM_MODEL_PATH,
+    DigestCache,
     ModelError,
     ModelNotFound,
     UnknownModelType,
@@ -32,6 +36,17 @@ def write(root: Path, files: dict[str, bytes]) -> Path:
 
 
 HF_FILES = {"config.json": b'{"model_type": "bert"}', "model.safetensors": b"weights"}
+
+
+@pytest.fixture(autouse=True)
+def private_digest_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test remembers digests in a folder of its own, never in the user's cache."""
+    folder = tmp_path_factory.mktemp("digests")
+    monkeypatch.setenv(DIGEST_CACHE_VARIABLE, str(folder))
+    return folder
+
 
 # --- model_type ---------------------------------------------------------------------------
 
@@ -123,6 +138,136 @@ def test_digest_streams_files_larger_than_a_chunk(tmp_path: Path) -> None:
     assert model_digest(write(tmp_path, files)) == documented_digest(files)
 
 
+# --- DigestCache --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The directories hashed in full, in order (``model_digest`` calls)."""
+    hashed: list[Path] = []
+
+    def count(path: Path) -> str:
+        hashed.append(Path(path))
+        return model_digest(path)
+
+    monkeypatch.setattr(models, "_hash_model", count)
+    return hashed
+
+
+def settled(tmp_path: Path) -> DigestCache:
+    """A cache whose clock runs a minute ahead: files just written count as settled."""
+    return DigestCache(directory=tmp_path / "digests", clock=lambda: models.time.time() + 60)
+
+
+def test_an_unchanged_model_is_hashed_once(tmp_path: Path, counted: list[Path]) -> None:
+    model = write(tmp_path / "model", GOLDEN_FILES)
+    cache = settled(tmp_path)
+    assert cache.digest(model) == cache.digest(model) == model_digest(model)
+    assert counted == [model.resolve()]
+    # Another cache object over the same folder (another process) reads the same record.
+    assert settled(tmp_path).digest(model) == model_digest(model)
+    assert len(counted) == 1
+
+
+def _rewrite_keeping_size_and_mtime(model: Path) -> None:
+    stat = (model / "b.txt").stat()
+    (model / "b.txt").write_bytes(b"bug")
+    os.utime(model / "b.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _replace_by_a_copy_keeping_mtime(model: Path) -> None:
+    copy = model / "b.copy"
+    copy.write_bytes(b"bed")
+    stat = (model / "b.txt").stat()
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    copy.replace(model / "b.txt")
+
+
+def _retarget_link(model: Path) -> None:
+    (model / "linked").unlink()
+    (model / "linked").symlink_to(model.parent / "blob-2")
+
+
+CHANGES = {
+    "content-same-size-and-mtime": _rewrite_keeping_size_and_mtime,
+    "replaced-by-copy-same-mtime": _replace_by_a_copy_keeping_mtime,
+    "link-retargeted": _retarget_link,
+    "added": lambda model: (model / "c.txt").write_bytes(b""),
+    "removed": lambda model: (model / "a.bin").unlink(),
+    "renamed": lambda model: (model / "b.txt").rename(model / "B.txt"),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES.values(), ids=CHANGES.keys())
+def test_a_changed_model_never_reuses_a_stale_digest(
+    tmp_path: Path, counted: list[Path], change: Any
+) -> None:
+    write(tmp_path, {"blob-1": b"one", "blob-2": b"two"})
+    model = write(tmp_path / "model", GOLDEN_FILES)
+    (model / "linked").symlink_to(tmp_path / "blob-1")
+    cache = settled(tmp_path)
+    before = cache.digest(model)
+    # Past the file system's timestamp granularity (a few ms): settled files are older than
+    # that in real use, which the clock running ahead only pretends.
+    models.time.sleep(0.05)
+    change(model)
+    after = cache.digest(model)
+    assert after == model_digest(model) != before
+    assert len(counted) == 2
+
+
+def test_files_changed_just_now_are_not_remembered(tmp_path: Path, counted: list[Path]) -> None:
+    """A file written within the timestamps' granularity of the hashing could change again
+    without its times moving, so its digest is not remembered (git's "racily clean")."""
+    model = write(tmp_path / "model", GOLDEN_FILES)
+    cache = DigestCache(directory=tmp_path / "digests")
+    cache.digest(model)
+    cache.digest(model)
+    assert len(counted) == 2
+    assert not any((tmp_path / "digests").glob("*.json"))
+
+
+@pytest.mark.parametrize("damage", [b"", b"{not json", b'{"digest": 3}', b"[]"])
+def test_a_damaged_record_is_a_miss_not_an_error(
+    tmp_path: Path, counted: list[Path], damage: bytes
+) -> None:
+    model = write(tmp_path / "model", GOLDEN_FILES)
+    cache = settled(tmp_path)
+    cache.digest(model)
+    for record in (tmp_path / "digests").glob("*.json"):
+        record.write_bytes(damage)
+    assert cache.digest(model) == model_digest(model)
+    assert len(counted) == 2
+
+
+def test_an_unwritable_cache_still_gives_the_digest(tmp_path: Path) -> None:
+    model = write(tmp_path / "model", GOLDEN_FILES)
+    (tmp_path / "file").write_bytes(b"")
+    cache = DigestCache(directory=tmp_path / "file" / "digests", clock=settled(tmp_path).clock)
+    assert cache.digest(model) == model_digest(model)
+
+
+def test_the_cache_lives_in_the_user_cache_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DIGEST_CACHE_VARIABLE)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert DigestCache.default().directory == tmp_path / "xdg" / "modelcache" / "digests"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert (
+        DigestCache.default().directory == tmp_path / "home" / ".cache" / "modelcache" / "digests"
+    )
+    monkeypatch.setenv(DIGEST_CACHE_VARIABLE, str(tmp_path / "mine"))
+    assert DigestCache.default().directory == tmp_path / "mine"
+
+
+def test_resolving_a_model_remembers_its_digest(tmp_path: Path, private_digest_cache: Path) -> None:
+    write(tmp_path / "model", HF_FILES)
+    resolve_hf_model(str(tmp_path / "model"))
+    assert private_digest_cache.is_dir()  # used (the record itself waits for settled files)
+
+
 # --- resolve_hf_model ---------------------------------------------------------------------
 
 
@@ -179,9 +324,42 @@ def test_a_hub_id_resolves_offline_to_its_cached_commit(
     hub_cache: Path, revision: str | None
 ) -> None:
     resolved = resolve_hf_model("org/tiny", revision, cache_dir=hub_cache)
-    assert resolved.identity == HubModel(repo_id="org/tiny", revision=COMMIT)
     assert resolved.path == hub_cache / "models--org--tiny" / "snapshots" / COMMIT
     assert model_type(resolved.path) == "hf"
+    # Identified by the files it is made of, like a local directory: a commit's snapshot is
+    # whatever was downloaded of it, and that can grow or be replaced.
+    assert resolved.identity == LocalModel(digest=model_digest(resolved.path))
+
+
+def _add_blob(hub_cache: Path, name: str, data: bytes) -> None:
+    repo = hub_cache / "models--org--tiny"
+    blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+    blob.write_bytes(data)
+    link = repo / "snapshots" / COMMIT / name
+    link.unlink(missing_ok=True)
+    link.symlink_to(blob)
+
+
+def _snapshot_file(cache: Path, name: str) -> Path:
+    return cache / "models--org--tiny" / "snapshots" / COMMIT / name
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda cache: _add_blob(cache, "special_tokens_map.json", b"{}"),
+        lambda cache: _add_blob(cache, "model.safetensors", b"other weights"),
+        lambda cache: _snapshot_file(cache, "tokenizer.json").unlink(),
+    ],
+    ids=["file-added", "weights-replaced", "file-removed"],
+)
+def test_a_hub_snapshot_changed_under_the_same_commit_has_a_new_identity(
+    hub_cache: Path, change: Any
+) -> None:
+    _add_blob(hub_cache, "tokenizer.json", b'{"version": "1.0"}')
+    before = resolve_hf_model("org/tiny", cache_dir=hub_cache).identity
+    change(hub_cache)
+    assert resolve_hf_model("org/tiny", cache_dir=hub_cache).identity != before
 
 
 @pytest.mark.parametrize(
@@ -193,9 +371,11 @@ def test_a_hub_id_missing_from_the_cache_says_how_to_fix_it(
     with pytest.raises(ModelNotFound) as caught:
         resolve_hf_model(repo_id, revision, cache_dir=hub_cache)
     at = f" at revision {revision!r}" if revision else ""
+    # modelcache never downloads, so the fix is a download of the user's own.
     assert str(caught.value) == (
-        f"model {repo_id}{at} is not in the local Hugging Face cache; "
-        "run with network once or give a local directory"
+        f"model {repo_id}{at} is not in the local Hugging Face cache; download it first "
+        f"(hf download {repo_id}{f' --revision {revision}' if revision else ''}) "
+        "or give a local directory"
     )
 
 

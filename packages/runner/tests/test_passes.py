@@ -208,6 +208,8 @@ CANONICAL = [
         {"op_types_to_quantize": ["MatMul", "Gather", "MatMul"]},
         {**DEFAULTS["OnnxDynamicQuantization"], "op_types_to_quantize": ["Gather", "MatMul"]},
     ),
+    # quantize_dynamic reads an empty list as "the default set", as it reads null.
+    ("OnnxDynamicQuantization", {"op_types_to_quantize": []}, DEFAULTS["OnnxDynamicQuantization"]),
     (
         "OnnxConversion",
         {"dynamic_axes": {"input_ids": {"1": "sequence", "0": "batch"}}},

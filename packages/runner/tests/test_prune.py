@@ -209,6 +209,7 @@ def test_the_prune_report_in_json_names_entries_and_counts_blobs() -> None:
         "stored_bytes_before": 100,
         "stored_bytes_after": 85,
         "notes": ["second", "first"],
+        "removed_scratch": [],
     }
 
 
@@ -236,3 +237,27 @@ def test_bad_durations_and_sizes_say_what_to_give(text: str) -> None:
         maintenance.parse_duration(text)
     with pytest.raises(ValueError, match=r"as in|zero or more"):
         maintenance.parse_size(text)
+
+
+def test_prune_sweeps_the_scratch_a_killed_run_left_and_spares_a_live_runs(
+    tmp_path: Path,
+) -> None:
+    from modelcache.runner.workflow._scratch import OWNER_FILE, scratch_folder
+    from modelcache.store import LocalStore
+
+    store = LocalStore(tmp_path / "cache")
+    publish(store, tmp_path, MODEL, spec("a"), {"w": b"weights"})
+    with scratch_folder(store.root) as live:
+        killed = store.root / "run-killed"  # its owner file's lock is free: its run is gone
+        (killed / "half-written").mkdir(parents=True)
+        (killed / OWNER_FILE).write_text("{}")
+        (live / "model").write_bytes(b"in use")
+        inventory = maintenance.take_inventory(store, now=time.time())
+        dry = maintenance.prune(store, inventory, older_than=DAY, dry_run=True)
+        assert dry.scratch == ["run-killed"]
+        assert killed.exists()
+        report = maintenance.prune(store, inventory, older_than=DAY)
+        assert report.scratch == ["run-killed"]
+        assert not killed.exists()
+        assert (live / "model").read_bytes() == b"in use"
+        assert report.to_json()["removed_scratch"] == ["run-killed"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from attrs import evolve
 
 from modelcache.runner.config import parse_config
-from modelcache.runner.reporting import RunReport
+from modelcache.runner.reporting import Outcome, RunReport, StepRecord
 from modelcache.runner.workflow import CloudRequired, RunOptions, execute, prepare
-from modelcache.store import MemoryStore, blob_name
+from modelcache.store import BLOBS_PREFIX, MemoryStore, blob_name
 
 
 def _prepared(tiny_bert: Path, tmp_path: Path, cloud: MemoryStore, cache: str, **options: bool):
@@ -124,6 +127,7 @@ def test_the_report_document_keeps_its_wire_format(tiny_bert: Path, tmp_path: Pa
         "downloads": 0,
         "uploads": 2,
         "evaluations": 0,
+        "cached_evaluations": 0,
         "bytes_downloaded": 0,
         "bytes_uploaded": document["totals"]["bytes_uploaded"],
         "bytes_avoided": 0,
@@ -137,3 +141,66 @@ def test_the_report_document_keeps_its_wire_format(tiny_bert: Path, tmp_path: Pa
     assert list(document["totals"])[-1] == "wall_seconds"
     assert document["metrics"] == {}
     assert document["notes"] == []
+
+
+def test_bytes_uploaded_count_what_was_sent_not_blobs_already_there(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    cloud = MemoryStore()
+    report = execute(_prepared(tiny_bert, tmp_path, cloud, "a"))
+    uploads = [s for s in report.steps if s.kind == "upload"]
+    second = cloud.read_manifest(uploads[1].key)
+    # The two outputs share their tokenizer and config files: the second upload sends only
+    # what the first did not, and refreshes the rest.
+    assert 0 < uploads[1].bytes < second.size
+    stored = sum(o.size for o in cloud.list_objects(BLOBS_PREFIX))
+    assert sum(s.bytes for s in uploads) == stored
+    assert report.totals().bytes_uploaded == stored
+
+
+#: A module that takes a second to import, as torch does on a cold start.
+SLOW_MODULE = "modelcache_slow_import_probe"
+
+
+class _SlowToImport:
+    """A pass that imports a slow package in its run, as the built-in passes import torch."""
+
+    def __init__(self, implementation: Any) -> None:
+        self._implementation = implementation
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._implementation, name)
+
+    def packages(self) -> dict[str, str]:
+        return {**self._implementation.packages(), SLOW_MODULE: "1"}
+
+    def run(self, input_dir: Path, output_dir: Path, config: Any) -> None:
+        importlib.import_module(SLOW_MODULE)
+        self._implementation.run(input_dir, output_dir, config)
+
+
+def test_a_pass_run_time_leaves_out_importing_its_packages(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / f"{SLOW_MODULE}.py").write_text("import time\ntime.sleep(1.5)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, SLOW_MODULE, raising=False)
+    prepared = _prepared(tiny_bert, tmp_path, MemoryStore(), "a")
+    instance = prepared.passes["prune"]
+    prepared.passes["prune"] = evolve(
+        instance, implementation=_SlowToImport(instance.implementation)
+    )
+    report = execute(prepared)
+    key = next(s.key for s in report.steps if s.pass_name == "prune")
+    assert prepared.local.read_manifest(key).run_seconds < 1.0
+
+
+def test_totals_count_every_byte_sent_even_by_an_upload_another_runner_won() -> None:
+    def upload(outcome: Outcome, sent: int) -> StepRecord:
+        return StepRecord(
+            kind="upload", pass_name="p", key="k", reason="r", seconds=0.0, bytes=sent,
+            outcome=outcome,
+        )  # fmt: skip
+
+    report = RunReport(steps=[upload("done", 10), upload("already-there", 5), upload("skipped", 0)])
+    assert report.totals().bytes_uploaded == 15

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelcache.store import Store, StoreConfigError
 
@@ -38,6 +40,8 @@ def open_cloud_store(
         raise StoreConfigError(
             "cloud_cache_config needs the Azure adapter: pip install 'modelcache-runner[azure]'"
         ) from None
+    if config.account_url is not None:
+        _refuse_placeholder(config.account_url)
     environ = os.environ if environ is None else environ
     return AzureBlobStore.from_config(
         account_url=config.account_url,
@@ -45,6 +49,23 @@ def open_cloud_store(
         settings=_transfer_settings(environ.get(TRANSFER_VARIABLE, "")),
         environ=environ,
         client_options=client_options,
+    )
+
+
+def _refuse_placeholder(account_url: str) -> None:
+    """Refuse an account URL whose host still holds a placeholder such as the README's
+    ``<account>``: no account has that name, and finding out by asking for credentials
+    takes half a minute of retries."""
+    host = urlsplit(account_url).hostname or ""
+    placeholder = re.search(r"<[^>]*>?|\{[^}]*\}?", host)
+    if placeholder is None:
+        return
+    # Only the host is quoted: the rest of the URL may carry a SAS.
+    raise StoreConfigError(
+        f"cloud_cache_config.account_url: {host} still holds the placeholder "
+        f"{placeholder.group()}; put your storage account's name there "
+        "(https://NAME.blob.core.windows.net), or remove account_url and set "
+        "AZURE_STORAGE_CONNECTION_STRING"
     )
 
 

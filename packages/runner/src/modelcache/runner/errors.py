@@ -9,18 +9,20 @@ user must fix, ``"environment"`` for what failed around them.
 Each branch lives with the module that raises it::
 
     RunnerError
-    ├── UserError                      this module: a command line the user must change
-    │   └── maintenance.UnknownEntry   a key prefix that names no entry, or several
-    ├── config.ConfigError             the workflow config (also a ValueError)
-    ├── models.ModelError              the input model (also a ValueError)
-    │   ├── ModelNotFound
-    │   └── UnknownModelType
+    ├── UserError                      this module: something the user must change
+    │   ├── maintenance.UnknownEntry   a key prefix that names no entry, or several
+    │   └── models.ModelError          the input model (also a ValueError)
+    │       ├── ModelNotFound
+    │       └── UnknownModelType
+    ├── config.ConfigError             the workflow config, every problem at once
     └── passes.PassError               a pass or the pass registry
         ├── PassConfigError            (also a ValueError)
+        │   └── PassConfigProblems     several parameters of one pass at once
         ├── PassInputError             (also a ValueError)
         ├── PassRegistryError
         ├── PassUnavailable
-        └── UnknownPassType
+        ├── UnknownPassType
+        └── passes.BrokenOutput        a pass wrote a model that does not load
 
 This module imports nothing from the runner, so every module can raise these, and the same
 class is raised however the command was started (``modelcache`` or ``python -m``).
@@ -42,8 +44,9 @@ class RunnerError(Exception):
 
 
 class UserError(RunnerError):
-    """A command line the user must change (options that contradict each other, a cache not
-    named); ``message`` says what is wrong and what to do."""
+    """Something the user must change: a command line (options that contradict each other,
+    a cache not named), a model the config names; ``message`` says what is wrong and what to
+    do."""
 
     fault: ClassVar[Fault] = "user"
 

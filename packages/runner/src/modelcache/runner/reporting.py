@@ -20,6 +20,7 @@ from modelcache.planner import Download, Evaluate, Plan, Run, Skip, Step, Upload
 from .maintenance.usage import RunTally, TierCounts
 
 __all__ = [
+    "CACHED_RESULT",
     "REPORT_FORMAT",
     "Outcome",
     "Reporter",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 REPORT_FORMAT: Final = "modelcache-run-report/1"
+#: The detail of an evaluation step that read its result from the cache.
+CACHED_RESULT: Final = "cached result"
 
 StepKind = Literal["run", "skip", "download", "upload", "evaluate"]
 #: How a step ended; see :class:`StepRecord`.
@@ -54,7 +57,8 @@ def step_kind(step: Step) -> StepKind:
 
 @frozen(kw_only=True)
 class StepRecord:
-    """One executed step: what it was, why, how long it took and how many bytes it moved.
+    """One executed step: what it was, why, how long it took and how many bytes it moved
+    (sent or received: a blob an upload found present and only refreshed moved none).
 
     ``outcome`` is ``done`` normally; ``skipped`` for an upload when uploads are off,
     ``already-there`` for an upload another runner won, ``refused`` for an upload the
@@ -84,7 +88,10 @@ class RunTotals:
     skips: int
     downloads: int
     uploads: int
+    #: Evaluations measured in this run; ``cached_evaluations`` counts results read from the
+    #: cache instead, as the plan's totals do.
     evaluations: int
+    cached_evaluations: int
     bytes_downloaded: int
     bytes_uploaded: int
     bytes_avoided: int
@@ -122,16 +129,18 @@ class RunReport:
         # leaves the output in the cloud all the same.
         done = [step for step in self.steps if step.outcome in ("done", "already-there")]
         count = {kind: sum(step.kind == kind for step in done) for kind in _STEP_KINDS.values()}
+        cached = sum(step.kind == "evaluate" and step.detail == CACHED_RESULT for step in done)
         return RunTotals(
             runs=count["run"],
             skips=count["skip"],
             downloads=count["download"],
             uploads=count["upload"],
-            evaluations=count["evaluate"],
+            evaluations=count["evaluate"] - cached,
+            cached_evaluations=cached,
+            # What crossed the wire, whatever came of it: an upload that lost the race to
+            # publish sent its blobs all the same.
             bytes_downloaded=sum(s.bytes for s in self.steps if s.kind == "download"),
-            bytes_uploaded=sum(
-                s.bytes for s in self.steps if s.kind == "upload" and s.outcome == "done"
-            ),
+            bytes_uploaded=sum(s.bytes for s in self.steps if s.kind == "upload"),
             bytes_avoided=self.bytes_avoided,
             compute_seconds_saved=self.compute_seconds_saved,
             hits=TierCounts(**self.hits),

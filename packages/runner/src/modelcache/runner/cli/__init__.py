@@ -12,10 +12,16 @@ The subcommands live in :mod:`.run` (``run``, ``plan``, ``passes``) and :mod:`.c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from types import FrameType
+from typing import NoReturn
 
 from rich.console import Console
 
@@ -34,10 +40,18 @@ def _parser() -> argparse.ArgumentParser:
         prog="modelcache",
         description="Run model-optimization workflows whose pass outputs are cached in the cloud.",
     )
+    parser.add_argument("--version", action="version", version=f"modelcache {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run_commands(commands)
     add_cache_commands(commands)
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("modelcache-runner")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree not installed
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,12 +62,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False)
     _quiet_libraries()
     try:
-        return handler(args)
+        with _terminate_like_ctrl_c():
+            return handler(args)
     except (Exception, KeyboardInterrupt) as error:
         status = report_error(err, error)
         if status is None:
             raise  # a bug: its traceback is what a maintainer needs
         return status
+
+
+@contextlib.contextmanager
+def _terminate_like_ctrl_c() -> Iterator[None]:
+    """Make SIGTERM (``kill``, a CI time-out, a container stopping) end the command the way
+    Ctrl-C does: every ``finally`` runs, so the scratch folder, claims and half-delivered
+    outputs are cleaned up, and the command ends with one line and exit status 1."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(_number: int, _frame: FrameType | None) -> NoReturn:
+    raise KeyboardInterrupt
 
 
 def _quiet_libraries() -> None:

@@ -109,13 +109,23 @@ def _open_store(args: argparse.Namespace) -> MaintainedStore:
     if args.cache_dir is not None:
         if args.tier == "cloud":
             raise UserError("--cache-dir names a local cache; use --config for the cloud")
-        return LocalStore(args.cache_dir)
+        return LocalStore(_existing_cache_dir(args.cache_dir))
     if args.config is None:
         raise UserError(
             "say which cache: --config WORKFLOW.json (its cloud cache or cache_dir) "
             "or --cache-dir DIR"
         )
     return _tier_store(load_config(args.config), args.tier)
+
+
+def _existing_cache_dir(folder: Path) -> Path:
+    """``folder``, which must exist: a mistyped path is not an empty cache that ``verify``
+    calls healthy."""
+    if not folder.exists():
+        raise UserError(f"--cache-dir {folder}: no such directory; name an existing cache")
+    if not folder.is_dir():
+        raise UserError(f"--cache-dir {folder}: not a directory; name a cache directory")
+    return folder
 
 
 def _tier_store(config: WorkflowConfig, tier: str | None) -> MaintainedStore:

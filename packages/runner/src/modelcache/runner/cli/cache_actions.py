@@ -17,12 +17,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from modelcache.store import MaintainedStore
+from modelcache.store import MaintainedStore, StoreError
 
 from .. import maintenance
 from ..errors import UserError
 from ..maintenance import Inventory
 from .exit import EXIT_STATUS
+from .render import format_metric
 from .render import format_size as _size
 
 __all__ = ["ACTIONS", "DAMAGED", "print_json"]
@@ -89,15 +90,12 @@ def _short_input(text: str | None) -> str:
 
 
 def _show(
-    args: argparse.Namespace, _store: MaintainedStore, inventory: Inventory, out: Console
+    args: argparse.Namespace, store: MaintainedStore, inventory: Inventory, out: Console
 ) -> int:
     key = maintenance.resolve_key(inventory, args.key)
     entry = inventory.entries[key]
     chain = maintenance.lineage(inventory, key)
-    evaluations = sorted(
-        stored.name.rsplit("/", 1)[1].removesuffix(".json")
-        for stored in inventory.evaluations.get(key, ())
-    )
+    metrics = _metrics(store, inventory, key)
     manifest = None if entry.manifest is None else json.loads(entry.manifest.to_json())
     if args.json:
         print_json(
@@ -105,7 +103,8 @@ def _show(
                 "entry": entry.to_json(),
                 "manifest": manifest,
                 "lineage": chain,
-                "evaluations": evaluations,
+                "evaluations": sorted(metrics),
+                "metrics": metrics,
             }
         )
         return 0
@@ -116,15 +115,10 @@ def _show(
             out.print(Text(f"  {name}: {summary[name]}"))
     out.print(Text(f"  size: {_size(entry.size)} ({entry.size} bytes)"))
     if manifest is not None:
-        out.print(
-            Text(f"  producer: {manifest['producer']}; run time: {manifest['run_seconds']} s")
-        )
-        out.print(Text(f"  config: {json.dumps(manifest['key_inputs']['pass'], sort_keys=True)}"))
-        out.print("  files:")
-        for item in manifest["files"]:
-            out.print(Text(f"    {item['path']}  {_size(item['size'])}  {item['sha256'][:16]}"))
-    if evaluations:
-        out.print(Text(f"  evaluation results: {', '.join(evaluations)}"))
+        _print_manifest(manifest, out)
+    for fingerprint, values in sorted(metrics.items()):
+        shown = values if isinstance(values, str) else _metric_values(values)
+        out.print(Text(f"  evaluation results: {fingerprint}: {shown}"))
     out.print("  lineage (newest first):")
     for depth, link in enumerate(chain):
         indent = "    " + "  " * depth
@@ -137,6 +131,35 @@ def _show(
         else:
             out.print(Text(f"{indent}{link['key'][:12]} {link['pass']} {_size(link['size'])}"))
     return 0
+
+
+def _metrics(
+    store: MaintainedStore, inventory: Inventory, key: str
+) -> dict[str, Mapping[str, Any] | str]:
+    """The entry's evaluation results by evaluator fingerprint; one that cannot be read is
+    the reason why, which is worth showing rather than failing ``show`` over."""
+    results: dict[str, Mapping[str, Any] | str] = {}
+    for stored in inventory.evaluations.get(key, ()):
+        fingerprint = stored.name.rsplit("/", 1)[1].removesuffix(".json")
+        try:
+            results[fingerprint] = dict(store.read_evaluation(key, fingerprint))
+        except StoreError as error:
+            results[fingerprint] = f"unreadable ({error})"
+    return results
+
+
+def _metric_values(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name}={format_metric(value)}" for name, value in sorted(values.items()))
+
+
+def _print_manifest(manifest: Mapping[str, Any], out: Console) -> None:
+    run_seconds = manifest["run_seconds"]
+    run_time = "unknown" if run_seconds is None else f"{run_seconds:.1f} s"
+    out.print(Text(f"  producer: {manifest['producer']}; run time: {run_time}"))
+    out.print(Text(f"  config: {json.dumps(manifest['key_inputs']['pass'], sort_keys=True)}"))
+    out.print("  files:")
+    for item in manifest["files"]:
+        out.print(Text(f"    {item['path']}  {_size(item['size'])}  {item['sha256'][:16]}"))
 
 
 def _stats(
@@ -190,14 +213,21 @@ def _verify(
         out.print(Text(f"invalid entry {key}: {problem}"))
     for key, digests in sorted(report.broken_entries.items()):
         out.print(Text(f"broken entry {key}: needs {len(digests)} bad blob(s)"))
+    for name in report.links:
+        out.print(
+            Text(
+                f"symbolic link {name}: the cache never makes one; "
+                "--repair removes the link, not what it points to"
+            )
+        )
     if report.clean:
         out.print("no damage found")
     elif args.repair:
         out.print(
             Text(
-                f"removed {len(report.removed_entries)} entries and "
-                f"{len(report.removed_blobs)} corrupt blobs; the next run recomputes "
-                "them"
+                f"removed {len(report.removed_entries)} entries, "
+                f"{len(report.removed_blobs)} corrupt blobs and "
+                f"{len(report.removed_links)} links; the next run recomputes them"
             )
         )
         for name in report.kept_changed:
@@ -244,6 +274,8 @@ def _prune(
     )
     for key in report.entries:
         out.print(Text(f"  {key}"))
+    for name in report.scratch:
+        out.print(Text(f"{verb} scratch of a killed run: {name}"))
     for name in report.kept_changed:
         out.print(Text(f"kept {name}: it changed while pruning"))
     for note in report.notes:

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from modelcache.store import Fault, StoreError
 
+from ..config import ConfigError
 from ..errors import RunnerError
 
 __all__ = ["EXIT_STATUS", "INTERRUPTED", "exit_status", "fault_of", "report_error", "say"]
@@ -50,15 +51,19 @@ def exit_status(error: BaseException) -> int | None:
 
 
 def report_error(console: Console, error: BaseException) -> int | None:
-    """Print ``error`` on ``console`` as one line and return the exit status; print nothing
+    """Print ``error`` on ``console`` as one line (one per problem of a config) and return the
+    exit status; print nothing
     and return ``None`` if it is a bug, for the caller to raise again."""
     status = exit_status(error)
     if status is None:
         return None
     if isinstance(error, KeyboardInterrupt):
         console.print(INTERRUPTED)
-    else:
-        say(console, "error", "bold red", _message(error))
+        return status
+    # A config can be wrong in several places at once: one line each, all of them.
+    lines = error.lines() if isinstance(error, ConfigError) else (_message(error),)
+    for line in lines:
+        say(console, "error", "bold red", line)
     return status
 
 

@@ -4,6 +4,7 @@ a run's summary table; sizes."""
 from __future__ import annotations
 
 import json
+import string
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ from modelcache.planner import Chain, Download, Evaluate, Plan, Run, Skip, Step,
 
 __all__ = [
     "ACTION_STYLES",
+    "format_metric",
     "format_size",
     "render_dot",
     "render_mermaid",
@@ -55,6 +57,12 @@ def format_size(count: int | None) -> str:
     return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
 
 
+def format_metric(value: object) -> str:
+    """A metric's value for people: a measurement to 4 significant digits (it is not
+    precise to 17), anything else as JSON."""
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
+
+
 def render_text(plan: Plan, chain: Chain, console: Console) -> None:
     """The plan as a table, one row per step, coloured by action, and its totals."""
     types = {spec.name: spec.type for spec in chain.passes}
@@ -85,13 +93,24 @@ def render_text(plan: Plan, chain: Chain, console: Console) -> None:
     )
 
 
-def _label(plan: Plan, name: str, type_: str) -> tuple[str, str]:
+def _facts(plan: Plan, name: str, type_: str) -> tuple[tuple[str, str, str], str]:
+    """What a drawing says of a pass, one fact a line (its name, its type, what the plan
+    does with it), and its primary action, which colours it."""
     steps = plan.steps_for(name)
     primary = next(s for s in steps if isinstance(s, (Run, Skip, Download)))
     extras = [type(s).__name__.lower() for s in steps if isinstance(s, (Upload, Evaluate))]
     action = _primary(primary)
-    words = " + ".join([action, *extras])
-    return f"{name}\\n{type_}\\n{words}", action
+    return (name, type_, " + ".join([action, *extras])), action
+
+
+#: Characters Mermaid shows as they are inside a quoted label; every other one is written
+#: as an entity code (``#34;``), so that no name ends the label, reads as HTML, or as an
+#: entity code of its own.
+_MERMAID_PLAIN = frozenset(string.ascii_letters + string.digits + " _.,:+-/()")
+
+
+def _mermaid_text(text: str) -> str:
+    return "".join(c if c in _MERMAID_PLAIN else f"#{ord(c)};" for c in text)
 
 
 def render_mermaid(plan: Plan, chain: Chain) -> str:
@@ -99,15 +118,22 @@ def render_mermaid(plan: Plan, chain: Chain) -> str:
     lines = ["flowchart LR", '    model(["input model"])']
     previous = "model"
     for i, spec in enumerate(chain.passes):
-        label, action = _label(plan, spec.name, spec.type)
+        facts, action = _facts(plan, spec.name, spec.type)
         node = f"p{i}"
-        text = label.replace("\\n", "<br/>").replace('"', "'")
+        text = "<br/>".join(_mermaid_text(fact) for fact in facts)
         lines.append(f'    {node}["{text}"]:::{action}')
         lines.append(f"    {previous} --> {node}")
         previous = node
     for action, (_style, fill) in ACTION_STYLES.items():
         lines.append(f"    classDef {action} fill:{fill},stroke:#333")
     return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    """``text`` inside a quoted Graphviz label: shown as written, its backslashes (escapes
+    to Graphviz), quotes and ampersands (entities) escaped; a line break breaks the line."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
 
 
 def render_dot(plan: Plan, chain: Chain) -> str:
@@ -120,9 +146,10 @@ def render_dot(plan: Plan, chain: Chain) -> str:
     ]
     previous = "model"
     for i, spec in enumerate(chain.passes):
-        label, action = _label(plan, spec.name, spec.type)
+        facts, action = _facts(plan, spec.name, spec.type)
+        label = "\\n".join(_dot_text(fact) for fact in facts)  # \n: Graphviz's line break
         fill = ACTION_STYLES[action][1]
-        lines.append(f"    p{i} [label={json.dumps(label)}, fillcolor={json.dumps(fill)}];")
+        lines.append(f'    p{i} [label="{label}", fillcolor="{fill}"];')
         lines.append(f"    {previous} -> p{i};")
         previous = f"p{i}"
     lines.append("}")
@@ -161,7 +188,10 @@ def summary_table(report: Mapping[str, Any], console: Console) -> None:
     )
     for name, metrics in report.get("metrics", {}).items():
         console.print(
-            Text(f"metrics of {name}: " + ", ".join(f"{k}={v}" for k, v in metrics.items()))
+            Text(
+                f"metrics of {name}: "
+                + ", ".join(f"{k}={format_metric(v)}" for k, v in metrics.items())
+            )
         )
     for note in report.get("notes", []):
         # Plain text: a note can quote a config's strings, which are not markup.

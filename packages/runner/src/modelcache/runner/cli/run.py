@@ -4,8 +4,10 @@ what a run would do, and the passes there are."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import secrets
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,16 +19,20 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from modelcache.planner import Chain, Plan, Skip, dumps, make_plan
 from modelcache.store import StoreUnavailable
 
 from ..config import load_config, naming_config_file
+from ..errors import UserError
 from ..passes import available_passes
 from ..reporting import Reporter, RunReport, StepKind, StepRecord
 from ..workflow import Prepared, RunOptions, execute, prepare, snapshot
@@ -128,6 +134,8 @@ def _plan(prepared: Prepared, *, require_cloud: bool) -> Plan:
 def run_command(args: argparse.Namespace) -> int:
     """``modelcache run``: run the workflow, progress on stderr (when it is a terminal, or
     ``MODELCACHE_PROGRESS=1``), then the summary on stdout and the report to ``--report``."""
+    if args.report is not None:
+        _check_report(args.report)
     with naming_config_file(args.config):
         report = _execute(_prepare(args), quiet=args.quiet)
     document = report.to_json()
@@ -142,18 +150,76 @@ def _execute(prepared: Prepared, *, quiet: bool) -> RunReport:
     err = Console(stderr=True, highlight=False)
     if quiet or (not err.is_terminal and os.environ.get("MODELCACHE_PROGRESS") != "1"):
         return execute(prepared, _NoteReporter(err))
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               DownloadColumn(), TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, console=err, transient=True) as progress:
+    with _progress(err) as progress:
         return execute(prepared, _ProgressReporter(progress, err))
 
 
+def _progress(console: Console) -> Progress:
+    """The progress display of a run: one bar for the workflow, one per step under way."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               _AmountColumn(), TimeElapsedColumn())  # fmt: skip
+    return Progress(*columns, console=console, transient=True)
+
+
+class _AmountColumn(ProgressColumn):
+    """How far a bar is, in its task's ``unit``: steps for the workflow, bytes for a transfer
+    (in binary units, as every size modelcache prints), nothing for a pass running."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn(binary_units=True)
+
+    def render(self, task: Task) -> Text:
+        match task.fields.get("unit"):
+            case "steps":
+                return Text(f"{task.completed:.0f}/{task.total or 0:.0f} steps")
+            case "bytes":
+                return self._bytes.render(task)
+        return Text("")
+
+
+def _check_report(path: Path) -> None:
+    """Refuse a ``--report`` path the run could not write at its end, before any work: a
+    run of an hour must not fail over its report's folder.
+
+    :raises UserError: ``path`` is a directory, or its folder is missing or not writable.
+    """
+    if path.is_dir():
+        raise UserError(f"--report {path}: is a directory; name a file")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(f"--report {path}: the folder {folder} does not exist; create it first")
+    # Only writing tells: permission bits mean nothing to root, and a read-only mount or
+    # /proc refuses all the same.
+    try:
+        probe, name = _temporary_beside(path)
+    except OSError as error:
+        raise UserError(
+            f"--report {path}: cannot write in {folder} ({error.strerror or error}); "
+            "choose a folder you may write"
+        ) from None
+    os.close(probe)
+    os.unlink(name)
+
+
+def _temporary_beside(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path``, opened for writing; mkstemp's would be private (0600),
+    and a report is as readable as any file the user writes."""
+    name = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), name
+
+
 def _write_report(path: Path, document: Mapping[str, Any]) -> None:
-    """``document`` as JSON in ``path``, whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    """``document`` as JSON in ``path``, whole or not at all: no temporary file is left."""
+    handle, name = _temporary_beside(path)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as temporary:
+            temporary.write(json.dumps(document, indent=2) + "\n")
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
 
 
 class _NoteReporter(Reporter):
@@ -178,14 +244,15 @@ class _ProgressReporter(_NoteReporter):
     def planned(self, *, plan: Plan) -> None:
         total = sum(1 for step in plan.steps if not isinstance(step, Skip))
         if self.overall is None:
-            self.overall = self.progress.add_task("workflow", total=total)
+            self.overall = self.progress.add_task("workflow", total=total, unit="steps")
         else:
             self.progress.update(self.overall, total=total, completed=0)
 
     def step_started(self, *, kind: StepKind, pass_name: str, total_bytes: int | None) -> None:
         if kind == "skip":
             return
-        self.current = self.progress.add_task(f"{kind} {pass_name}", total=total_bytes)
+        unit = "bytes" if kind in ("download", "upload") else None
+        self.current = self.progress.add_task(f"{kind} {pass_name}", total=total_bytes, unit=unit)
 
     def transferred(self, *, pass_name: str, bytes_done: int) -> None:
         if self.current is not None:

@@ -3,13 +3,15 @@
 Every command is a function of an :class:`Inventory` (:mod:`.inventory`, one read of the
 store); only ``verify`` (hashing) and the deleting ones go back to the store. Run records
 (:mod:`.usage`) tell when entries were last used; :mod:`.lineage`, :mod:`.verify`,
-:mod:`.prune` and :mod:`.why` are one command each; :mod:`._codec` is the wire format. See
-``docs/operations.md``.
+:mod:`.prune` and :mod:`.why` are one command each; :mod:`.repair` is verify's repair for the
+few entries a run found damaged; :mod:`._links` sees the symbolic links of a local cache;
+:mod:`._codec` is the wire format. See ``docs/operations.md``.
 """
 
 from .inventory import EntryInfo, Inventory, describe_input, stats, take_inventory
 from .lineage import UnknownEntry, lineage, resolve_key
 from .prune import DEFAULT_GRACE, PruneReport, parse_duration, parse_size, prune
+from .repair import repair_entries
 from .usage import MAX_RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, RunTally, TierCounts, record_run
 from .verify import VerifyReport, verify
 from .why import Difference, WhyReport, explain_miss
@@ -35,6 +37,7 @@ __all__ = [
     "parse_size",
     "prune",
     "record_run",
+    "repair_entries",
     "resolve_key",
     "stats",
     "take_inventory",

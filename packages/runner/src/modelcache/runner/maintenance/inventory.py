@@ -5,7 +5,8 @@
 record, 16 at a time. Everything here goes through the layout's object names on a
 :class:`~modelcache.store.MaintainedStore`, so one implementation serves the local directory
 and the blob container alike. An entry whose manifest cannot be trusted is kept, with its
-``problem``, so that ``verify --repair`` can remove it.
+``problem``, so that ``verify --repair`` can remove it. So are the symbolic links a local
+cache holds (:mod:`._links`): what lies under a linked folder is left out, never followed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from modelcache.store import (
     EVALUATIONS_PREFIX,
     MAX_MANIFEST_SIZE,
     RUNS_PREFIX,
+    CorruptEntry,
     InvalidManifest,
     MaintainedStore,
     Manifest,
@@ -37,6 +39,7 @@ from modelcache.store import (
 )
 
 from ._codec import JsonObject, Timestamp, parse_iso, unstructure, wire_format
+from ._links import find_links, under_link
 from .usage import MAX_RUN_RECORD, RunRecord, RunTally, current, last_use, parse_record
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "Inventory",
     "blob_sizes",
     "describe_input",
+    "list_prefix",
     "read_entries",
     "remove_entry",
     "stats",
@@ -169,6 +173,9 @@ class Inventory:
     records: tuple[RunRecord, ...]
     #: Objects under the layout prefix that are none of the above (left alone).
     others: tuple[StoredObject, ...] = ()
+    #: Symbolic links in a local cache's layout, by name: none of the above, and nothing
+    #: under a linked folder is either (``verify --repair`` removes the links).
+    links: tuple[str, ...] = ()
 
     def referenced(self) -> dict[str, int]:
         """Every blob digest a trustworthy entry names, with its size."""
@@ -190,11 +197,13 @@ class _Listing:
     others: list[StoredObject] = Factory(list)
 
     @classmethod
-    def of(cls, store: MaintainedStore) -> _Listing:
+    def of(cls, store: MaintainedStore, links: tuple[str, ...] = ()) -> _Listing:
+        """The objects under each prefix, but those in or under one of ``links``."""
         listing = cls()
         for prefix in (ENTRIES_PREFIX, BLOBS_PREFIX, EVALUATIONS_PREFIX, RUNS_PREFIX):
-            for stored in store.list_objects(prefix):
-                listing._add(prefix, stored)
+            for stored in list_prefix(store, prefix):
+                if not under_link(stored.name, links):
+                    listing._add(prefix, stored)
         return listing
 
     def _add(self, prefix: str, stored: StoredObject) -> None:
@@ -210,10 +219,20 @@ class _Listing:
             self.others.append(stored)
 
 
+def list_prefix(store: MaintainedStore, prefix: str) -> list[StoredObject]:
+    """``store.list_objects(prefix)``; nothing where a local cache's folder on the way is a
+    symbolic link (which :func:`find_links` reports)."""
+    try:
+        return list(store.list_objects(prefix))
+    except CorruptEntry:
+        return []
+
+
 def take_inventory(store: MaintainedStore, *, now: float) -> Inventory:
     """Read what ``store`` holds: four listings, then every manifest and run record (up to
     16 at a time). ``now`` (epoch seconds) is recorded as when it was taken."""
-    listing = _Listing.of(store)
+    links = find_links(store)
+    listing = _Listing.of(store, links)
     datas = _read_all(store, listing.records, MAX_RUN_RECORD)
     parsed = [
         parse_record(stored, data)
@@ -228,6 +247,7 @@ def take_inventory(store: MaintainedStore, *, now: float) -> Inventory:
         evaluations={key: tuple(items) for key, items in listing.evaluations.items()},
         records=records,
         others=tuple(listing.others),
+        links=links,
     )
 
 

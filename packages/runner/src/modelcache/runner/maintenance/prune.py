@@ -21,6 +21,10 @@ And the blobs to remove are chosen against a listing of the manifests taken *aft
 entries were removed (blobs listed first, then manifests), so an entry published meanwhile
 protects its blobs: a blob it reused was refreshed after the blob listing and the
 conditional delete spares it.
+
+In a local cache, a prune also sweeps the scratch folders that killed runs left beside the
+layout; a live run holds a lock on its own, which the sweep respects (the runner's
+``workflow._scratch``).
 """
 
 from __future__ import annotations
@@ -33,13 +37,22 @@ from cattrs.gen import override
 from modelcache.store import (
     BLOBS_PREFIX,
     ENTRIES_PREFIX,
+    LocalStore,
     MaintainedStore,
     parse_blob_name,
     parse_manifest_name,
 )
 
 from ._codec import JsonObject, unstructure, wire_format
-from .inventory import EntryInfo, Inventory, blob_sizes, read_entries, remove_entry
+from ._links import under_link
+from .inventory import (
+    EntryInfo,
+    Inventory,
+    blob_sizes,
+    list_prefix,
+    read_entries,
+    remove_entry,
+)
 from .usage import fold_records
 
 __all__ = ["DEFAULT_GRACE", "PruneReport", "parse_duration", "parse_size", "prune"]
@@ -64,6 +77,8 @@ class PruneReport:
     stored_bytes_before: int = 0
     stored_bytes_after: int = 0
     notes: list[str] = Factory(list)
+    #: Scratch folders of killed runs removed from a local cache (or, dry, to remove).
+    scratch: list[str] = Factory(list)
 
     def to_json(self) -> JsonObject:
         """The report as ``modelcache cache prune --json`` prints it."""
@@ -79,6 +94,7 @@ wire_format(
     evaluations=override(rename="removed_evaluations"),
     records_folded=override(rename="run_records_folded"),
     kept_changed=override(unstruct_hook=sorted),
+    scratch=override(rename="removed_scratch", unstruct_hook=sorted),
 )
 
 
@@ -118,6 +134,7 @@ def prune(
         store, inventory.records, live=inventory.entries, before=fresh_since, dry_run=dry_run
     )
     report.stored_bytes_after = report.stored_bytes_before - report.blob_bytes
+    _sweep_scratch(store, report)
     if max_size is not None and report.stored_bytes_after > max_size:
         report.notes.append(
             f"the cache still takes {report.stored_bytes_after} bytes, more than "
@@ -167,15 +184,17 @@ def _relist(store: MaintainedStore, inventory: Inventory) -> Inventory:
     """``inventory`` with the blobs listed again, then the manifests (reading new ones
     only): a blob refreshed or written after this blob listing has a new version, so the
     conditional delete spares it, and an entry published meanwhile is in the manifests."""
+    links = inventory.links
     blobs = {
         digest: stored
-        for stored in store.list_objects(BLOBS_PREFIX)
+        for stored in list_prefix(store, BLOBS_PREFIX)
         if (digest := parse_blob_name(stored.name)) is not None
+        and not under_link(stored.name, links)
     }
     listed = [
         (key, stored)
-        for stored in store.list_objects(ENTRIES_PREFIX)
-        if (key := parse_manifest_name(stored.name))
+        for stored in list_prefix(store, ENTRIES_PREFIX)
+        if (key := parse_manifest_name(stored.name)) and not under_link(stored.name, links)
     ]
     return Inventory(
         taken=inventory.taken,
@@ -184,7 +203,27 @@ def _relist(store: MaintainedStore, inventory: Inventory) -> Inventory:
         evaluations=inventory.evaluations,
         records=inventory.records,
         others=inventory.others,
+        links=links,
     )
+
+
+def _sweep_scratch(store: MaintainedStore, report: PruneReport) -> None:
+    """Remove (dry: name) the scratch folders of killed runs in a local cache's root."""
+    if not isinstance(store, LocalStore):
+        return
+    # Imported here: the workflow imports maintenance, and the scratch rules are its own.
+    from ..workflow._scratch import SCRATCH_PREFIX, STARTING_PREFIX, abandoned, sweep_abandoned
+
+    if report.dry_run:
+        try:
+            folders = sorted(store.root.iterdir())
+        except OSError:  # no cache yet: nothing to sweep
+            return
+        prefixes = (SCRATCH_PREFIX, STARTING_PREFIX)
+        gone = [f for f in folders if f.name.startswith(prefixes) and abandoned(f)]
+    else:
+        gone = sweep_abandoned(store.root)
+    report.scratch = [folder.name for folder in gone]
 
 
 def _remove_blobs(

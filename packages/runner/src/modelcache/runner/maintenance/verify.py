@@ -1,10 +1,16 @@
 """``modelcache cache verify``: re-hash content, find the entries it breaks, and repair.
 
 A blob is corrupt when its bytes do not hash to its name, missing when an entry names it and
-the listing lacks it (found from the listings alone, even when only a sample is hashed).
-Repair removes broken and invalid entries and deletes corrupt blobs: a corrupt blob left in
-place would be reused by the next publish, which trusts a blob of the right name and size.
-Every delete is conditional on the version listed, so what changed meanwhile is kept.
+the listing lacks it (found from the listings alone, even when only a sample is hashed). An
+entry is broken when it names a corrupt or missing blob, invalid when its manifest cannot be
+trusted, or lists a file's size other than its blob's (the listing gives sizes, so this too
+is found without hashing; such a blob is always hashed, to tell a damaged blob from a lying
+manifest). A symbolic link in a local cache is reported apart (:mod:`._links`).
+
+Repair removes the links (never what they point to), broken and invalid entries, and
+corrupt blobs: a corrupt blob left in place would be reused by the next publish, which
+trusts a blob of the right name and size. Every delete is conditional on the version
+listed, so what changed meanwhile is kept.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from cattrs.gen import override
 from modelcache.store import MaintainedStore
 
 from ._codec import JsonObject, unstructure, wire_format
+from ._links import remove_link
 from .inventory import Inventory, remove_entry
 
 __all__ = ["VerifyReport", "verify"]
@@ -40,10 +47,13 @@ class VerifyReport:
     removed_entries: list[str] = Factory(list)
     removed_blobs: list[str] = Factory(list)
     kept_changed: list[str] = Factory(list)
+    #: Symbolic links in a local cache, by layout name (a manifest, a blob, a folder).
+    links: list[str] = Factory(list)
+    removed_links: list[str] = Factory(list)
 
     @property
     def clean(self) -> bool:
-        return not (self.corrupt_blobs or self.missing_blobs or self.invalid_entries)
+        return not (self.corrupt_blobs or self.missing_blobs or self.invalid_entries or self.links)
 
     @property
     def repaired(self) -> bool:
@@ -52,6 +62,7 @@ class VerifyReport:
             broken <= set(self.removed_entries)
             and not self.kept_changed
             and set(self.corrupt_blobs) <= set(self.removed_blobs)
+            and set(self.links) <= set(self.removed_links)
         )
 
     def to_json(self) -> JsonObject:
@@ -81,6 +92,8 @@ wire_format(
     removed_entries=override(unstruct_hook=sorted),
     removed_blobs=override(unstruct_hook=sorted),
     kept_changed=override(unstruct_hook=sorted),
+    links=override(unstruct_hook=sorted),
+    removed_links=override(unstruct_hook=sorted),
 )
 
 
@@ -92,18 +105,22 @@ def verify(
     repair: bool = False,
     rng: random.Random | None = None,
 ) -> VerifyReport:
-    """Re-hash every content blob (or ``sample`` of them, chosen at random), find blobs that
-    entries name but the store lacks, and the entries those break.
+    """Re-hash every content blob (or ``sample`` of them, chosen at random, and every blob
+    whose size an entry lists otherwise), find blobs that entries name but the store lacks,
+    entries whose listed sizes are not their blobs', and the entries all these break.
 
-    With ``repair``, broken and invalid entries are removed (manifest and evaluation
-    results) and corrupt blobs deleted, so the next run recomputes and republishes them;
-    each delete is conditional on the version listed, and an object that changed since is
-    kept and reported in ``kept_changed``.
+    With ``repair``, the symbolic links of a local cache are removed (the links, not what
+    they point to), broken and invalid entries are removed (manifest and evaluation results)
+    and corrupt blobs deleted, so the next run recomputes and republishes them; each delete
+    is conditional on the version listed, and an object that changed since is kept and
+    reported in ``kept_changed``.
     """
-    report = VerifyReport()
+    report = VerifyReport(links=list(inventory.links))
     digests = sorted(inventory.blobs)
+    mismatched = _size_mismatches(inventory)
     if sample is not None and sample < len(digests):
-        digests = sorted((rng or random.Random()).sample(digests, sample))
+        chosen = (rng or random.Random()).sample(digests, sample)
+        digests = sorted(set(chosen) | {digest for _, _, digest, _ in mismatched})
         report.sampled = True
     _hash(store, inventory, digests, report)
     missing = set(report.missing_blobs) | {
@@ -111,6 +128,12 @@ def verify(
     }
     report.missing_blobs = sorted(missing)
     bad = missing | set(report.corrupt_blobs)
+    for key, path, digest, listed in mismatched:
+        if digest not in bad:  # the blob is whole: the manifest is what is wrong
+            held = inventory.blobs[digest].size
+            report.invalid_entries.setdefault(
+                key, f"lists {path!a} as {listed} bytes, but its blob {digest} holds {held}"
+            )
     for entry in inventory.entries.values():
         if entry.manifest is None:
             report.invalid_entries[entry.key] = entry.problem or "unreadable"
@@ -121,6 +144,18 @@ def verify(
     if repair:
         _repair(store, inventory, report)
     return report
+
+
+def _size_mismatches(inventory: Inventory) -> list[tuple[str, str, str, int]]:
+    """``(key, path, digest, listed size)`` for each file an entry lists at another size
+    than its blob's, as the listing gives it."""
+    found = []
+    for entry in inventory.entries.values():
+        for item in () if entry.manifest is None else entry.manifest.files:
+            blob = inventory.blobs.get(item.sha256)
+            if blob is not None and blob.size != item.size:
+                found.append((entry.key, item.path, item.sha256, item.size))
+    return found
 
 
 def _hash(
@@ -144,7 +179,11 @@ def _hash(
 
 
 def _repair(store: MaintainedStore, inventory: Inventory, report: VerifyReport) -> None:
-    """Remove the broken and invalid entries, then the corrupt blobs, each if unchanged."""
+    """Remove the links (so that nothing is deleted through one), the broken and invalid
+    entries, then the corrupt blobs, each if unchanged."""
+    for name in report.links:
+        if remove_link(store, name):
+            report.removed_links.append(name)
     for key in sorted(set(report.broken_entries) | set(report.invalid_entries)):
         if remove_entry(store, inventory, key):
             report.removed_entries.append(key)

@@ -19,6 +19,7 @@ Other packages add passes through the ``modelcache.passes`` entry-point group (s
 are imported when a pass runs.
 """
 
+from ._environment import cpu_features, key_packages
 from ._errors import (
     PassConfigError,
     PassError,
@@ -30,15 +31,19 @@ from ._errors import (
 from ._onnx_conversion import OnnxConversion
 from ._onnx_quantization import OnnxDynamicQuantization
 from ._ort_optimization import OrtGraphOptimization
-from ._parameters import Parameter
-from ._protocol import Pass
+from ._output_check import BrokenOutput, check_output
+from ._parameters import Parameter, PassConfigProblems, did_you_mean
+from ._protocol import EnvironmentDependentPass, MachineDependentPass, Pass
 from ._pruning import MagnitudePruning, linear_layers
 from ._registry import BUILTIN_PASSES, ENTRY_POINT_GROUP, available_passes, load_pass
 from ._torch_cast import TorchDtypeCast
 
 __all__ = [
     "BUILTIN_PASSES",
+    "BrokenOutput",
     "ENTRY_POINT_GROUP",
+    "EnvironmentDependentPass",
+    "MachineDependentPass",
     "MagnitudePruning",
     "OnnxConversion",
     "OnnxDynamicQuantization",
@@ -46,6 +51,7 @@ __all__ = [
     "Parameter",
     "Pass",
     "PassConfigError",
+    "PassConfigProblems",
     "PassError",
     "PassInputError",
     "PassRegistryError",
@@ -53,6 +59,10 @@ __all__ = [
     "TorchDtypeCast",
     "UnknownPassType",
     "available_passes",
+    "check_output",
+    "did_you_mean",
+    "cpu_features",
+    "key_packages",
     "linear_layers",
     "load_pass",
 ]

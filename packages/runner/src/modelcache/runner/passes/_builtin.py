@@ -27,6 +27,9 @@ class BuiltinPass:
     parameters: tuple[Parameter, ...] = ()
     #: Distributions whose versions affect the output (and so go into the cache key).
     package_names: tuple[str, ...] = ()
+    #: Environment variables (``fnmatch`` patterns) that affect the output: the values of
+    #: those set go into the cache key (:class:`EnvironmentDependentPass`).
+    environment_variables: tuple[str, ...] = ()
 
     def packages(self) -> dict[str, str]:
         versions: dict[str, str] = {}
@@ -39,6 +42,10 @@ class BuiltinPass:
 
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return check_config(self.type, self.parameters, config)
+
+    def machine_facts(self, config: Mapping[str, Any]) -> dict[str, str]:
+        """No machine fact affects a built-in's output unless its subclass says so."""
+        return {}
 
     def run(self, input_dir: Path, output_dir: Path, config: Mapping[str, Any]) -> None:
         validated = self.validate(config)

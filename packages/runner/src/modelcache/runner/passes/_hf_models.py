@@ -37,14 +37,22 @@ def load_hf_model(pass_type: str, model_dir: Path, *, base_model: bool) -> Any:
     ``base_model``: load it as ``AutoModel`` (the encoder without a task head, whose outputs
     are the hidden states). Otherwise load the class ``config.json``'s ``architectures``
     names, so every weight, heads included, survives a load-modify-save round trip.
+
+    A tensor the class needs and the weights lack is initialized by transformers from
+    torch's global generator: the output would change with the process's seed under one
+    cache key. So such tensors are drawn from a generator seeded the same every time, and,
+    when the whole architecture is kept (not ``base_model``), where they would be saved as
+    if trained, the model is refused with :class:`PassInputError` naming them.
     """
     import transformers
 
     try:
         config = transformers.AutoConfig.from_pretrained(str(model_dir))
         model_class = _model_class(pass_type, config, base_model=base_model)
-        with quiet_transformers():
-            model = model_class.from_pretrained(str(model_dir), config=config, dtype="auto")
+        with quiet_transformers(), _fixed_seed():
+            model, info = model_class.from_pretrained(
+                str(model_dir), config=config, dtype="auto", output_loading_info=True
+            )
     except PassInputError:
         raise
     except (OSError, ValueError) as error:  # what transformers raises for unusable files
@@ -52,7 +60,29 @@ def load_hf_model(pass_type: str, model_dir: Path, *, base_model: bool) -> Any:
             pass_type,
             f"cannot load the Hugging Face model in {model_dir}: {' '.join(str(error).split())}",
         ) from error
+    missing = sorted(info.get("missing_keys") or ())
+    if missing and not base_model:
+        raise PassInputError(pass_type, _missing_message(model_dir, model_class, missing))
     return model.eval()
+
+
+@contextlib.contextmanager
+def _fixed_seed() -> Iterator[None]:
+    import torch
+
+    # fork_rng restores the caller's generator state afterwards: the pass leaves no trace.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        yield
+
+
+def _missing_message(model_dir: Path, model_class: Any, missing: list[str]) -> str:
+    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return (
+        f"the weights in {model_dir} lack {len(missing)} tensor(s) that "
+        f"{model_class.__name__} needs ({shown}), which would be random; give weights with "
+        'every tensor, or name in config.json\'s "architectures" the class they are for'
+    )
 
 
 def _model_class(pass_type: str, config: Any, *, base_model: bool) -> Any:

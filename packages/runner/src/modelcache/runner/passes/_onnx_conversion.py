@@ -106,6 +106,10 @@ class OnnxConversion(BuiltinPass):
         ),
     )
     package_names = ("torch", "transformers", "onnxscript", "onnx-ir", "onnx")
+    # torch reads its exporter's flags (TORCH_ONNX_ENABLE_DRAFT_EXPORT, ...) and onnxscript
+    # its optimizer's (TORCH_ONNX_ENABLE_OPTIMIZATION, ...) when first imported, so they
+    # cannot be cleared for a run: they are keyed instead.
+    environment_variables = ("TORCH_ONNX_*",)
 
     def _run(self, input_dir: Path, output_dir: Path, config: dict[str, Any]) -> None:
         import torch

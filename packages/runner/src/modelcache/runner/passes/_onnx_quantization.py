@@ -22,13 +22,19 @@ from ._parameters import Parameter, boolean, nullable, one_of, string_set
 __all__ = ["OnnxDynamicQuantization"]
 
 
+def _op_types(value: Any) -> list[str] | None:
+    # quantize_dynamic reads an empty list as its default set, exactly as it reads null:
+    # both must be one configuration, or the same output is cached under two keys.
+    return nullable(string_set())(value) or None
+
+
 class OnnxDynamicQuantization(BuiltinPass):
     """Dynamic int8 quantization of an ONNX model (``quantize_dynamic``).
 
     Parameters: ``weight_type`` (``"QInt8"``, the default, or ``"QUInt8"``),
     ``per_channel`` (default true), ``reduce_range`` (default false),
-    ``op_types_to_quantize`` (``null``: onnxruntime's default set) and ``nodes_to_exclude``
-    (node names, default none).
+    ``op_types_to_quantize`` (``null`` or ``[]``: onnxruntime's default set) and
+    ``nodes_to_exclude`` (node names, default none).
 
     ``per_channel`` defaults to true, unlike onnxruntime: on all-MiniLM-L6-v2 it lifts the
     cosine similarity of the sentence embeddings to the float model's from about 0.96 to
@@ -62,7 +68,7 @@ class OnnxDynamicQuantization(BuiltinPass):
             name="op_types_to_quantize",
             default=None,
             description='the operator types to quantize, such as ["MatMul"], or null',
-            check=nullable(string_set()),
+            check=_op_types,
         ),
         Parameter(
             name="nodes_to_exclude",

@@ -5,8 +5,9 @@ set, it also writes the optimized graph out. ``"basic"`` folds constants and rem
 redundant nodes (the result runs anywhere); ``"extended"`` (the default) also fuses
 operators into onnxruntime's contrib ops (``SkipLayerNormalization``, ``FusedMatMul``...),
 so the result needs onnxruntime; ``"all"`` adds layout changes tuned to this machine's CPU,
-so the result may be slower, or fail, elsewhere. Only the CPU execution provider is used:
-the output is specific to it.
+so the result may be slower, or fail, elsewhere: at that level the CPU's features
+(:func:`cpu_features`) go into the cache key, and another CPU makes its own output. Only the
+CPU execution provider is used: the output is specific to it.
 
 Deterministic: the same input gives the same bytes with the same onnxruntime.
 """
@@ -14,11 +15,13 @@ Deterministic: the same input gives the same bytes with the same onnxruntime.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..models import ONNX_DATA_FILE, ONNX_MODEL_FILE
 from ._builtin import BuiltinPass
+from ._environment import cpu_features
 from ._model_files import copy_along
 from ._onnx_files import load_onnx, save_onnx, uses_external_data
 from ._parameters import Parameter, one_of
@@ -47,6 +50,11 @@ class OrtGraphOptimization(BuiltinPass):
         ),
     )
     package_names = ("onnxruntime", "onnx-ir")
+
+    def machine_facts(self, config: Mapping[str, Any]) -> dict[str, str]:
+        """The CPU's features at level ``"all"``, whose layouts are tuned to them; nothing at
+        the levels whose output runs the same anywhere."""
+        return {"cpu": cpu_features()} if config["level"] == "all" else {}
 
     def _run(self, input_dir: Path, output_dir: Path, config: dict[str, Any]) -> None:
         import onnxruntime as ort

@@ -2,9 +2,10 @@
 
 Each built-in pass declares a tuple of :class:`Parameter` rows. A row's ``check`` turns a
 user's value into its canonical JSON form (``1`` -> ``1.0`` for a number, aliases to the
-canonical name, lists sorted where order means nothing) or raises ``ValueError`` whose text
-is the problem shown to the user. Canonical forms matter: the validated configuration is
-hashed into the cache key, so values that mean the same must be equal.
+canonical name, lists sorted where order means nothing, ``-0.0`` -> ``0.0``) or raises
+``ValueError`` whose text is the problem shown to the user. Canonical forms matter: the
+validated configuration is hashed into the cache key, so values that mean the same must be
+equal. :func:`check_config` reports every problem of a configuration at once.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ __all__ = [
     "REQUIRED",
     "Check",
     "Parameter",
+    "PassConfigProblems",
     "boolean",
+    "canonical",
     "check_config",
+    "did_you_mean",
     "integer",
     "nullable",
     "number",
@@ -53,41 +57,81 @@ class Parameter:
     check: Check
 
 
+class PassConfigProblems(PassConfigError):
+    """Several problems in one pass configuration: :attr:`errors`, one per parameter, in
+    the order found. The first one's ``field`` and ``problem`` are this error's own, so a
+    caller that shows one problem shows the first."""
+
+    def __init__(self, errors: Sequence[PassConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.pass_type, first.field, first.problem)
+        self.errors = tuple(errors)
+
+    def __str__(self) -> str:
+        return "; ".join(PassConfigError.__str__(error) for error in self.errors)
+
+
 def check_config(
     pass_type: str, parameters: Sequence[Parameter], config: Mapping[str, Any]
 ) -> dict[str, Any]:
     """``config`` checked against ``parameters``: canonical values, defaults filled in, in
-    table order. Raises :class:`PassConfigError` for the first problem found."""
+    table order. Raises :class:`PassConfigError` for a single problem and
+    :class:`PassConfigProblems` listing them all when there are several."""
     if not isinstance(config, Mapping):
         raise PassConfigError(
             pass_type, None, "the configuration must be a JSON object of parameters"
         )
     names = [p.name for p in parameters]
-    for key in config:
-        if key not in names:
-            raise PassConfigError(pass_type, str(key), _unknown(pass_type, str(key), names))
+    errors = [
+        PassConfigError(pass_type, str(key), _unknown(pass_type, str(key), names))
+        for key in config
+        if key not in names
+    ]
     validated: dict[str, Any] = {}
     for parameter in parameters:
         if parameter.name not in config:
             if parameter.default is REQUIRED:
-                raise PassConfigError(
-                    pass_type, parameter.name, f"missing; give {parameter.description}"
-                )
+                problem = f"missing; give {parameter.description}"
+                errors.append(PassConfigError(pass_type, parameter.name, problem))
             validated[parameter.name] = parameter.default
             continue
         try:
-            validated[parameter.name] = parameter.check(config[parameter.name])
+            validated[parameter.name] = canonical(parameter.check(config[parameter.name]))
         except ValueError as error:
-            raise PassConfigError(pass_type, parameter.name, str(error)) from None
+            errors.append(PassConfigError(pass_type, parameter.name, str(error)))
+    if len(errors) > 1:
+        raise PassConfigProblems(errors)
+    if errors:
+        raise errors[0]
     return validated
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with every ``-0.0`` made ``0.0``, however deep: they are equal numbers, but
+    canonical JSON writes them differently, so they would make different cache keys."""
+    if isinstance(value, float):
+        return value + 0.0  # -0.0 + 0.0 is 0.0; every other float is unchanged
+    if isinstance(value, dict):
+        return {key: canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def did_you_mean(name: str, names: Sequence[str]) -> str:
+    """``"did you mean 'X'? "`` for the entry of ``names`` closest to ``name`` (one that
+    contains it or is contained in it, whatever the case, else a close spelling); ``""``
+    if none is close."""
+    by_lower = {n.lower(): n for n in names}
+    key = name.lower()
+    close = [n for low, n in by_lower.items() if key and (key in low or low in key)]
+    close = close or [by_lower[m] for m in difflib.get_close_matches(key, list(by_lower), n=1)]
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def _unknown(pass_type: str, key: str, names: Sequence[str]) -> str:
-    close = [n for n in names if key.lower() in n or n in key.lower()]
-    close = close or difflib.get_close_matches(key, names, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
     takes = ", ".join(names) if names else "no parameters"
-    return f"unknown parameter; {hint}{pass_type} takes: {takes}"
+    return f"unknown parameter; {did_you_mean(key, names)}{pass_type} takes: {takes}"
 
 
 def integer(*, minimum: int | None = None, maximum: int | None = None) -> Check:

@@ -1,4 +1,5 @@
-"""The pass port: what the runner needs from a model-optimization pass."""
+"""The pass port: what the runner needs from a model-optimization pass, and what a pass may
+declare besides (the machine facts and environment variables its output depends on)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Pass"]
+__all__ = ["EnvironmentDependentPass", "MachineDependentPass", "Pass"]
 
 
 @runtime_checkable
@@ -19,9 +20,12 @@ class Pass(Protocol):
     satisfy this protocol structurally; none needs to import it.
 
     A pass's output is cached under a key made of its input's key, ``type``, ``version``,
-    the configuration :meth:`validate` returns and the versions :meth:`packages` reports.
-    Everything that changes the output must therefore be in one of those; anything else
-    (thread counts, temporary paths, the time) must not change it.
+    the configuration :meth:`validate` returns and the versions :meth:`packages` reports,
+    and, for a pass that declares them, the facts about this machine its output depends on
+    (:class:`MachineDependentPass`) and the environment variables it reads
+    (:class:`EnvironmentDependentPass`). Everything that changes the output must therefore be
+    in one of those; anything else (thread counts, temporary paths, the time, the global
+    random seed) must not change it: the same key must always mean the same bytes.
 
     Models are directories. ``"hf"``: a Hugging Face model directory (``config.json``,
     weights, tokenizer files). ``"onnx"``: ``model.onnx`` (and its external-data file, if
@@ -74,4 +78,32 @@ class Pass(Protocol):
         Must not modify ``input_dir``. May take minutes and gigabytes; runs on the CPU and
         offline. Raises :class:`PassInputError` when the input is not a model it can use.
         """
+        ...
+
+
+@runtime_checkable
+class MachineDependentPass(Protocol):
+    """Optional: a pass whose output depends on the machine it runs on (onnxruntime's
+    ``"all"`` optimizations lay tensors out for this CPU's vector width). Its facts go into
+    its key, so another machine computes its own output instead of reusing one tuned to
+    another CPU. A pass without this member depends on no machine fact."""
+
+    def machine_facts(self, config: Mapping[str, Any]) -> dict[str, str]:
+        """The facts about this machine the output for ``config`` (validated) depends on,
+        by name (``{"cpu": "x86_64 avx avx2 fma"}``); empty where none matters, so that a
+        configuration that depends on none keeps one key on every machine. Cheap: no heavy
+        imports, no model files."""
+        ...
+
+
+@runtime_checkable
+class EnvironmentDependentPass(Protocol):
+    """Optional: a pass whose output depends on environment variables (torch's exporter
+    reads ``TORCH_ONNX_*`` flags). The values of those that are set go into its key; unset
+    ones add nothing, so the key of a run without them is the key of a pass that reads none.
+    A pass without this member must not depend on any."""
+
+    @property
+    def environment_variables(self) -> tuple[str, ...]:
+        """The names of the variables read, as ``fnmatch`` patterns (``"TORCH_ONNX_*"``)."""
         ...

@@ -13,7 +13,9 @@ point in the ``modelcache.passes`` group, named after the pass type::
 modelcache-runner declares its built-ins as entry points too, so tools that read only entry
 points see them; an entry point with a built-in's name and reference is the same
 registration. Two different references under one name are an error when that name is looked
-up, never a silent choice. Looking a pass up imports the module that holds it, and a
+up, never a silent choice. Types are matched whatever their case (``onnxconversion`` is
+``OnnxConversion``), as Olive matches them; the exact spelling wins when two types differ
+only in case. Looking a pass up imports the module that holds it, and a
 plugin's module should be as light as the built-ins', which import torch and onnxruntime
 only when they run.
 """
@@ -56,7 +58,8 @@ class _Registration:
 
 
 def load_pass(type_name: str) -> Pass:
-    """The pass registered as ``type_name``.
+    """The pass registered as ``type_name``, or as the one type that matches it whatever
+    the case; the pass's own :attr:`~Pass.type` is the canonical spelling.
 
     Raises :class:`UnknownPassType` listing the available types if there is
     none, and :class:`PassRegistryError` if the registered pass cannot be loaded, is not a
@@ -64,7 +67,10 @@ def load_pass(type_name: str) -> Pass:
     """
     registry = _registry(_entry_points())
     if type_name not in registry:
-        raise UnknownPassType(type_name, registry)
+        matches = [name for name in registry if name.casefold() == type_name.casefold()]
+        if len(matches) != 1:
+            raise UnknownPassType(type_name, registry)
+        type_name = matches[0]
     return _load(type_name, registry[type_name])
 
 

@@ -7,7 +7,8 @@ Theory of operation
 renames stay on one file system): a run writes there, a download lands there, and an output
 the local tier holds is fetched there only when a later step reads it. Every output that is
 run or downloaded is published into the local tier; uploads push it to the cloud. The final
-output is copied to ``output_dir`` (:mod:`._deliver`).
+output is copied to ``output_dir`` (:mod:`._deliver`). The scratch folder is removed however
+the run ends, and a killed run's is swept by the next (:mod:`._scratch`).
 
 The cache is an optimization, so the run survives the cloud. A step whose assumption broke
 raises :class:`~._state.Replan`, and the executor plans again, from a new snapshot, with the
@@ -39,7 +40,6 @@ tier it used, for ``modelcache cache stats`` and last-use tracking.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +53,7 @@ from ..reporting import Outcome, Reporter, RunReport, StepRecord, step_kind
 from ._deliver import deliver, output_dir
 from ._hits import count_hits
 from ._prepare import Prepared, RunOptions, prepare, snapshot
+from ._scratch import scratch_folder
 from ._single_flight import release
 from ._state import Execution, Replan
 from ._steps import do
@@ -89,8 +90,8 @@ def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
     started = time.perf_counter()
     local_root = prepared.local.root
     local_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="run-", dir=local_root) as scratch:
-        run, cloud_up = _until_a_plan_succeeds(prepared, report, reporter, Path(scratch))
+    with scratch_folder(local_root) as scratch:
+        run, cloud_up = _until_a_plan_succeeds(prepared, report, reporter, scratch)
         if run.plan.final_key is not None:
             deliver(run, run.plan.final_key)
     report.wall_seconds = time.perf_counter() - started

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import define, frozen
 
@@ -21,11 +21,14 @@ from modelcache.planner import (
 )
 from modelcache.store import LocalStore, Store
 
-from ..config import ConfigError, WorkflowConfig
+from ..config import ConfigError, Problem, WorkflowConfig, check_passes
 
 if TYPE_CHECKING:
     from ..evaluation import Evaluator
+    from ..models import ResolvedModel
     from ..passes import Pass
+
+_T = TypeVar("_T")
 
 __all__ = ["PassInstance", "Prepared", "RunOptions", "plan_workflow", "prepare", "snapshot"]
 
@@ -81,19 +84,24 @@ class Prepared:
 def prepare(config: WorkflowConfig, options: RunOptions = RunOptions()) -> Prepared:
     """Resolve the model, validate the passes, open the stores. Writes nothing.
 
-    :raises ConfigError: a pass, its parameters, their order or the evaluation targets are
-        wrong; the error names the path in the config.
+    :raises ConfigError: the model cannot be found, or a pass, its parameters, their order
+        or the evaluation targets are wrong; the error names every such problem, each with
+        its path in the config.
     :raises StoreError: the cloud store cannot be opened (credentials, account).
     """
-    from ..models import resolve_hf_model
-
-    resolved = resolve_hf_model(config.input_model.model_path, config.input_model.revision,
-                                base_dir=config.base_dir)  # fmt: skip
-    instances = _pass_instances(config)
-    _check_types(instances, resolved.model_type)
+    problems: list[Problem] = []
+    resolved = _collecting(problems, _resolve_model, config)
+    instances = _collecting(problems, _pass_instances, config)
+    reference = resolved.path if resolved else Path(".")
+    found = _collecting(problems, _evaluation, config, reference=reference)
+    if problems:
+        raise ConfigError.of(problems)
+    assert resolved is not None  # each is None only if it added a problem
+    assert instances is not None
+    assert found is not None
+    evaluator, evaluation = found
     local = LocalStore(config.resolve(config.cache_dir))
     cloud = _open_cloud(config, options)
-    evaluator, evaluation = _evaluation(config, instances, reference=resolved.path)
     return Prepared(
         config=config,
         options=options,
@@ -108,47 +116,51 @@ def prepare(config: WorkflowConfig, options: RunOptions = RunOptions()) -> Prepa
     )
 
 
-def _pass_instances(config: WorkflowConfig) -> dict[str, PassInstance]:
-    """Each pass of the config loaded and its parameters validated, in chain order."""
-    from ..passes import PassConfigError, UnknownPassType, load_pass
+def _collecting(
+    problems: list[Problem], step: Callable[..., _T], *args: Any, **kwargs: Any
+) -> _T | None:
+    """``step``'s result; ``None`` with its problems added to ``problems`` if it raised a
+    :class:`ConfigError`, so the steps after it still run and report theirs."""
+    try:
+        return step(*args, **kwargs)
+    except ConfigError as error:
+        problems.extend(error.problems)
+        return None
 
+
+def _resolve_model(config: WorkflowConfig) -> ResolvedModel:
+    """The input model; a problem at ``$.input_model.model_path`` if it cannot be used."""
+    from ..models import ModelError, resolve_hf_model
+
+    try:
+        return resolve_hf_model(config.input_model.model_path, config.input_model.revision,
+                                base_dir=config.base_dir)  # fmt: skip
+    except ModelError as error:
+        raise ConfigError(path="$.input_model.model_path", problem=str(error)) from None
+
+
+def _pass_instances(config: WorkflowConfig) -> dict[str, PassInstance]:
+    """Each pass of the config loaded and its parameters validated, in chain order; every
+    problem of every pass (its type, parameters, place in the chain) if any."""
+    from ..passes import key_packages
+
+    # Every input model is a Hugging Face model (config.InputModelConfig says so).
+    loaded, problems = check_passes(config.passes, input_type="hf")
+    if problems:
+        raise ConfigError.of(problems)
     instances: dict[str, PassInstance] = {}
-    for name, raw in config.passes:
-        parameters = {k: v for k, v in raw.items() if k != "type"}
-        try:
-            implementation = load_pass(str(raw["type"]))
-        except UnknownPassType as error:
-            raise ConfigError(path=f"$.passes.{name}.type", problem=str(error)) from None
-        try:
-            validated = implementation.validate(parameters)
-        except PassConfigError as error:
-            raise ConfigError(
-                path=f"$.passes.{name}.{error.field}" if error.field else f"$.passes.{name}",
-                problem=error.problem,
-            ) from None
+    for name, (implementation, validated) in loaded.items():
         spec = PassSpec(
             name=name,
             type=implementation.type,
             version=implementation.version,
             config=validated,
-            packages=implementation.packages(),
+            # The packages' versions, and the machine facts and environment variables the
+            # pass declares its output depends on.
+            packages=key_packages(implementation, validated),
         )
         instances[name] = PassInstance(spec=spec, implementation=implementation, config=validated)
     return instances
-
-
-def _check_types(instances: Mapping[str, PassInstance], model_type: str) -> None:
-    """Refuse a chain whose pass takes a model type its input is not."""
-    current = model_type
-    for name, instance in instances.items():
-        accepted = instance.implementation.input_types
-        if current not in accepted:
-            raise ConfigError(
-                path=f"$.passes.{name}",
-                problem=f"{instance.spec.type} takes a {' or '.join(sorted(accepted))} model, "
-                f"but its input is a {current} model; reorder the passes",
-            )
-        current = instance.implementation.output_type
 
 
 def _open_cloud(config: WorkflowConfig, options: RunOptions) -> Store | None:
@@ -171,9 +183,7 @@ def _policy(config: WorkflowConfig, options: RunOptions, *, cloud_open: bool) ->
     )
 
 
-def _evaluation(
-    config: WorkflowConfig, instances: Mapping[str, PassInstance], *, reference: Path
-) -> tuple[Evaluator | None, Evaluation]:
+def _evaluation(config: WorkflowConfig, *, reference: Path) -> tuple[Evaluator | None, Evaluation]:
     """The evaluator the config asks for (None: none), and which outputs it measures."""
     if config.evaluator is None or config.evaluator.evaluate == "none":
         return None, Evaluation.nothing()
@@ -182,11 +192,12 @@ def _evaluation(
     evaluator = Evaluator(config.evaluator, reference=reference)
     target = config.evaluator.evaluate
     if isinstance(target, tuple):
-        unknown = [name for name in target if name not in instances]
+        names = [name for name, _ in config.passes]
+        unknown = [name for name in target if name not in names]
         if unknown:
             raise ConfigError(
                 path="$.evaluator.evaluate",
-                problem=f"no pass called {unknown[0]!r}; passes are {list(instances)}",
+                problem=f"no pass called {unknown[0]!r}; passes are {names}",
             )
         return evaluator, Evaluation.of(target, evaluator.fingerprint)
     if target == "all":

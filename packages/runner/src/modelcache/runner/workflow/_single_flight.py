@@ -34,6 +34,9 @@ def claim_output(run: Execution, step: Run) -> tuple[bool, str]:
         return False, ""
     try:
         claim = locks.claim(step.key, max_wait=run.prepared.options.single_flight_wait)
+        if claim.outcome == "published" and not in_cloud and run.clear_damaged_local(step.key):
+            # What "published" it is a damaged local entry, removed now: claim it afresh.
+            claim = locks.claim(step.key, max_wait=run.prepared.options.single_flight_wait)
     except StoreUnavailable as error:
         raise Replan(str(error), lose_cloud=True) from error
     except StoreError as error:

@@ -1,11 +1,21 @@
-"""One handler per kind of plan step; each says what the step moved and how it ended."""
+"""One handler per kind of plan step; each says what the step moved and how it ended.
+
+Bytes moved are what crossed the wire, as the stores report them through the progress
+callback (:class:`~._state.Transfer`): an upload that found most blobs present and only
+refreshed them counts only what it sent. A pass's run time, which the manifest records and
+later runs weigh against a download, is the pass's own: the packages it names are imported
+before the clock starts, so the first pass of a process is not charged for importing them.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import importlib
 import shutil
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
 from modelcache.planner import (
     Chain,
@@ -22,12 +32,14 @@ from modelcache.store import (
     AccessDenied,
     CorruptEntry,
     EntryNotFound,
+    Manifest,
     StoreError,
     StoreUnavailable,
     build_manifest,
 )
 
-from ..reporting import Outcome
+from ..passes import check_output
+from ..reporting import CACHED_RESULT, Outcome
 from ._single_flight import claim_output, release
 from ._state import PRODUCER, Execution, Replan
 
@@ -40,6 +52,9 @@ StepResult = tuple[int, Outcome, str]
 def do(run: Execution, step: Step) -> StepResult:
     """Carry out ``step``. :raises Replan: the plan's assumptions broke."""
     match step:
+        case Skip(location="local") if _read_later(run, step.key):
+            run.materialize(step.key)  # read now, so that damage is this step's to report
+            return 0, "done", ""
         case Skip():
             return 0, "done", ""
         case Run():
@@ -65,9 +80,12 @@ def _run(run: Execution, step: Run) -> StepResult:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir()
+    _import_packages(instance.implementation.packages())
     started = time.perf_counter()
     instance.implementation.run(source, out, dict(instance.config))
     seconds = time.perf_counter() - started
+    # Nothing broken is ever published: an output that does not load fails the pass here.
+    check_output(instance.implementation.output_type, out, pass_type=instance.spec.type)
     manifest = build_manifest(
         key=key,
         key_inputs=key_document(_input_of(prepared.chain, step.input_key), instance.spec),
@@ -77,7 +95,7 @@ def _run(run: Execution, step: Run) -> StepResult:
         created=_now(),
         producer=PRODUCER,
     )
-    prepared.local.publish(out, manifest)
+    _keep_locally(run, out, manifest)
     run.materialized[key] = out
     if not in_cloud:
         release(run, key)  # claimed in the local tier, published there now
@@ -89,8 +107,9 @@ def _download(run: Execution, step: Download) -> StepResult:
     prepared = run.prepared
     assert prepared.cloud is not None  # the planner downloads only from a cloud it has
     target = run.work / step.key
+    moved = run.progress(step)
     try:
-        manifest = prepared.cloud.fetch(step.key, target, progress=run.progress(step))
+        manifest = prepared.cloud.fetch(step.key, target, progress=moved)
     except StoreUnavailable as error:
         raise Replan(str(error), lose_cloud=True) from error
     except (CorruptEntry, EntryNotFound) as error:
@@ -98,9 +117,9 @@ def _download(run: Execution, step: Download) -> StepResult:
         raise Replan(message, drop_key=step.key) from error
     # Not through LayeredStore.fetch: it reads the local tier first, and a local read error
     # would then pass for a lost cloud. A failure to keep the output locally fails the run.
-    prepared.local.publish(target, manifest)
+    _keep_locally(run, target, manifest)
     run.materialized[step.key] = target
-    return manifest.size, "done", ""
+    return moved.total, "done", ""
 
 
 def _upload(run: Execution, step: Upload) -> StepResult:
@@ -110,8 +129,9 @@ def _upload(run: Execution, step: Upload) -> StepResult:
         return 0, "skipped", "uploads are off"
     path = run.materialize(step.key)
     manifest = prepared.local.read_manifest(step.key)
+    sent = run.progress(step)
     try:
-        published = prepared.cloud.publish(path, manifest, progress=run.progress(step))
+        published = prepared.cloud.publish(path, manifest, progress=sent)
     except AccessDenied as error:
         run.uploads_allowed = False
         run.note(f"uploads refused by the cloud cache ({error}); continuing without")
@@ -119,7 +139,7 @@ def _upload(run: Execution, step: Upload) -> StepResult:
     except StoreUnavailable as error:
         raise Replan(str(error), lose_cloud=True) from error
     if published:
-        return manifest.size, "done", ""
+        return sent.total, "done", ""
     if step.key in run.dropped:
         # Publishing never replaces an entry; only a repair removes a bad one.
         message = (
@@ -127,8 +147,8 @@ def _upload(run: Execution, step: Upload) -> StepResult:
             "and stays so: run `modelcache cache verify --repair` to remove it"
         )
         run.note(message)
-        return 0, "damaged-in-cloud", message
-    return 0, "already-there", "another runner published it first"
+        return sent.total, "damaged-in-cloud", message
+    return sent.total, "already-there", "another runner published it first"
 
 
 def _evaluate(run: Execution, step: Evaluate) -> StepResult:
@@ -144,17 +164,47 @@ def _evaluate(run: Execution, step: Evaluate) -> StepResult:
                 run.report.metrics[step.pass_name] = dict(
                     store.read_evaluation(step.key, fingerprint)
                 )
-                return 0, "done", "cached result"
+                return 0, "done", CACHED_RESULT
     evaluator = prepared.evaluator
     assert evaluator is not None  # the planner evaluates only when the config asks to
     model_type = prepared.passes[step.pass_name].implementation.output_type
-    result = evaluator.evaluate(run.materialize(step.key), model_type)
+    result = evaluator.evaluate(run.materialize(step.key), model_type, pass_name=step.pass_name)
     run.report.metrics[step.pass_name] = result
     prepared.local.write_evaluation(step.key, fingerprint, result)
     if prepared.cloud is not None and run.uploads_allowed:
         with contextlib.suppress(StoreError):
             prepared.cloud.write_evaluation(step.key, fingerprint, result)
     return 0, "done", ""
+
+
+def _read_later(run: Execution, key: str) -> bool:
+    """Whether a later step of the plan reads the output ``key`` (or it is the final one)."""
+    if key == run.plan.final_key:
+        return True
+    for step in run.plan.steps:
+        match step:
+            case Run(input_key=read) if read == key:
+                return True
+            case Upload() | Evaluate(cached=False) if step.key == key:
+                return True
+    return False
+
+
+def _keep_locally(run: Execution, directory: Path, manifest: Manifest) -> None:
+    """Publish ``directory`` into the local tier, replacing a damaged entry in its way; an
+    entry another process published meanwhile is as good and stays."""
+    local = run.prepared.local
+    if not local.publish(directory, manifest) and run.clear_damaged_local(manifest.key):
+        local.publish(directory, manifest)
+
+
+def _import_packages(packages: Mapping[str, str]) -> None:
+    """Import the pass's packages (distribution names; most are their module's name) so
+    that its run time does not include importing them. One that does not import so is left
+    to the pass, which meets the same error where it belongs."""
+    for name in packages:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name.replace("-", "_"))
 
 
 def _input_of(chain: Chain, input_key: str | None) -> str | ModelIdentity:

@@ -1,0 +1,101 @@
+"""The config document as value classes: :class:`WorkflowConfig` and its sections. What
+JSON may spell them is the converter's business (``_structure``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NewType
+
+from attrs import field, frozen, validators
+
+__all__ = [
+    "METRICS",
+    "AccountUrl",
+    "CloudCacheConfig",
+    "EvaluatorConfig",
+    "InputModelConfig",
+    "ModelPath",
+    "Passes",
+    "WorkflowConfig",
+    "check_metrics",
+]
+
+METRICS = ("size", "latency", "fidelity")
+
+#: The passes in document order: (name, {"type": ..., parameters...}).
+Passes = tuple[tuple[str, Mapping[str, Any]], ...]
+#: ``input_model.model_path``: a directory, ``package:<package>/<folder>`` or a hub id.
+ModelPath = NewType("ModelPath", str)
+#: ``cloud_cache_config.account_url``: an http(s) URL, perhaps carrying a SAS.
+AccountUrl = NewType("AccountUrl", str)
+
+
+def check_metrics(value: Any) -> tuple[str, ...]:
+    """``value``, a list drawn from :data:`METRICS`, as a tuple; else ``ValueError``."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"metrics must be a list drawn from {list(METRICS)}")
+    for metric in value:
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose from {list(METRICS)}")
+    return tuple(value)
+
+
+@frozen(kw_only=True)
+class InputModelConfig:
+    """``type`` must be ``HfModel``: only Hugging Face models are supported as input."""
+
+    type: str
+    model_path: ModelPath
+    revision: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.type != "HfModel":
+            raise ValueError(
+                f"model type {self.type!r} is not supported: only Hugging Face models "
+                '("type": "HfModel") are supported as input'
+            )
+
+
+@frozen(kw_only=True)
+class CloudCacheConfig:
+    """The seed's ``cloud_cache_config``. Without ``account_url``, the connection string in
+    ``AZURE_STORAGE_CONNECTION_STRING`` names the account."""
+
+    enable_cloud_cache: bool = True
+    account_url: AccountUrl | None = None
+    container_name: str | None = None
+    upload_to_cloud: bool = True
+
+
+@frozen(kw_only=True)
+class EvaluatorConfig:
+    """What to measure (``metrics``) and on which outputs (``evaluate``: ``"none"``,
+    ``"final"``, ``"all"`` or a list of pass names). ``latency_runs`` timed runs give the
+    median latency."""
+
+    metrics: tuple[str, ...] = field(default=METRICS, converter=check_metrics)
+    evaluate: str | tuple[str, ...] = "final"
+    latency_runs: int = field(default=20, validator=validators.ge(1))
+
+
+@frozen(kw_only=True)
+class WorkflowConfig:
+    """A whole workflow. ``passes`` keeps the document's order: the chain runs in it."""
+
+    input_model: InputModelConfig
+    passes: Passes
+    evaluator: EvaluatorConfig | None = None
+    cloud_cache_config: CloudCacheConfig | None = None
+    cache_dir: Path = Path(".modelcache/cache")
+    output_dir: Path = Path("out")
+    #: The folder relative paths are resolved against (the config file's).
+    base_dir: Path = Path(".")
+
+    def resolve(self, path: Path) -> Path:
+        return Path(os.path.normpath(path if path.is_absolute() else self.base_dir / path))
+
+    @property
+    def cloud_enabled(self) -> bool:
+        return self.cloud_cache_config is not None and self.cloud_cache_config.enable_cloud_cache

@@ -1,0 +1,78 @@
+"""A parsed JSON document to a :class:`WorkflowConfig`, or a :class:`ConfigError` naming
+every problem: cattrs' validation errors flattened to one :class:`Problem` per leaf."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cattrs
+from attrs import evolve
+from cattrs.errors import AttributeValidationNote, ClassValidationError, IterableValidationError
+from cattrs.v import format_exception
+
+from ._errors import ConfigError, Problem
+from ._model import Passes, WorkflowConfig
+from ._passes import check_passes
+from ._structure import converter, structure_passes
+
+__all__ = ["parse_config", "with_pass_problems"]
+
+
+def parse_config(document: Any, *, base_dir: Path = Path("."), source: str = "") -> WorkflowConfig:
+    """A :class:`WorkflowConfig` from parsed JSON, or a :class:`ConfigError` naming every
+    problem, each with its path. Where the document's structure is wrong, the problems of
+    its passes (types, parameters, order) are named too, so that one attempt shows all."""
+    if not isinstance(document, dict):
+        raise ConfigError(path="$", problem="a workflow config is a JSON object", source=source)
+    problems = (
+        [Problem(path="$.base_dir", problem="unknown field")] if "base_dir" in document else []
+    )
+    try:
+        config = converter.structure(
+            {k: v for k, v in document.items() if k != "base_dir"}, WorkflowConfig
+        )
+    except cattrs.BaseValidationError as error:
+        problems.extend(_problems_of(error, "$"))
+    if problems:
+        raise ConfigError.of(with_pass_problems(problems, document), source=source)
+    return evolve(config, base_dir=base_dir)
+
+
+def _problems_of(error: BaseException, path: str, type_: Any = None) -> Iterator[Problem]:
+    """Every leaf problem of a cattrs validation error, with its path."""
+    if isinstance(error, ClassValidationError | IterableValidationError):
+        noted, plain = error.group_exceptions()
+        for inner, note in noted:
+            step = (
+                f".{note.name}"
+                if isinstance(note, AttributeValidationNote)
+                else f"[{note.index!r}]"
+            )
+            yield from _problems_of(inner, f"{path}{step}", note.type)
+        for inner in plain:
+            yield from _problems_of(inner, path)
+        return
+    yield Problem(path=path, problem=_describe(error, type_))
+
+
+def _describe(error: BaseException, type_: Any) -> str:
+    if isinstance(error, KeyError):
+        return "required field missing"
+    if isinstance(error, cattrs.ForbiddenExtraKeysError):
+        return f"unknown field(s) {sorted(error.extra_fields)}; remove or rename them"
+    if isinstance(error, (ValueError, TypeError)) and str(error):
+        return str(error)
+    return format_exception(error, type_)
+
+
+def with_pass_problems(problems: list[Problem], document: dict[str, Any]) -> list[Problem]:
+    """``problems`` and, when the passes section itself is sound, its passes' problems."""
+    if any(p.path == "$.passes" or p.path.startswith("$.passes.") for p in problems):
+        return problems
+    try:
+        passes = structure_passes(document.get("passes"), Passes)
+    except (ValueError, ClassValidationError):
+        return problems
+    return [*problems, *check_passes(passes)[1]]
