@@ -1,10 +1,9 @@
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modelcache.planner import SnapshotEntry, canonical_json
+from modelcache.planner import SnapshotEntry
 from modelcache.store import (
     AccessDenied,
     EntryNotFound,
@@ -16,27 +15,9 @@ from modelcache.store import (
     StoreError,
     StoreUnavailable,
     blob_name,
-    build_manifest,
 )
 
-
-def entry(tmp_path: Path, name: str, files: dict[str, bytes]) -> tuple[Path, Manifest]:
-    source = tmp_path / "sources" / name
-    source.mkdir(parents=True)
-    for path, data in files.items():
-        (source / path).write_bytes(data)
-    inputs = {"name": name}
-    key = hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
-    manifest = build_manifest(
-        key=key,
-        key_inputs=inputs,
-        model_type="onnx",
-        directory=source,
-        run_seconds=4.0,
-        created="2026-01-01T00:00:00Z",
-        producer="t",
-    )
-    return source, manifest
+from .entries import entry
 
 
 @pytest.fixture
@@ -68,10 +49,10 @@ def test_snapshot_merges_both_tiers_asking_the_cloud_once(tmp_path: Path, tiers)
                 in_local=True,
                 in_cloud=True,
                 size=2,
-                run_seconds=4.0,
+                run_seconds=1.25,
                 evaluations={"ev-cloud", "ev-local"},
             ),
-            SnapshotEntry(key=cloud_only.key, in_cloud=True, size=3, run_seconds=4.0),
+            SnapshotEntry(key=cloud_only.key, in_cloud=True, size=3, run_seconds=1.25),
         ],
         key=lambda item: item.key,
     )

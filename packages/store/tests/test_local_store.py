@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modelcache.planner import SnapshotEntry, canonical_json
+from modelcache.planner import SnapshotEntry
 from modelcache.store import (
     CHUNK_SIZE,
     AccessDenied,
@@ -19,31 +19,12 @@ from modelcache.store import (
     StoreConfigError,
     StoreUnavailable,
     blob_name,
-    build_manifest,
     evaluation_name,
     manifest_name,
 )
 from modelcache.store import _local as local_store
 
-
-def entry(tmp_path: Path, name: str, files: dict[str, bytes]) -> tuple[Path, Manifest]:
-    source = tmp_path / "sources" / name
-    source.mkdir(parents=True)
-    for path, data in files.items():
-        (source / path).parent.mkdir(parents=True, exist_ok=True)
-        (source / path).write_bytes(data)
-    inputs = {"name": name}
-    key = hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
-    manifest = build_manifest(
-        key=key,
-        key_inputs=inputs,
-        model_type="onnx",
-        directory=source,
-        run_seconds=1.25,
-        created="2026-01-01T00:00:00Z",
-        producer="t",
-    )
-    return source, manifest
+from .entries import entry
 
 
 def sha(data: bytes) -> str:

@@ -1,41 +1,21 @@
-import hashlib
 import threading
 from pathlib import Path
 
 import pytest
 
-from modelcache.planner import SnapshotEntry, canonical_json
+from modelcache.planner import SnapshotEntry
 from modelcache.store import (
     CorruptEntry,
     EntryNotFound,
     InvalidManifest,
-    Manifest,
     MemoryStore,
     Store,
     StoreUnavailable,
     blob_name,
-    build_manifest,
     manifest_name,
 )
 
-
-def entry(tmp_path: Path, name: str, files: dict[str, bytes]) -> tuple[Path, Manifest]:
-    source = tmp_path / name
-    for path, data in files.items():
-        (source / path).parent.mkdir(parents=True, exist_ok=True)
-        (source / path).write_bytes(data)
-    inputs = {"name": name}
-    key = hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
-    manifest = build_manifest(
-        key=key,
-        key_inputs=inputs,
-        model_type="onnx",
-        directory=source,
-        run_seconds=3.0,
-        created="2026-01-01T00:00:00Z",
-        producer="t",
-    )
-    return source, manifest
+from .entries import entry
 
 
 def test_memory_store_satisfies_the_store_port() -> None:
@@ -49,7 +29,7 @@ def test_snapshot_is_one_request_whatever_the_number_of_keys(tmp_path: Path) -> 
     before = store.requests
     listing = store.snapshot([manifest.key] + [f"{i:064x}" for i in range(500)])
     assert store.requests == before + 1
-    assert listing == [SnapshotEntry(key=manifest.key, in_cloud=True, size=1, run_seconds=3.0)]
+    assert listing == [SnapshotEntry(key=manifest.key, in_cloud=True, size=1, run_seconds=1.25)]
 
 
 def test_tier_decides_which_presence_flag_is_set(tmp_path: Path) -> None:
