@@ -13,7 +13,7 @@ from attrs import evolve
 
 from modelcache.runner.config import parse_config
 from modelcache.runner.reporting import Outcome, RunReport, StepRecord
-from modelcache.runner.workflow import CloudRequired, RunOptions, execute, prepare
+from modelcache.runner.workflow import CloudRequired, Prepared, RunOptions, execute, prepare
 from modelcache.store import BLOBS_PREFIX, MemoryStore, blob_name
 
 
@@ -204,3 +204,33 @@ def test_totals_count_every_byte_sent_even_by_an_upload_another_runner_won() -> 
 
     report = RunReport(steps=[upload("done", 10), upload("already-there", 5), upload("skipped", 0)])
     assert report.totals().bytes_uploaded == 15
+
+
+def test_an_evaluation_read_from_the_cloud_is_kept_locally(tiny_bert: Path, tmp_path: Path) -> None:
+    def prepared(cache: str) -> Prepared:
+        config = parse_config(
+            {
+                "input_model": {"type": "HfModel", "model_path": str(tiny_bert)},
+                "passes": {"prune": {"type": "MagnitudePruning", "sparsity": 0.5}},
+                "evaluator": {"metrics": ["size"], "evaluate": "final"},
+                "cache_dir": cache,
+                "output_dir": f"out-{cache}",
+            },
+            base_dir=tmp_path,
+        )
+        ready = prepare(config, RunOptions())
+        ready.cloud = cloud
+        ready.policy = evolve(ready.policy, enable_cloud_cache=True, upload_to_cloud=True)
+        return ready
+
+    cloud = MemoryStore()
+    cold = execute(prepared("a"))
+    warm_cloud = prepared("b")  # another machine: an empty local cache
+    report = execute(warm_cloud)
+    assert [(s.kind, s.detail) for s in report.steps if s.kind == "evaluate"] == [
+        ("evaluate", "cached result")
+    ]
+    assert report.final_key == cold.final_key is not None
+    fingerprint = warm_cloud.evaluation.fingerprint
+    kept = warm_cloud.local.read_evaluation(report.final_key, fingerprint)
+    assert dict(kept) == report.metrics["prune"] == cold.metrics["prune"]

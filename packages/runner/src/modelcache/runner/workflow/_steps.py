@@ -161,9 +161,12 @@ def _evaluate(run: Execution, step: Evaluate) -> StepResult:
                 continue
             # A result that cannot be read is recomputed: the cache is an optimization.
             with contextlib.suppress(StoreError):
-                run.report.metrics[step.pass_name] = dict(
-                    store.read_evaluation(step.key, fingerprint)
-                )
+                result = dict(store.read_evaluation(step.key, fingerprint))
+                run.report.metrics[step.pass_name] = result
+                if store is prepared.cloud and prepared.policy.enable_local_cache:
+                    # Kept locally, as the model is: the next run asks the cloud nothing.
+                    with contextlib.suppress(StoreError):
+                        prepared.local.write_evaluation(step.key, fingerprint, result)
                 return 0, "done", CACHED_RESULT
     evaluator = prepared.evaluator
     assert evaluator is not None  # the planner evaluates only when the config asks to
