@@ -63,7 +63,7 @@ from ._layout import (
     parse_evaluation_name,
 )
 from ._manifest import MAX_MANIFEST_SIZE, Manifest, ManifestFile, manifest_bytes
-from ._port import Progress, Tier
+from ._port import Progress, Tier, listed
 from ._transfer import CHUNK_SIZE, counted, source_chunks, write_entry
 
 __all__ = ["LocalStore"]
@@ -107,19 +107,9 @@ class LocalStore:
                 manifest: Manifest | None = self.read_manifest(key)
             except (EntryNotFound, CorruptEntry):
                 manifest = None
-            fingerprints = self._fingerprints(key)
-            if manifest is None and not fingerprints:
-                continue
-            listing.append(
-                SnapshotEntry(
-                    key=key,
-                    in_local=manifest is not None and self.tier == "local",
-                    in_cloud=manifest is not None and self.tier == "cloud",
-                    size=None if manifest is None else manifest.size,
-                    run_seconds=None if manifest is None else manifest.run_seconds,
-                    evaluations=frozenset(fingerprints),
-                )
-            )
+            entry = listed(key, self.tier, manifest, self._fingerprints(key))
+            if entry is not None:
+                listing.append(entry)
         return listing
 
     def read_manifest(self, key: str) -> Manifest:

@@ -22,7 +22,7 @@ from ._errors import CorruptEntry, EntryNotFound, InvalidManifest, StoreUnavaila
 from ._evaluations import evaluation_bytes, parse_evaluation
 from ._layout import StoredObject, blob_name, evaluation_name, manifest_name, parse_evaluation_name
 from ._manifest import Manifest, manifest_bytes
-from ._port import Progress, Tier
+from ._port import Progress, Tier, listed
 from ._transfer import CHUNK_SIZE, counted, source_chunks, write_entry
 
 __all__ = ["MemoryStore"]
@@ -84,19 +84,9 @@ class MemoryStore:
                 manifest = None if data is None else Manifest.from_json(data, key=key)
             except InvalidManifest:
                 manifest = None
-            fingerprints = evaluations.get(key, set())
-            if manifest is None and not fingerprints:
-                continue
-            listing.append(
-                SnapshotEntry(
-                    key=key,
-                    in_local=manifest is not None and self.tier == "local",
-                    in_cloud=manifest is not None and self.tier == "cloud",
-                    size=None if manifest is None else manifest.size,
-                    run_seconds=None if manifest is None else manifest.run_seconds,
-                    evaluations=frozenset(fingerprints),
-                )
-            )
+            entry = listed(key, self.tier, manifest, evaluations.get(key, set()))
+            if entry is not None:
+                listing.append(entry)
         return listing
 
     def read_manifest(self, key: str) -> Manifest:

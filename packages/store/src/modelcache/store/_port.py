@@ -59,6 +59,7 @@ __all__ = [
     "Progress",
     "Store",
     "Tier",
+    "listed",
 ]
 
 Tier = Literal["local", "cloud"]
@@ -220,3 +221,21 @@ class MaintainedStore(Store, Protocol):
     def create_object(self, name: str, data: bytes) -> bool:
         """Create a small object if ``name`` is free (create-only); False if it exists."""
         ...
+
+
+def listed(
+    key: str, tier: Tier, manifest: Manifest | None, fingerprints: Iterable[str]
+) -> SnapshotEntry | None:
+    """What a store that read ``key``'s manifest (None: absent or refused) and listed its
+    evaluation results puts in its snapshot; None if it holds nothing for ``key``."""
+    evaluations = frozenset(fingerprints)
+    if manifest is None and not evaluations:
+        return None
+    return SnapshotEntry(
+        key=key,
+        in_local=manifest is not None and tier == "local",
+        in_cloud=manifest is not None and tier == "cloud",
+        size=None if manifest is None else manifest.size,
+        run_seconds=None if manifest is None else manifest.run_seconds,
+        evaluations=evaluations,
+    )
