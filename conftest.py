@@ -19,6 +19,9 @@ settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("MODELCACHE_HYPOTHESIS_PROFILE", "ci"))
 
+# Olive (the [olive] extra) must send no telemetry from the suite.
+os.environ.setdefault("OLIVE_DISABLE_TELEMETRY", "1")
+
 # Input-model digests are remembered in the user's cache directory; the suite, and the runs it
 # starts in subprocesses (which inherit this), keep theirs in a folder of its own instead.
 if "MODELCACHE_DIGEST_CACHE" not in os.environ:

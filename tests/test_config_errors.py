@@ -85,8 +85,8 @@ def test_problems_found_when_preparing_come_together(
     expected = [
         "$.input_model.model_path: model directory",
         "$.passes.quantize.weight_type: must be one of",
-        "$.passes.quantize: OnnxDynamicQuantization takes a onnx model",
-        "$.passes.convert: OnnxConversion takes a hf model",
+        "$.passes.quantize: OnnxDynamicQuantization takes ONNX models, but receives Hugging Face",
+        "$.passes.convert: OnnxConversion takes Hugging Face models, but receives ONNX",
         "$.evaluator.evaluate: no pass called 'nope'",
     ]
     assert len(lines) == len(expected), lines

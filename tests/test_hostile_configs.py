@@ -34,6 +34,9 @@ from hypothesis import strategies as st
 
 from modelcache.runner.cli import main
 from modelcache.runner.config import (
+    HANDLER_FIELDS,
+    MODEL_TYPES,
+    OLIVE_FIELDS,
     CloudCacheConfig,
     EvaluatorConfig,
     InputModelConfig,
@@ -210,7 +213,12 @@ def _is_valid_evaluate(value: Any) -> bool:
 #: (path, bad values, what the error line names). Each bad value is an error on its own.
 BAD_VALUES: list[tuple[tuple[str, ...], st.SearchStrategy[Any], str]] = [
     (("input_model",), wrong(dict), "$.input_model"),
-    (("input_model", "type"), json_values.filter(lambda v: v != "HfModel"), "$.input_model"),
+    (
+        ("input_model", "type"),
+        # Every model type Olive's configs name is read (prepare decides which it can use).
+        json_values.filter(lambda v: not (isinstance(v, str) and v.lower() in MODEL_TYPES)),
+        "$.input_model",
+    ),
     (("input_model", "model_path"), wrong(str), "$.input_model.model_path"),
     (
         ("input_model", "model_path"),
@@ -290,7 +298,12 @@ BAD_VALUES: list[tuple[tuple[str, ...], st.SearchStrategy[Any], str]] = [
         wrong(str) | st.text(max_size=70).filter(lambda v: not _CONTAINER_NAME.fullmatch(v)),
         "container",
     ),
-    (("cache_dir",), wrong(str), "$.cache_dir"),
+    # Olive's [folder, container URL]: a list of strings can be a cache_dir.
+    (
+        ("cache_dir",),
+        wrong(str, list) | st.lists(wrong(str), min_size=1, max_size=2),
+        "$.cache_dir",
+    ),
     (("output_dir",), wrong(str), "$.output_dir"),
     (
         ("cache_dir",),
@@ -325,14 +338,16 @@ def _parameters(implementation: Any) -> set[str]:
     return {"type", *(parameter.name for parameter in implementation.parameters)}
 
 
+#: The keys of Olive's pass configs that are not parameters.
+_PASS_KEYS = {"config", "host", "evaluator", "disable_search", "clean_run_cache", "output_name"}
 #: The keys the grammar knows at each place, from the config's own classes.
 KNOWN_KEYS = {
-    (): _fields(WorkflowConfig) - {"base_dir"},
-    ("input_model",): _fields(InputModelConfig),
+    (): _fields(WorkflowConfig) - {"base_dir"} | OLIVE_FIELDS,
+    ("input_model",): _fields(InputModelConfig) | {"config"} | set(HANDLER_FIELDS["HfModel"]),
     ("evaluator",): _fields(EvaluatorConfig),
     ("cloud_cache_config",): _fields(CloudCacheConfig),
-    ("passes", "cast"): _parameters(TorchDtypeCast),
-    ("passes", "prune"): _parameters(MagnitudePruning),
+    ("passes", "cast"): _parameters(TorchDtypeCast) | _PASS_KEYS,
+    ("passes", "prune"): _parameters(MagnitudePruning) | _PASS_KEYS,
 }
 #: Fields whose absence is an error, and what the error line names.
 REQUIRED = [

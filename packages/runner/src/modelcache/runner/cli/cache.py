@@ -1,4 +1,5 @@
-"""``modelcache cache ls|show|stats|verify|prune|why``: the cache seen from the command line.
+"""``modelcache cache ls|show|stats|verify|prune|delete|why``: the cache seen from the command
+line.
 
 Every command reads one store: with ``--config CONFIG``, the cloud cache the config names
 (or its local ``cache_dir`` with ``--tier local``, or when it names no cloud); with
@@ -52,6 +53,19 @@ def add_cache_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     _store_options(verify)
     _add_prune(actions.add_parser("prune", help="remove entries by last use"))
+    delete = actions.add_parser(
+        "delete", help="remove entries by key (olive shared-cache --delete)"
+    )
+    delete.add_argument("keys", nargs="*", metavar="KEY", help="an entry's key, or a unique prefix")
+    delete.add_argument("--all", action="store_true", help="delete every entry")
+    delete.add_argument("-y", "--yes", action="store_true", help="delete without asking")
+    delete.add_argument(
+        "--grace",
+        metavar="DURATION",
+        default="24h",
+        help="keep blobs written or used this recently, for a later prune (default 24h)",
+    )
+    _store_options(delete)
     why = actions.add_parser("why", help="why a pass of a workflow misses the cache")
     why.add_argument("workflow", type=Path, metavar="CONFIG", help="workflow config (JSON)")
     why.add_argument("pass_name", metavar="PASS", help="the pass's name in the workflow")

@@ -1,5 +1,5 @@
-"""``modelcache cache ls|show|stats|verify|prune``: a store's inventory listed, summed up,
-checked and pruned. Each action gets the store and its inventory from
+"""``modelcache cache ls|show|stats|verify|prune|delete``: a store's inventory listed, summed
+up, checked, pruned and deleted from. Each action gets the store and its inventory from
 :func:`modelcache.runner.cli.cache.cache_command`; the work is done by
 :mod:`modelcache.runner.maintenance`.
 """
@@ -283,6 +283,58 @@ def _prune(
     return 0
 
 
+# -- delete ----------------------------------------------------------------------------------
+
+
+def _delete(
+    args: argparse.Namespace, store: MaintainedStore, inventory: Inventory, out: Console
+) -> int:
+    grace = _argument(maintenance.parse_duration, args.grace)  # checked before anything goes
+    if args.all == bool(args.keys):
+        raise UserError("say which entries to delete: KEY... (keys or unique prefixes), or --all")
+    if args.all:
+        keys = sorted(inventory.entries)
+    else:  # every key checked before anything is deleted
+        keys = list(dict.fromkeys(maintenance.resolve_key(inventory, key) for key in args.keys))
+    if not keys:
+        out.print("the cache holds no entries: nothing to delete")
+        return 0
+    size = sum(inventory.entries[key].size for key in keys)
+    if not args.yes and not _confirmed(f"delete {len(keys)} entries ({_size(size)} of models)"):
+        out.print("nothing deleted")
+        return 0
+    report = maintenance.delete_entries(store, inventory, keys, grace=grace)
+    if args.json:
+        print_json(report.to_json())
+        return 0
+    out.print(
+        Text(
+            f"deleted {len(report.entries)} entries ({_size(report.entry_bytes)} of models), "
+            f"{len(report.blobs)} blobs ({_size(report.blob_bytes)} freed), "
+            f"{report.evaluations} evaluation results"
+        )
+    )
+    for key in report.entries:
+        out.print(Text(f"  {key}"))
+    if report.kept_fresh:
+        out.print(Text(f"kept {report.kept_fresh} blobs written within the grace period; "
+                       "`modelcache cache prune` removes them later"))  # fmt: skip
+    for name in report.kept_changed:
+        out.print(Text(f"kept {name}: it changed while deleting; run delete again"))
+    return 0
+
+
+def _confirmed(question: str) -> bool:
+    """Whether the user answers yes to ``question`` on the terminal.
+
+    :raises UserError: stdin is not a terminal, so nobody can answer: ``-y`` is needed.
+    """
+    if not sys.stdin.isatty():
+        raise UserError(f"{question}? cannot ask: stdin is not a terminal; give -y to delete")
+    answer = input(f"{question}? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
 #: The actions that read a store's inventory, by name.
 ACTIONS: Final[Mapping[str, Action]] = {
     "ls": _ls,
@@ -290,4 +342,5 @@ ACTIONS: Final[Mapping[str, Action]] = {
     "stats": _stats,
     "verify": _verify,
     "prune": _prune,
+    "delete": _delete,
 }

@@ -31,7 +31,14 @@ from rich.text import Text
 from modelcache.planner import Chain, Plan, Skip, dumps, make_plan
 from modelcache.store import StoreUnavailable
 
-from ..config import load_config, naming_config_file
+from ..config import (
+    CloudOverrides,
+    WorkflowConfig,
+    check_account_name,
+    check_container_name,
+    load_config,
+    naming_config_file,
+)
 from ..errors import UserError
 from ..passes import available_passes
 from ..reporting import Reporter, RunReport, StepKind, StepRecord
@@ -52,14 +59,14 @@ _DRAWINGS: Final[Mapping[str, Callable[[Plan, Chain], str]]] = {
 def add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``run``, ``plan`` and ``passes`` to the ``modelcache`` parser's subparsers."""
     run = commands.add_parser("run", help="plan and run a workflow")
-    run.add_argument("config", type=Path, help="workflow config (JSON)")
+    run.add_argument("config", type=Path, help="workflow config (JSON, or YAML: .yaml/.yml)")
     run.add_argument("--report", type=Path, help="write a JSON report of every step here")
     run.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     _cache_switches(run)
     run.set_defaults(handler=run_command)
 
     plan = commands.add_parser("plan", help="show what a run would do; moves nothing")
-    plan.add_argument("config", type=Path, help="workflow config (JSON)")
+    plan.add_argument("config", type=Path, help="workflow config (JSON, or YAML: .yaml/.yml)")
     plan.add_argument("--format", choices=("text", *_DRAWINGS), default="text")
     _cache_switches(plan)
     plan.set_defaults(handler=plan_command)
@@ -77,6 +84,25 @@ def _cache_switches(command: argparse.ArgumentParser) -> None:
                          help="use no cache at all: every pass runs")  # fmt: skip
     command.add_argument("--require-cloud", action="store_true",
                          help="fail if the cloud is lost mid-run")  # fmt: skip
+    # Olive's spellings (olive run --account_name), and the usual ones.
+    command.add_argument("--account_name", "--account-name", dest="account_name",
+                         type=_checked(check_account_name), metavar="NAME",
+                         help="the cloud cache's storage account, over the config's")  # fmt: skip
+    command.add_argument("--container_name", "--container-name", dest="container_name",
+                         type=_checked(check_container_name), metavar="NAME",
+                         help="the cloud cache's container, over the config's")  # fmt: skip
+
+
+def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
+    """``check`` as an argparse ``type``: its ``ValueError`` becomes argparse's usage error."""
+
+    def argument(text: str) -> str:
+        try:
+            return check(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return argument
 
 
 def _prepare(args: argparse.Namespace) -> Prepared:
@@ -86,7 +112,18 @@ def _prepare(args: argparse.Namespace) -> Prepared:
         require_cloud=args.require_cloud,
         no_cache=args.no_cache,
     )
-    return prepare(load_config(args.config), options)
+    return prepare(_load(args), options)
+
+
+def _load(args: argparse.Namespace) -> WorkflowConfig:
+    """The config, with the command line's account and container over its own; its notes
+    (what it asks for that modelcache ignores) said on stderr."""
+    overrides = CloudOverrides(account_name=args.account_name, container_name=args.container_name)
+    config = load_config(args.config, overrides=overrides)
+    err = Console(stderr=True, highlight=False)
+    for note in config.notes:
+        say(err, "note", "yellow", note)
+    return config
 
 
 # -- passes, plan ----------------------------------------------------------------------------
@@ -94,10 +131,16 @@ def _prepare(args: argparse.Namespace) -> Prepared:
 
 def passes_command(_args: argparse.Namespace) -> int:
     """``modelcache passes``: one line per pass type, its version and what it converts."""
-    for name, implementation in sorted(available_passes().items()):
-        print(f"{name}\tversion {implementation.version}\t"
-              f"{'/'.join(sorted(implementation.input_types))} -> "
-              f"{implementation.output_type}")  # fmt: skip
+    from ..olive import OlivePass
+
+    for name, implementation in available_passes().items():
+        converts = (
+            f"{'/'.join(sorted(implementation.input_types))} -> {implementation.output_type}"
+            if implementation.input_types
+            else "(a model format modelcache does not carry)"
+        )
+        origin = f"\t{implementation.origin}" if isinstance(implementation, OlivePass) else ""
+        print(f"{name}\tversion {implementation.version}\t{converts}{origin}")
     return 0
 
 
@@ -137,7 +180,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.report is not None:
         _check_report(args.report)
     with naming_config_file(args.config):
-        report = _execute(_prepare(args), quiet=args.quiet)
+        prepared = _prepare(args)
+        report = _execute(prepared, quiet=args.quiet)
+    report.notes[:0] = [n for n in prepared.config.notes if n not in report.notes]
     document = report.to_json()
     if args.report is not None:
         _write_report(args.report, document)

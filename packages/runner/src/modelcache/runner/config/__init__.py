@@ -1,4 +1,5 @@
-"""The workflow configuration: an Olive-shaped JSON document.
+"""The workflow configuration: an Olive-shaped JSON (or YAML) document; Olive's own configs
+are read too, their fields that mean nothing here noted (``WorkflowConfig.notes``).
 
 ::
 
@@ -22,22 +23,41 @@ Every problem of a config is reported at once, each naming its JSON path
 are relative to the configuration file's folder. ``docs/config.md`` is the reference.
 """
 
+from ._cloud import CloudOverrides, check_account_name
 from ._errors import ConfigError, Problem, naming_config_file
+from ._input import HANDLER_FIELDS, unsupported_input_model
 from ._load import check_directories, load_config
-from ._model import CloudCacheConfig, EvaluatorConfig, InputModelConfig, WorkflowConfig
+from ._model import (
+    MODEL_TYPES,
+    CloudCacheConfig,
+    EvaluatorConfig,
+    InputModelConfig,
+    PassParameters,
+    WorkflowConfig,
+)
+from ._olive import OLIVE_FIELDS
 from ._parse import parse_config
 from ._passes import check_passes
+from ._structure import check_container_name
 
 __all__ = [
+    "HANDLER_FIELDS",
+    "MODEL_TYPES",
+    "OLIVE_FIELDS",
     "CloudCacheConfig",
+    "CloudOverrides",
     "ConfigError",
     "EvaluatorConfig",
     "InputModelConfig",
+    "PassParameters",
     "Problem",
     "WorkflowConfig",
+    "check_account_name",
+    "check_container_name",
     "check_directories",
     "check_passes",
     "load_config",
     "naming_config_file",
     "parse_config",
+    "unsupported_input_model",
 ]

@@ -4,7 +4,7 @@ JSON may spell them is the converter's business (``_structure``)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NewType
 
@@ -12,17 +12,51 @@ from attrs import field, frozen, validators
 
 __all__ = [
     "METRICS",
+    "MODEL_TYPES",
     "AccountUrl",
     "CloudCacheConfig",
     "EvaluatorConfig",
     "InputModelConfig",
     "ModelPath",
+    "PassParameters",
     "Passes",
     "WorkflowConfig",
     "check_metrics",
 ]
 
 METRICS = ("size", "latency", "fidelity")
+
+#: The input model types a config may name, by their lowercase spelling (Olive matches
+#: them whatever their case); ``prepare`` decides which it can use.
+MODEL_TYPES: Mapping[str, str] = {
+    "hfmodel": "HfModel",
+    "pytorchmodel": "PyTorchModel",
+    "onnxmodel": "OnnxModel",
+}
+
+
+class PassParameters(Mapping[str, Any]):
+    """A pass's ``type`` and parameters, remembering where the file wrote each parameter
+    (``origins``: name -> JSON path) when that is not ``$.passes.<name>.<parameter>``, as
+    Olive's nested ``{"type": ..., "config": {...}}`` form writes them one level down: a
+    problem must name the place the user can find."""
+
+    def __init__(self, values: Mapping[str, Any], origins: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values)
+        self.origins: Mapping[str, str] = dict(origins or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"PassParameters({self._values!r})"
+
 
 #: The passes in document order: (name, {"type": ..., parameters...}).
 Passes = tuple[tuple[str, Mapping[str, Any]], ...]
@@ -44,14 +78,22 @@ def check_metrics(value: Any) -> tuple[str, ...]:
 
 @frozen(kw_only=True)
 class InputModelConfig:
-    """``type`` must be ``HfModel``: only Hugging Face models are supported as input."""
+    """The input model. ``type`` is one of :data:`MODEL_TYPES`' values; whether a run can use
+    it is for ``prepare`` to decide (see :func:`~._input.unsupported_input_model`), so that
+    a config is read the same whatever runs it.
+
+    ``handler_settings`` are the other fields of Olive's model handler the config gives
+    (``task``, ``io_config``, ``load_kwargs``...; for ``PyTorchModel``, ``model_loader``,
+    ``model_script``...), as written: JSON values.
+    """
 
     type: str
     model_path: ModelPath
     revision: str | None = None
+    handler_settings: Mapping[str, Any] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
-        if self.type != "HfModel":
+        if self.type not in MODEL_TYPES.values():
             raise ValueError(
                 f"model type {self.type!r} is not supported: only Hugging Face models "
                 '("type": "HfModel") are supported as input'
@@ -92,6 +134,12 @@ class WorkflowConfig:
     output_dir: Path = Path("out")
     #: The folder relative paths are resolved against (the config file's).
     base_dir: Path = Path(".")
+    #: Olive's ``data_configs`` by name, as written (JSON values). Pass parameters that name
+    #: one (``"data_config": "calib"``) already hold a copy of it.
+    data_configs: Mapping[str, Mapping[str, Any]] = field(factory=dict)
+    #: What the config asks for that modelcache ignores or does differently (Olive fields
+    #: that mean nothing here), one sentence each, naming the field's path.
+    notes: tuple[str, ...] = ()
 
     def resolve(self, path: Path) -> Path:
         return Path(os.path.normpath(path if path.is_absolute() else self.base_dir / path))

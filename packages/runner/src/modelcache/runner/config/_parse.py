@@ -1,5 +1,6 @@
 """A parsed JSON document to a :class:`WorkflowConfig`, or a :class:`ConfigError` naming
-every problem: cattrs' validation errors flattened to one :class:`Problem` per leaf."""
+every problem: its Olive fields read into modelcache's schema (``_olive``), then cattrs'
+validation errors flattened to one :class:`Problem` per leaf, at the path the file wrote."""
 
 from __future__ import annotations
 
@@ -12,32 +13,53 @@ from attrs import evolve
 from cattrs.errors import AttributeValidationNote, ClassValidationError, IterableValidationError
 from cattrs.v import format_exception
 
+from ._cloud import NO_OVERRIDES, CloudOverrides
 from ._errors import ConfigError, Problem
 from ._model import Passes, WorkflowConfig
+from ._olive import read_olive
 from ._passes import check_passes
 from ._structure import converter, structure_passes
 
 __all__ = ["parse_config", "with_pass_problems"]
 
 
-def parse_config(document: Any, *, base_dir: Path = Path("."), source: str = "") -> WorkflowConfig:
-    """A :class:`WorkflowConfig` from parsed JSON, or a :class:`ConfigError` naming every
-    problem, each with its path. Where the document's structure is wrong, the problems of
-    its passes (types, parameters, order) are named too, so that one attempt shows all."""
+def parse_config(
+    document: Any,
+    *,
+    base_dir: Path = Path("."),
+    source: str = "",
+    overrides: CloudOverrides = NO_OVERRIDES,
+) -> WorkflowConfig:
+    """A :class:`WorkflowConfig` from parsed JSON (modelcache's schema or Olive's), or a
+    :class:`ConfigError` naming every problem, each with its path. Where the document's
+    structure is wrong, the problems of its passes (types, parameters, order) are named too,
+    so that one attempt shows all.
+
+    :param overrides: the command line's account and container, over the config's.
+    """
     if not isinstance(document, dict):
         raise ConfigError(path="$", problem="a workflow config is a JSON object", source=source)
     problems = (
         [Problem(path="$.base_dir", problem="unknown field")] if "base_dir" in document else []
     )
     try:
-        config = converter.structure(
-            {k: v for k, v in document.items() if k != "base_dir"}, WorkflowConfig
-        )
+        reading = read_olive({k: v for k, v in document.items() if k != "base_dir"}, overrides)
+    except RecursionError:
+        raise ConfigError(
+            path="$", problem="not usable: nested too deeply", source=source
+        ) from None
+    try:
+        config = converter.structure(reading.document, WorkflowConfig)
     except cattrs.BaseValidationError as error:
-        problems.extend(_problems_of(error, "$"))
+        problems.extend(
+            Problem(path=reading.where(p.path), problem=p.problem) for p in _problems_of(error, "$")
+        )
+    problems.extend(reading.problems)
     if problems:
-        raise ConfigError.of(with_pass_problems(problems, document), source=source)
-    return evolve(config, base_dir=base_dir)
+        raise ConfigError.of(with_pass_problems(problems, reading.document), source=source)
+    return evolve(
+        config, base_dir=base_dir, data_configs=reading.data_configs, notes=tuple(reading.notes)
+    )
 
 
 def _problems_of(error: BaseException, path: str, type_: Any = None) -> Iterator[Problem]:
@@ -68,9 +90,8 @@ def _describe(error: BaseException, type_: Any) -> str:
 
 
 def with_pass_problems(problems: list[Problem], document: dict[str, Any]) -> list[Problem]:
-    """``problems`` and, when the passes section itself is sound, its passes' problems."""
-    if any(p.path == "$.passes" or p.path.startswith("$.passes.") for p in problems):
-        return problems
+    """``problems`` and, when the passes section of ``document`` (in modelcache's schema)
+    is sound, its passes' problems."""
     try:
         passes = structure_passes(document.get("passes"), Passes)
     except (ValueError, ClassValidationError):

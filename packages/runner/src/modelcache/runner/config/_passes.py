@@ -3,27 +3,35 @@ parameters valid, and each taking the model type its predecessor makes."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from attrs import evolve
+
 from ._errors import Problem
-from ._model import Passes
+from ._model import Passes, PassParameters
 
 if TYPE_CHECKING:
-    from ..passes import Pass
+    from ..passes import Pass, PassContext
 
 __all__ = ["check_passes"]
 
 
 def check_passes(
-    passes: Passes, input_type: str = "hf"
+    passes: Passes, input_type: str = "hf", context: PassContext | None = None
 ) -> tuple[dict[str, tuple[Pass, dict[str, Any]]], list[Problem]]:
     """Each pass looked up (whatever the case of its type) and its parameters validated,
     and each checked to take the model type its predecessor makes, starting from
-    ``input_type``. Returns the passes that are sound, by name, as (implementation,
-    validated parameters), and every problem found, in chain order."""
+    ``input_type``. A pass that depends on its place in the workflow
+    (:class:`~modelcache.runner.passes.ContextDependentPass`) is bound to ``context`` first
+    (default: a context of nothing but its input type). Returns the passes that are sound,
+    by name, as (implementation, validated parameters), and every problem found, in chain
+    order."""
     from ..passes import (
+        ContextDependentPass,
         PassConfigError,
         PassConfigProblems,
+        PassContext,
         UnknownPassType,
         did_you_mean,
         load_pass,
@@ -38,26 +46,48 @@ def check_passes(
         except UnknownPassType as error:
             hint = did_you_mean(error.type_name, error.available)
             available = ", ".join(error.available)
-            problems.append(Problem(path=f"$.passes.{name}.type", problem=(
+            problems.append(Problem(path=_path(name, raw, "type"), problem=(
                 f"unknown pass type {error.type_name!r}; {hint}available pass types: {available}"
             )))  # fmt: skip
             current = None  # what this pass makes is unknown: the next one is not checked
             continue
+        if isinstance(implementation, ContextDependentPass):
+            receives = current or min(implementation.input_types, default=input_type)
+            bound = evolve(context or PassContext(), input_type=receives)
+            implementation = implementation.in_context(bound)
         try:
             validated = implementation.validate({k: v for k, v in raw.items() if k != "type"})
         except PassConfigError as error:
             errors = error.errors if isinstance(error, PassConfigProblems) else (error,)
-            problems.extend(
-                Problem(path=f"$.passes.{name}" + (f".{e.field}" if e.field else ""),
-                        problem=e.problem)
-                for e in errors
-            )  # fmt: skip
+            problems.extend(Problem(path=_path(name, raw, e.field), problem=e.problem)
+                            for e in errors)  # fmt: skip
         else:
             sound[name] = (implementation, validated)
-        if current is not None and current not in implementation.input_types:
+        if (
+            current is not None
+            and implementation.input_types
+            and (current not in implementation.input_types)
+        ):
+            takes = " or ".join(sorted(implementation.input_types))
             problems.append(Problem(path=f"$.passes.{name}", problem=(
-                f"{implementation.type} takes a {' or '.join(sorted(implementation.input_types))}"
-                f" model, but its input is a {current} model; reorder the passes"
+                f"{implementation.type} takes {_kind(takes)} models, but receives "
+                f"{_kind(current)} models; reorder the passes"
             )))  # fmt: skip
-        current = implementation.output_type
+        current = implementation.output_type or None  # None: a format no pass here takes
     return sound, problems
+
+
+def _kind(model_type: str) -> str:
+    """``hf`` and ``onnx`` as a reader says them: "Hugging Face", "ONNX"."""
+    names = {"hf": "Hugging Face", "onnx": "ONNX"}
+    return " or ".join(names.get(kind, kind) for kind in model_type.split(" or "))
+
+
+def _path(name: str, raw: Mapping[str, Any], field: str | None) -> str:
+    """The path of the pass ``name``'s ``field`` (a parameter, perhaps dotted deeper) where
+    the file wrote it: Olive's nested ``config`` puts parameters one level down."""
+    if not field:
+        return f"$.passes.{name}"
+    first, dot, rest = field.partition(".")
+    origins = raw.origins if isinstance(raw, PassParameters) else {}
+    return f"{origins[first]}{dot}{rest}" if first in origins else f"$.passes.{name}.{field}"

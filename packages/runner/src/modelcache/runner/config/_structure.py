@@ -18,9 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import cattrs
+from attrs import evolve
 from cattrs.errors import AttributeValidationNote, ClassValidationError
 from cattrs.gen import make_dict_structure_fn, override
 
+from ._input import split_handler_settings
 from ._model import (
     AccountUrl,
     CloudCacheConfig,
@@ -28,10 +30,13 @@ from ._model import (
     InputModelConfig,
     ModelPath,
     Passes,
+    PassParameters,
+    WorkflowConfig,
     check_metrics,
 )
+from ._reading import json_type as _json_type
 
-__all__ = ["converter", "structure_passes"]
+__all__ = ["check_container_name", "converter", "structure_passes"]
 
 #: The longest file or folder name, and path, most file systems accept, in bytes.
 _NAME_MAX = 255
@@ -47,12 +52,6 @@ def _strict(kind: type, name: str) -> Any:
         return value
 
     return structure
-
-
-def _json_type(value: Any) -> str:
-    names = {bool: "true/false", int: "a number", float: "a number", str: "a string",
-             list: "a list", dict: "an object", type(None): "null"}  # fmt: skip
-    return names.get(type(value), type(value).__name__)
 
 
 converter.register_structure_hook(str, _strict(str, "a string"))
@@ -164,13 +163,15 @@ def structure_passes(value: Any, _type: Any) -> Passes:
             errors.append(ValueError(
                 f"pass name {name!r} must be a non-empty name without control characters"
             ))  # fmt: skip
-        elif not isinstance(spec, dict):
+        elif not isinstance(spec, Mapping):
             errors.append(_at(name, ValueError(f"pass {name!r} must be an object with a 'type'")))
         elif not isinstance(spec.get("type"), str):
             problem = f'pass {name!r} needs a "type" naming the pass, e.g. OnnxConversion'
             errors.append(_at(f"{name}.type", ValueError(problem)))
         else:
-            passes.append((name, dict(spec)))
+            passes.append(
+                (name, spec if isinstance(spec, PassParameters) else PassParameters(spec))
+            )
     if errors:
         raise ClassValidationError("invalid passes", errors, dict)
     return tuple(passes)
@@ -197,7 +198,11 @@ _CONTAINER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 def _structure_container_name(value: Any, _type: Any) -> str | None:
     if value is None:
         return None
-    name = _strict(str, "a string")(value, _type)
+    return check_container_name(_strict(str, "a string")(value, _type))
+
+
+def check_container_name(name: str) -> str:
+    """``name`` if it can be a blob container's name, else ``ValueError`` saying why."""
     if not _CONTAINER_NAME.fullmatch(name):
         raise ValueError(
             f"{name!r} is not a valid container name: use 3-63 lowercase letters, digits and "
@@ -218,14 +223,17 @@ def _object(cls: type, structure: Any) -> Any:
 
 
 def _structure_cloud(value: Any, _type: Any) -> CloudCacheConfig:
-    # Olive once accepted a bare boolean. false has an obvious meaning; true would need an
-    # account and a container, which it does not name.
+    # Olive once accepted a bare boolean. false has an obvious meaning; true meant Olive's
+    # public container, which holds Olive's cache format: true stays only when another
+    # setting names a container (``_cloud`` has filled it in by then).
     if value is False:
         return CloudCacheConfig(enable_cloud_cache=False)
     if value is True:
         raise ValueError(
-            f"true names no container to cache in: write {_CLOUD_SHAPE} (the account may come "
-            "from AZURE_STORAGE_CONNECTION_STRING instead), or false for the local cache only"
+            "true names no container to cache in (in Olive it meant Microsoft's public "
+            f"olivecachemodels container, which holds Olive's cache, not modelcache's): write "
+            f"{_CLOUD_SHAPE} (the account may come from AZURE_STORAGE_CONNECTION_STRING "
+            "instead), give --container_name, or false for the local cache only"
         )
     return _object(CloudCacheConfig, _cloud_fields)(value, _type)  # type: ignore[no-any-return]
 
@@ -271,8 +279,32 @@ _evaluator_fields = make_dict_structure_fn(
 )
 converter.register_structure_hook(CloudCacheConfig, _structure_cloud)
 converter.register_structure_hook(EvaluatorConfig, _structure_evaluator)
+_input_model_fields = make_dict_structure_fn(
+    InputModelConfig, converter, _cattrs_forbid_extra_keys=True,
+    handler_settings=override(omit=True),
+)  # fmt: skip
+
+
+def _structure_input_model(value: dict[str, Any], _type: Any) -> InputModelConfig:
+    own, settings, errors = split_handler_settings(value)
+    try:
+        model = _input_model_fields(own, InputModelConfig)
+    except ClassValidationError as error:
+        errors.extend(error.exceptions)
+    except (ValueError, TypeError) as error:
+        errors.append(error)
+    if errors:
+        raise ClassValidationError("invalid input_model", errors, InputModelConfig)
+    return evolve(model, handler_settings=settings)
+
+
 converter.register_structure_hook(
-    InputModelConfig,
-    _object(InputModelConfig, make_dict_structure_fn(
-        InputModelConfig, converter, _cattrs_forbid_extra_keys=True)),
+    InputModelConfig, _object(InputModelConfig, _structure_input_model)
+)
+converter.register_structure_hook(
+    WorkflowConfig,
+    make_dict_structure_fn(
+        WorkflowConfig, converter, _cattrs_forbid_extra_keys=True,
+        notes=override(omit=True), data_configs=override(omit=True),
+    ),
 )  # fmt: skip

@@ -1,13 +1,14 @@
-"""Cache maintenance: what ``modelcache cache ls|show|stats|verify|prune|why`` do.
+"""Cache maintenance: what ``modelcache cache ls|show|stats|verify|prune|delete|why`` do.
 
 Every command is a function of an :class:`Inventory` (:mod:`.inventory`, one read of the
 store); only ``verify`` (hashing) and the deleting ones go back to the store. Run records
 (:mod:`.usage`) tell when entries were last used; :mod:`.lineage`, :mod:`.verify`,
-:mod:`.prune` and :mod:`.why` are one command each; :mod:`.repair` is verify's repair for the
-few entries a run found damaged; :mod:`._links` sees the symbolic links of a local cache;
-:mod:`._codec` is the wire format. See ``docs/operations.md``.
+:mod:`.prune`, :mod:`.delete` and :mod:`.why` are one command each; :mod:`.repair` is
+verify's repair for the few entries a run found damaged; :mod:`._links` sees the symbolic
+links of a local cache; :mod:`._codec` is the wire format. See ``docs/operations.md``.
 """
 
+from .delete import delete_entries
 from .inventory import EntryInfo, Inventory, describe_input, stats, take_inventory
 from .lineage import UnknownEntry, lineage, resolve_key
 from .prune import DEFAULT_GRACE, PruneReport, parse_duration, parse_size, prune
@@ -30,6 +31,7 @@ __all__ = [
     "UnknownEntry",
     "VerifyReport",
     "WhyReport",
+    "delete_entries",
     "describe_input",
     "explain_miss",
     "lineage",

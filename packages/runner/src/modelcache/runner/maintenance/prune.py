@@ -55,7 +55,15 @@ from .inventory import (
 )
 from .usage import fold_records
 
-__all__ = ["DEFAULT_GRACE", "PruneReport", "parse_duration", "parse_size", "prune"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "PruneReport",
+    "parse_duration",
+    "parse_size",
+    "prune",
+    "relist",
+    "remove_blobs",
+]
 
 #: Objects written or refreshed more recently than this are never deleted by a prune.
 DEFAULT_GRACE = 24 * 3600.0
@@ -127,8 +135,8 @@ def prune(
     _remove_entries(store, inventory, doomed, fresh_since, report)
     removed = set(report.entries)
     if not dry_run:
-        inventory = _relist(store, inventory)
-    _remove_blobs(store, inventory, removed, fresh_since, report)
+        inventory = relist(store, inventory)
+    remove_blobs(store, inventory, removed, fresh_since, report)
     _remove_orphan_evaluations(store, inventory, removed, fresh_since, report)
     report.records_folded = fold_records(
         store, inventory.records, live=inventory.entries, before=fresh_since, dry_run=dry_run
@@ -180,7 +188,7 @@ def _remove_entries(
             report.kept_changed.append(entry.stored.name)
 
 
-def _relist(store: MaintainedStore, inventory: Inventory) -> Inventory:
+def relist(store: MaintainedStore, inventory: Inventory) -> Inventory:
     """``inventory`` with the blobs listed again, then the manifests (reading new ones
     only): a blob refreshed or written after this blob listing has a new version, so the
     conditional delete spares it, and an entry published meanwhile is in the manifests."""
@@ -226,13 +234,15 @@ def _sweep_scratch(store: MaintainedStore, report: PruneReport) -> None:
     report.scratch = [folder.name for folder in gone]
 
 
-def _remove_blobs(
+def remove_blobs(
     store: MaintainedStore,
     inventory: Inventory,
     removed: Set[str],
     fresh_since: float,
     report: PruneReport,
 ) -> None:
+    """Remove the blobs of ``inventory`` no entry but the ``removed`` ones names, unless
+    written or refreshed since ``fresh_since`` (or changed since listed)."""
     needed = blob_sizes(e for key, e in inventory.entries.items() if key not in removed)
     for digest, stored in sorted(inventory.blobs.items()):
         if digest in needed:

@@ -33,7 +33,13 @@ from ._onnx_quantization import OnnxDynamicQuantization
 from ._ort_optimization import OrtGraphOptimization
 from ._output_check import BrokenOutput, check_output
 from ._parameters import Parameter, PassConfigProblems, did_you_mean
-from ._protocol import EnvironmentDependentPass, MachineDependentPass, Pass
+from ._protocol import (
+    ContextDependentPass,
+    EnvironmentDependentPass,
+    MachineDependentPass,
+    Pass,
+    PassContext,
+)
 from ._pruning import MagnitudePruning, linear_layers
 from ._registry import BUILTIN_PASSES, ENTRY_POINT_GROUP, available_passes, load_pass
 from ._torch_cast import TorchDtypeCast
@@ -41,6 +47,7 @@ from ._torch_cast import TorchDtypeCast
 __all__ = [
     "BUILTIN_PASSES",
     "BrokenOutput",
+    "ContextDependentPass",
     "ENTRY_POINT_GROUP",
     "EnvironmentDependentPass",
     "MachineDependentPass",
@@ -52,6 +59,7 @@ __all__ = [
     "Pass",
     "PassConfigError",
     "PassConfigProblems",
+    "PassContext",
     "PassError",
     "PassInputError",
     "PassRegistryError",

@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["EnvironmentDependentPass", "MachineDependentPass", "Pass"]
+from attrs import field, frozen
+
+__all__ = [
+    "ContextDependentPass",
+    "EnvironmentDependentPass",
+    "MachineDependentPass",
+    "Pass",
+    "PassContext",
+]
 
 
 @runtime_checkable
@@ -106,4 +114,36 @@ class EnvironmentDependentPass(Protocol):
     @property
     def environment_variables(self) -> tuple[str, ...]:
         """The names of the variables read, as ``fnmatch`` patterns (``"TORCH_ONNX_*"``)."""
+        ...
+
+
+@frozen(kw_only=True)
+class PassContext:
+    """Where in a workflow a pass sits, for a pass whose configuration means something only
+    there (:class:`ContextDependentPass`)."""
+
+    #: The folder relative paths in the pass's configuration are relative to: the config
+    #: file's.
+    base_dir: Path = Path(".")
+    #: The model type the pass receives (``"hf"`` or ``"onnx"``).
+    input_type: str = "hf"
+    #: The workflow input model's loading settings (Olive's ``task``, ``io_config``,
+    #: ``load_kwargs``, ...), as JSON values; a pass that reads a Hugging Face model with
+    #: them must key them.
+    input_model: Mapping[str, Any] = field(factory=dict)
+    #: The device and execution provider the output is made for (Olive's accelerator).
+    device: str = "cpu"
+    execution_provider: str = "CPUExecutionProvider"
+
+
+@runtime_checkable
+class ContextDependentPass(Protocol):
+    """Optional: a pass whose configuration names things relative to the workflow (files
+    beside the config, the input model's loading settings, the target device). The runner
+    calls :meth:`in_context` before validating and uses the pass it returns; that pass's
+    :meth:`~Pass.validate` must fold into the configuration whatever of the context its
+    output depends on, so the key covers it."""
+
+    def in_context(self, context: PassContext) -> Pass:
+        """This pass, bound to ``context``. Cheap, like :meth:`~Pass.validate`."""
         ...

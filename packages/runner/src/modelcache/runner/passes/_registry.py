@@ -15,7 +15,9 @@ points see them; an entry point with a built-in's name and reference is the same
 registration. Two different references under one name are an error when that name is looked
 up, never a silent choice. Types are matched whatever their case (``onnxconversion`` is
 ``OnnxConversion``), as Olive matches them; the exact spelling wins when two types differ
-only in case. Looking a pass up imports the module that holds it, and a
+only in case. A type none of those has is looked up in Olive's pass library when olive-ai
+is installed (:mod:`modelcache.runner.olive`), and ``olive:<Type>`` is always Olive's.
+Looking a pass up imports the module that holds it, and a
 plugin's module should be as light as the built-ins', which import torch and onnxruntime
 only when they run.
 """
@@ -65,22 +67,35 @@ def load_pass(type_name: str) -> Pass:
     none, and :class:`PassRegistryError` if the registered pass cannot be loaded, is not a
     pass, or is registered twice.
     """
+    from ..olive import OLIVE_PREFIX, find_olive_pass, olive_passes
+
     registry = _registry(_entry_points())
-    if type_name not in registry:
+    if type_name.startswith(OLIVE_PREFIX) or type_name not in registry:
         matches = [name for name in registry if name.casefold() == type_name.casefold()]
         if len(matches) != 1:
-            raise UnknownPassType(type_name, registry)
+            olive = find_olive_pass(type_name)
+            if olive is None:
+                raise UnknownPassType(type_name, {*registry, *olive_passes()})
+            return olive
         type_name = matches[0]
     return _load(type_name, registry[type_name])
 
 
 def available_passes() -> dict[str, Pass]:
-    """Every registered pass, loaded, by type, in alphabetical order.
+    """Every registered pass, loaded, by type, in alphabetical order, then Olive's (when
+    olive-ai is installed) by the name that finds them: their Olive name, or
+    ``olive:<Type>`` where a registered pass has that name.
 
     Raises :class:`PassRegistryError` if any of them cannot be loaded.
     """
+    from ..olive import OLIVE_PREFIX, OlivePass, olive_passes
+
     registry = _registry(_entry_points())
-    return {name: _load(name, registry[name]) for name in sorted(registry)}
+    found: dict[str, Pass] = {name: _load(name, registry[name]) for name in sorted(registry)}
+    taken = {name.casefold() for name in registry}
+    for name, info in sorted(olive_passes().items()):
+        found[f"{OLIVE_PREFIX}{name}" if name.casefold() in taken else name] = OlivePass(info)
+    return found
 
 
 def _entry_points() -> Iterable[metadata.EntryPoint]:

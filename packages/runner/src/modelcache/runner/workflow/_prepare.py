@@ -21,7 +21,13 @@ from modelcache.planner import (
 )
 from modelcache.store import LocalStore, Store
 
-from ..config import ConfigError, Problem, WorkflowConfig, check_passes
+from ..config import (
+    ConfigError,
+    Problem,
+    WorkflowConfig,
+    check_passes,
+    unsupported_input_model,
+)
 
 if TYPE_CHECKING:
     from ..evaluation import Evaluator
@@ -132,6 +138,9 @@ def _resolve_model(config: WorkflowConfig) -> ResolvedModel:
     """The input model; a problem at ``$.input_model.model_path`` if it cannot be used."""
     from ..models import ModelError, resolve_hf_model
 
+    unsupported = unsupported_input_model(config)
+    if unsupported is not None:
+        raise ConfigError.of([unsupported])
     try:
         return resolve_hf_model(config.input_model.model_path, config.input_model.revision,
                                 base_dir=config.base_dir)  # fmt: skip
@@ -142,10 +151,14 @@ def _resolve_model(config: WorkflowConfig) -> ResolvedModel:
 def _pass_instances(config: WorkflowConfig) -> dict[str, PassInstance]:
     """Each pass of the config loaded and its parameters validated, in chain order; every
     problem of every pass (its type, parameters, place in the chain) if any."""
-    from ..passes import key_packages
+    from ..passes import PassContext, key_packages
 
+    context = PassContext(
+        base_dir=config.base_dir,
+        input_model=config.input_model.handler_settings,
+    )
     # Every input model is a Hugging Face model (config.InputModelConfig says so).
-    loaded, problems = check_passes(config.passes, input_type="hf")
+    loaded, problems = check_passes(config.passes, input_type="hf", context=context)
     if problems:
         raise ConfigError.of(problems)
     instances: dict[str, PassInstance] = {}

@@ -1,0 +1,82 @@
+"""An evaluator as Olive writes it (``OliveEvaluatorConfig``: metric objects, a custom
+evaluator ``type``, a user script) read into modelcache's: Olive's latency and size
+metrics become modelcache's, and what modelcache cannot measure is left out with a note."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ._reading import Reading, quote
+
+__all__ = ["read_evaluator"]
+
+#: Olive's metric types modelcache measures, and as which of its metrics.
+MEASURED: Final[Mapping[str, str]] = {"latency": "latency", "size_on_disk": "size"}
+#: Olive's other metric types (``MetricType``).
+NOT_MEASURED: Final = ("accuracy", "throughput", "custom")
+#: The fields of Olive's evaluator that choose a custom evaluator.
+_CUSTOM = ("type", "type_args", "user_script", "script_dir")
+
+
+def read_evaluator(reading: Reading) -> None:
+    """Rewrite ``reading.document["evaluator"]``, if it is an object, into modelcache's
+    form; drop it, with a note, if none of its metrics can be measured here."""
+    evaluator = reading.document["evaluator"]
+    if not isinstance(evaluator, dict):
+        return  # the converter says what an evaluator is
+    evaluator = reading.document["evaluator"] = dict(evaluator)
+    where = reading.where("$.evaluator")
+    evaluator.pop("name", None)  # Olive's own label of a named evaluator
+    for name in _CUSTOM:
+        if name in evaluator:
+            evaluator.pop(name)
+            reading.note(
+                f"{where}.{name} is ignored: modelcache's evaluator measures size, latency "
+                "and fidelity itself"
+            )
+    metrics = evaluator.get("metrics")
+    if not isinstance(metrics, list) or not any(isinstance(m, dict) for m in metrics):
+        return
+    found = len(reading.problems)
+    kept = [_metric(reading, metric, f"{where}.metrics[{i}]") for i, metric in enumerate(metrics)]
+    evaluator["metrics"] = [metric for metric in kept if metric is not None]
+    if not evaluator["metrics"] and len(reading.problems) == found:
+        del reading.document["evaluator"]
+        reading.note(f"{where}: none of its metrics can be measured here, so nothing is evaluated")
+
+
+def _metric(reading: Reading, metric: Any, path: str) -> Any:
+    """The modelcache metric an Olive metric object asks for, or ``None`` (with a note or a
+    problem); anything else is left for the converter to judge."""
+    if not isinstance(metric, dict):
+        return metric
+    kind = metric.get("type")
+    label = quote(metric.get("name", kind))
+    if isinstance(kind, str) and kind.lower() in MEASURED:
+        ours = MEASURED[kind.lower()]
+        reading.note(
+            f"{path} ({label}) is measured as modelcache's {ours!r} metric; its other "
+            "settings (sub_types, user_config, data_config...) are ignored"
+        )
+        _check_data_config(reading, metric, path)
+        return ours
+    if isinstance(kind, str) and kind.lower() in NOT_MEASURED:
+        reading.note(
+            f"{path} ({label}) is left out: modelcache measures size, latency and fidelity, "
+            f"not {kind.lower()} metrics"
+        )
+        _check_data_config(reading, metric, path)
+        return None
+    known = ", ".join([*MEASURED, *NOT_MEASURED])
+    reading.problem(f"{path}.type", f"unknown metric type {quote(kind)}; Olive's are {known}")
+    return None
+
+
+def _check_data_config(reading: Reading, metric: dict[str, Any], path: str) -> None:
+    name = metric.get("data_config")
+    if isinstance(name, str) and name not in reading.data_configs:
+        known = sorted(reading.data_configs) or "none"
+        reading.problem(
+            f"{path}.data_config", f"no data config named {name!r} in $.data_configs ({known})"
+        )

@@ -1,0 +1,44 @@
+"""Olive's pass library through this cache (the ``[olive]`` extra: olive-ai).
+
+With olive-ai installed, every pass type of Olive's library is a pass type here, found by
+its Olive name whatever its case, as Olive finds it. Types modelcache has a built-in of
+(``OnnxConversion``, ``OnnxDynamicQuantization``) stay the built-ins, so a workflow keeps
+one meaning and one key on every machine whether or not Olive is installed; written
+``olive:<Type>``, any type is Olive's own. An Olive pass runs Olive's implementation on
+Olive's model handlers (:class:`OlivePass`); its key covers Olive's fully resolved
+configuration, olive-ai's version and its libraries', the accelerator where the pass
+depends on it, the input model's loading settings and the content of every file its
+configuration names. ``docs/olive.md`` says more.
+
+Nothing here imports Olive until a pass is validated or run.
+"""
+
+from __future__ import annotations
+
+from ._errors import OlivePassFailed, OliveUnsupported
+from ._library import DISTRIBUTION, OlivePassInfo, olive_passes, olive_version
+from ._pass import OLIVE_PREFIX, OlivePass
+
+__all__ = [
+    "DISTRIBUTION",
+    "OLIVE_PREFIX",
+    "OlivePass",
+    "OlivePassFailed",
+    "OlivePassInfo",
+    "OliveUnsupported",
+    "find_olive_pass",
+    "olive_passes",
+    "olive_version",
+]
+
+
+def find_olive_pass(type_name: str) -> OlivePass | None:
+    """Olive's pass ``type_name`` (``olive:`` prefix optional, any case), or ``None`` if
+    Olive is not installed or has no such pass."""
+    name = type_name.removeprefix(OLIVE_PREFIX)
+    library = olive_passes()
+    info = library.get(name)
+    if info is None:
+        matches = [found for key, found in library.items() if key.casefold() == name.casefold()]
+        info = matches[0] if len(matches) == 1 else None
+    return OlivePass(info) if info is not None else None

@@ -1,0 +1,47 @@
+"""The Olive adapter's errors: one line each, naming the pass and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..passes import PassConfigError, PassError
+
+__all__ = ["OlivePassFailed", "OliveUnsupported"]
+
+
+class OliveUnsupported(PassConfigError):
+    """An Olive pass that cannot run here: a package it needs is missing, or it works on a
+    model format modelcache does not carry. ``problem`` says which and what to do. A
+    configuration problem of the pass as a whole (``field`` is ``None``), so that a plan
+    lists it beside the others."""
+
+    def __init__(self, pass_type: str, problem: str) -> None:
+        super().__init__(pass_type, None, problem)
+
+    def __str__(self) -> str:
+        return f"{self.pass_type} {self.problem}"
+
+
+class OlivePassFailed(PassError):
+    """Olive's implementation of a pass raised: ``cause`` is what it raised. Nothing of its
+    output is kept."""
+
+    def __init__(self, pass_type: str, cause: BaseException | str, hint: str = "") -> None:
+        super().__init__(pass_type, cause)
+        self.pass_type = pass_type
+        self.cause = cause
+        #: What to try, when the failure is a known one (``""`` otherwise).
+        self.hint = hint
+
+    @classmethod
+    def of_layout(cls, made: Path, graphs: list[str]) -> OlivePassFailed:
+        found = ", ".join(graphs) or "none"
+        return cls("Olive", f"wrote no single ONNX graph to use as {made.name} (found: {found})")
+
+    def __str__(self) -> str:
+        cause = self.cause
+        if isinstance(cause, str):
+            return f"{self.pass_type}: {cause}"
+        message = " ".join(str(cause).split())[:500]
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{self.pass_type} failed in Olive: {type(cause).__name__}: {message}{hint}"

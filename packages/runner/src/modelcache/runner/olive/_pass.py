@@ -1,0 +1,305 @@
+"""An Olive pass as a modelcache pass: Olive's own implementation, on Olive's model handlers,
+under this project's keys.
+
+Theory of operation
+-------------------
+:meth:`OlivePass.validate` hands the parameters to the pass's own
+``generate_config(accelerator, config, disable_search=True)``, so the configuration keyed
+is Olive's, with Olive's defaults filled in (``per_channel`` false for
+``OnnxDynamicQuantization``, ``target_opset`` 20 for ``OnnxConversion``, ...). The
+validated configuration is::
+
+    {"parameters": {...Olive's resolved parameters, paths as written...},
+     "files": {"user_script": "sha256:...", ...},          # what named paths hold
+     "accelerator": {"device": "cpu", "execution_provider": "CPUExecutionProvider"},
+     "input_model": {"task": "feature-extraction", ...}}   # Hugging Face input only
+
+``files`` is there when the parameters name files (``_keys``); ``accelerator`` only for a
+pass Olive says is not accelerator-agnostic (``is_accelerator_agnostic``); ``input_model``
+only for a pass that reads a Hugging Face model, which Olive loads with the workflow's
+``input_model`` settings. The key's packages are olive-ai's version and those of the
+libraries the pass runs on (:meth:`OlivePass.packages`).
+
+:meth:`OlivePass.run` builds the handler Olive expects for the input folder, runs the pass
+into a scratch folder and lays its output out as every output of its type is laid out
+(``model.onnx`` and the source model's ``config.json`` and tokenizer files beside it).
+Whatever Olive raises is one :class:`OlivePassFailed` line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..models import ONNX_MODEL_FILE, UnknownModelType, model_type
+from ..passes import PassConfigError, PassConfigProblems, PassInputError, PassUnavailable
+from ..passes._model_files import copy_along
+from ..passes._protocol import PassContext
+from ._errors import OlivePassFailed, OliveUnsupported
+from ._keys import digest_of, named_paths, resolve_paths
+from ._library import DISTRIBUTION, OlivePassInfo, extra_requirements, olive_version
+from ._memo import remembered
+
+__all__ = ["OLIVE_PREFIX", "OlivePass"]
+
+#: A type spelled ``olive:<Type>`` is Olive's implementation even where modelcache has a
+#: built-in of that name (``olive:OnnxConversion``).
+OLIVE_PREFIX = "olive:"
+_SECTIONS = frozenset({"parameters", "files", "accelerator", "input_model"})
+#: The libraries every pass of a kind runs on, by the model type it reads.
+_STACK = {
+    "onnx": ("onnx", "onnxruntime", "onnxscript", "onnx-ir", "numpy"),
+    "hf": ("torch", "transformers", "safetensors", "onnx", "onnxruntime", "onnxscript",
+           "onnx-ir", "numpy"),
+}  # fmt: skip
+#: The input model settings Olive's ``HfModelHandler`` takes beside its path.
+_HF_SETTINGS = ("task", "load_kwargs", "io_config", "model_attributes")
+_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class OlivePass:
+    """Olive's pass ``info.name``, in ``context`` (:class:`PassContext`)."""
+
+    version = "1"
+
+    def __init__(self, info: OlivePassInfo, context: PassContext | None = None) -> None:
+        self.info = info
+        self.context = context or PassContext()
+
+    @property
+    def type(self) -> str:
+        return f"{OLIVE_PREFIX}{self.info.name}"
+
+    @property
+    def input_types(self) -> frozenset[str]:
+        return self.info.input_types
+
+    @property
+    def output_type(self) -> str:
+        return self.info.output_type
+
+    @property
+    def origin(self) -> str:
+        """Where the pass comes from, for listings: ``olive-ai 0.13.0``."""
+        return f"{DISTRIBUTION} {olive_version()}"
+
+    def in_context(self, context: PassContext) -> OlivePass:
+        return OlivePass(self.info, context)
+
+    def packages(self) -> dict[str, str]:
+        versions = {DISTRIBUTION: olive_version() or ""}
+        if not versions[DISTRIBUTION]:
+            raise PassUnavailable(self.type, DISTRIBUTION)
+        for name in self._package_names():
+            try:
+                versions[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                problem = f"needs the {name!r} package, which is not installed"
+                raise OliveUnsupported(self.type, f"{problem}; {self._install_hint()}") from None
+        return dict(sorted(versions.items()))
+
+    def _package_names(self) -> list[str]:
+        names = list(_STACK.get(self.context.input_type, _STACK["hf"]))
+        names.extend(self.info.module_dependencies)
+        requirements = extra_requirements()
+        for extra in self.info.extras:  # an extra of olive-ai's, or a distribution's name
+            names.extend(requirements.get(extra, (extra,)))
+        found = [_REQUIREMENT_NAME.match(name) for name in names]
+        return sorted({m.group(0) for m in found if m})
+
+    def _install_hint(self) -> str:
+        extras = [e for e in self.info.extras if e in extra_requirements()]
+        others = [e for e in self.info.extras if e not in extras]
+        commands = [f"pip install 'olive-ai[{','.join(extras)}]'"] if extras else []
+        commands += [f"pip install {' '.join(others)}"] if others else []
+        return " and ".join(commands) or "install it beside olive-ai"
+
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        if not self.info.input_types:
+            raise OliveUnsupported(self.type, (
+                "works on a model format modelcache cannot carry between passes (it handles "
+                "Hugging Face and ONNX models); run this workflow with Olive itself"
+            ))  # fmt: skip
+        raw = _parameters_of(config, self.type)
+        packages = self.packages()  # a missing library is a problem listed with the others
+        question = {
+            "pass": self.info.module_path,
+            "packages": packages,
+            "device": self.context.device,
+            "execution_provider": self.context.execution_provider,
+        }
+        path_names, agnostic = remembered(question, self._schema)
+        files = self._files(raw, frozenset(path_names))  # before Olive: ours name the field
+        parameters = remembered(
+            {**question, "parameters": raw, "files": files,
+             "base_dir": str(self.context.base_dir)},
+            lambda: self._resolved(raw, frozenset(path_names)),
+        )  # fmt: skip
+        validated: dict[str, Any] = {"parameters": parameters}
+        if files:
+            validated["files"] = files
+        if not agnostic:
+            validated["accelerator"] = {
+                "device": self.context.device,
+                "execution_provider": self.context.execution_provider,
+            }
+        if self.context.input_type == "hf" and self.context.input_model:
+            validated["input_model"] = dict(self.context.input_model)
+        return validated
+
+    def _schema(self) -> tuple[list[str], bool]:
+        """Olive's answers about the pass itself: the parameters that name paths, and
+        whether its output is the same for every accelerator."""
+        from ._olive import accelerator_spec, olive_pass_class, path_parameters
+
+        cls = olive_pass_class(self.info)
+        accelerator = accelerator_spec(self.context.device, self.context.execution_provider)
+        return sorted(path_parameters(cls, accelerator)), bool(
+            cls.is_accelerator_agnostic(accelerator)
+        )
+
+    def _resolved(self, raw: dict[str, Any], path_names: frozenset[str]) -> dict[str, Any]:
+        """Olive's configuration for ``raw``, paths as the config wrote them."""
+        from ._olive import accelerator_spec, olive_pass_class, resolve
+
+        cls = olive_pass_class(self.info)
+        accelerator = accelerator_spec(self.context.device, self.context.execution_provider)
+        absolute = resolve_paths(raw, self.context.base_dir, path_names)
+        parameters = resolve(cls, accelerator, absolute, pass_type=self.type)
+        return _as_written(parameters, raw, absolute)  # type: ignore[no-any-return]
+
+    def _files(self, raw: Mapping[str, Any], path_names: frozenset[str]) -> dict[str, str]:
+        files: dict[str, str] = {}
+        errors = []
+        for location, written in named_paths(raw, path_names):
+            digest = digest_of(self.context.base_dir / Path(written).expanduser())
+            if digest is None:
+                field = location.partition(".")[0].partition("[")[0]
+                errors.append(PassConfigError(self.type, field, (
+                    f"{location} names {written!r}, which is not there (relative paths are "
+                    "relative to the config file's folder)"
+                )))  # fmt: skip
+            else:
+                files[location] = digest
+        if len(errors) > 1:
+            raise PassConfigProblems(errors)
+        if errors:
+            raise errors[0]
+        return files
+
+    def run(self, input_dir: Path, output_dir: Path, config: Mapping[str, Any]) -> None:
+        from ._olive import accelerator_spec, handler_for, olive_pass_class, path_parameters
+
+        validated = self.validate(config)
+        input_dir, output_dir = Path(input_dir), Path(output_dir)
+        try:
+            found = model_type(input_dir)
+        except UnknownModelType as error:
+            raise PassInputError(self.type, str(error)) from None
+        if found not in self.input_types:
+            raise PassInputError(self.type, f"takes {' or '.join(sorted(self.input_types))} "
+                                 f"models, but {input_dir} holds an {found} model")  # fmt: skip
+        cls = olive_pass_class(self.info)
+        accelerator = accelerator_spec(self.context.device, self.context.execution_provider)
+        parameters = resolve_paths(
+            validated["parameters"], self.context.base_dir, path_parameters(cls, accelerator)
+        )
+        handler = handler_for(input_dir, found, self._handler_settings(found, input_dir))
+        with tempfile.TemporaryDirectory(prefix=".olive-", dir=output_dir.parent) as scratch:
+            try:
+                olive_config = cls.generate_config(accelerator, parameters, disable_search=True)
+                output = cls(accelerator, olive_config).run(handler, str(Path(scratch) / "out"))
+            except Exception as error:
+                raise OlivePassFailed(self.type, error, self._hint(parameters)) from error
+            _lay_out(Path(output.model_path), output_dir, input_dir, self.output_type)
+
+    def _hint(self, parameters: Mapping[str, Any]) -> str:
+        if self.info.name == "OnnxConversion" and not parameters.get("use_dynamo_exporter"):
+            return (
+                "Olive's TorchScript exporter fails on transformers 5 models: set "
+                '"use_dynamo_exporter": true'
+            )
+        return ""
+
+    def _handler_settings(self, found: str, input_dir: Path) -> dict[str, Any]:
+        settings = {k: v for k, v in self.context.input_model.items() if k in _HF_SETTINGS}
+        if found == "hf":
+            return settings
+        # An ONNX model made here carries its source's config.json: Olive's passes read the
+        # source's attributes (hidden size, heads) from the handler, as its engine passes
+        # them along from the Hugging Face model it converted.
+        attributes = dict(settings.get("model_attributes") or {})
+        source_config = input_dir / "config.json"
+        if source_config.is_file():
+            attributes = {**json.loads(source_config.read_text("utf-8")), **attributes}
+        return {"model_attributes": attributes} if attributes else {}
+
+    def __repr__(self) -> str:
+        return f"<Olive pass {self.info.name} ({self.info.module_path})>"
+
+
+def _parameters_of(config: Mapping[str, Any], pass_type: str) -> dict[str, Any]:
+    """The parameters of ``config``: itself as a workflow writes it, or its ``parameters``
+    section when it is a configuration :meth:`OlivePass.validate` returned."""
+    if not isinstance(config, Mapping):
+        raise PassConfigError(pass_type, None, "the configuration must be a JSON object")
+    if "parameters" in config and set(config) <= _SECTIONS:
+        inner = config["parameters"]
+        if not isinstance(inner, Mapping):
+            raise PassConfigError(pass_type, "parameters", "must be a JSON object")
+        return dict(inner)
+    return dict(config)
+
+
+def _as_written(value: Any, raw: Any, absolute: Any) -> Any:
+    """Olive's resolved ``value`` with each path the config wrote (``raw``), and which
+    Olive was handed made absolute (``absolute``), written back as the config wrote it."""
+    written: dict[str, str] = {}
+    _pair_paths(raw, absolute, written)
+    return _replace_strings(value, written)
+
+
+def _pair_paths(raw: Any, absolute: Any, written: dict[str, str]) -> None:
+    if isinstance(raw, Mapping) and isinstance(absolute, Mapping):
+        for key in raw:
+            _pair_paths(raw[key], absolute.get(key), written)
+    elif isinstance(raw, list) and isinstance(absolute, list):
+        for item, resolved in zip(raw, absolute, strict=False):
+            _pair_paths(item, resolved, written)
+    elif isinstance(raw, str) and isinstance(absolute, str) and raw != absolute:
+        written[absolute] = raw
+        written[os.path.realpath(absolute)] = raw
+
+
+def _replace_strings(value: Any, written: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return written.get(value, value)
+    if isinstance(value, Mapping):
+        return {key: _replace_strings(inner, written) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_replace_strings(item, written) for item in value]
+    return value
+
+
+def _lay_out(made: Path, output_dir: Path, input_dir: Path, output_type: str) -> None:
+    """Olive's output (``made``: its model file or folder) as an output of
+    ``output_type``: Olive's files, the input's riding-along files (config, tokenizer)
+    beside them, and for ONNX the graph named ``model.onnx``."""
+    folder = made if made.is_dir() else made.parent
+    copy_along(input_dir, output_dir)
+    shutil.copytree(folder, output_dir, dirs_exist_ok=True)
+    if output_type != "onnx" or (output_dir / ONNX_MODEL_FILE).is_file():
+        return
+    graphs = sorted(output_dir.glob("*.onnx"))
+    if made.suffix == ".onnx" and (output_dir / made.name).is_file():
+        graphs = [output_dir / made.name]
+    if len(graphs) != 1:
+        raise OlivePassFailed.of_layout(made, [g.name for g in graphs])
+    graphs[0].rename(output_dir / ONNX_MODEL_FILE)

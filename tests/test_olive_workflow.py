@@ -1,0 +1,86 @@
+"""An Olive workflow config, run by Olive 0.13 itself and through modelcache: the same
+model comes out, and modelcache caches it.
+
+Olive's engine runs in this process (its telemetry heartbeat stubbed, as the project's
+guide says); modelcache runs through its command line, in-process too.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelcache.runner import olive
+from modelcache.runner.cli import main as modelcache
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(olive.olive_version() is None, reason="needs olive-ai"),
+]
+
+#: An Olive config as Olive's examples write them: a local system, the model's task, and a
+#: conversion, a transformer optimization and a dynamic quantization.
+OLIVE_CONFIG: dict[str, Any] = {
+    "input_model": {"type": "HfModel", "model_path": "<model>", "task": "feature-extraction"},
+    "systems": {
+        "local_system": {
+            "type": "LocalSystem",
+            "accelerators": [{"device": "cpu", "execution_providers": ["CPUExecutionProvider"]}],
+        }
+    },
+    "passes": {
+        "conversion": {"type": "OnnxConversion", "use_dynamo_exporter": True, "target_opset": 18},
+        "transformers_optimization": {"type": "OrtTransformersOptimization", "model_type": "bert"},
+        "quantization": {"type": "OnnxDynamicQuantization"},
+    },
+    "host": "local_system",
+    "target": "local_system",
+    "log_severity_level": 3,
+    "cache_dir": "cache",
+    "output_dir": "out",
+}
+
+
+def _olive_run(document: dict[str, Any], folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from olive.telemetry.telemetry import Telemetry
+
+    monkeypatch.setattr(Telemetry, "_log_heartbeat", lambda *args, **kwargs: None)
+    monkeypatch.chdir(folder)
+    from olive.workflows import run as olive_run
+
+    olive_run(copy.deepcopy(document))
+    return folder / "out" / "model.onnx"
+
+
+def _modelcache_run(document: dict[str, Any], folder: Path) -> dict[str, Any]:
+    folder.mkdir()
+    config = folder / "workflow.json"
+    config.write_text(json.dumps(document), encoding="utf-8")
+    report = folder / "report.json"
+    assert modelcache(["run", str(config), "--quiet", "--report", str(report)]) == 0
+    return json.loads(report.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def test_olives_passes_make_olives_bytes_and_are_cached(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = copy.deepcopy(OLIVE_CONFIG)
+    document["input_model"]["model_path"] = str(tiny_model)
+    (tmp_path / "olive").mkdir()
+    theirs = _olive_run(document, tmp_path / "olive", monkeypatch)
+    # The same config, but for the two types modelcache has built-ins of, spelt as Olive's.
+    for name in ("conversion", "quantization"):
+        document["passes"][name]["type"] = "olive:" + document["passes"][name]["type"]
+    document["cache_dir"] = str(tmp_path / "modelcache-cache")
+    report = _modelcache_run(document, tmp_path / "modelcache")
+    ours = tmp_path / "modelcache" / "out" / "model.onnx"
+    assert ours.read_bytes() == theirs.read_bytes()
+    assert [step["kind"] for step in report["steps"]] == ["run", "run", "run"]
+    # Run again from another folder over the same cache: nothing runs, the same model comes.
+    again = _modelcache_run(document, tmp_path / "again")
+    assert "run" not in [step["kind"] for step in again["steps"]]
+    assert (tmp_path / "again" / "out" / "model.onnx").read_bytes() == theirs.read_bytes()
