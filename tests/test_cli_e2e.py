@@ -98,7 +98,7 @@ def test_second_run_with_empty_local_cache_downloads_only_the_final_model(
 def test_changing_the_middle_pass_reruns_it_and_later_passes_only(
     azurite: Any, cold: Published, tiny_model: Path, warm: str, tmp_path: Path
 ) -> None:
-    passes = changed(ONNX_PASSES, quantize={"per_channel": False})
+    passes = changed(ONNX_PASSES, quantize={"per_channel": True})
     config = write_config(tmp_path, tiny_model, passes, container=warm)
     report = run_ok(config, azurite.connection_string)
 
@@ -117,7 +117,7 @@ def test_upload_to_cloud_false_uploads_nothing(
     container = new_container(azurite.connection_string)
     # The cold run's local cache spares the conversion; quantize and optimize still run.
     cold.copy_cache(tmp_path / "cache")
-    passes = changed(ONNX_PASSES, quantize={"per_channel": False})
+    passes = changed(ONNX_PASSES, quantize={"per_channel": True})
     config = write_config(
         tmp_path, tiny_model, passes, container=container, cloud={"upload_to_cloud": False}
     )

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -48,7 +49,14 @@ from attrs import frozen
 from modelcache.azure.testing import Azurite
 from modelcache.runner import cloud
 from modelcache.runner.cli import main
-from modelcache.store import Manifest, blob_name, manifest_name
+from modelcache.store import (
+    BLOBS_PREFIX,
+    ENTRIES_PREFIX,
+    LOCKS_PREFIX,
+    Manifest,
+    blob_name,
+    manifest_name,
+)
 
 from .e2e import OUTPUT_MARKER, intact_manifests, model_files, new_container, write_config
 
@@ -504,3 +512,66 @@ def test_a_damaged_content_blob_is_a_miss_reported_and_never_used(
     for blob in (tmp_path / "cache" / "modelcache-v1" / "blobs").rglob("*"):
         if blob.is_file():
             assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+
+
+# ---------------------------------------------------------------------------------------------
+# Round trips of a cold run: what the store spares (docs/storage.md, "Round trips of each
+# kind of run"), on the shared Azurite.
+
+
+class RequestKinds:
+    """Counts the requests a run's cloud store sends, as ``"<object> <operation>"``."""
+
+    def __init__(self) -> None:
+        self.kinds: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @property
+    def client_options(self) -> dict[str, Any]:
+        return {"raw_request_hook": self._on_request}
+
+    def _on_request(self, request: Any) -> None:
+        http = request.http_request
+        url = urlsplit(http.url)
+        query = url.query.split("&")
+        thing = next((k for p, k in _THINGS if f"/{p}" in url.path), "listing")
+        action = http.headers.get("x-ms-lease-action") or next(
+            (c for c in ("comp=metadata", "comp=block") if c in query), http.method
+        )
+        with self._lock:
+            self.kinds[f"{thing} {action}"] += 1
+
+
+_THINGS = ((ENTRIES_PREFIX, "manifest"), (BLOBS_PREFIX, "blob"), (LOCKS_PREFIX, "lock"))
+
+
+def test_a_cold_run_heads_no_blob_it_sends_and_claims_each_entry_in_two_requests(
+    azure_container: tuple[str, str],
+    reference: Reference,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connection_string, container = azure_container
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", connection_string)
+    space = Workspace(tmp_path, reference.model, container, capsys)
+    requests = RequestKinds()
+    counted = partial(cloud.open_cloud_store, client_options=requests.client_options)
+    monkeypatch.setattr(cloud, "open_cloud_store", counted)
+
+    run = space.run("cache", "out")
+
+    assert run.code == 0, run.stderr
+    entries = len(reference.keys)
+    kinds = requests.kinds
+    # Single flight: the lock blob created before the one acquire; no manifest HEAD (the
+    # snapshot found none and nobody had claimed the entry); no release (published).
+    assert kinds["lock PUT"] == entries
+    assert kinds["lock acquire"] == entries
+    assert kinds["lock release"] == 0
+    assert kinds["manifest HEAD"] == 0
+    # Publishing: no blob is looked at before it is sent (small files: create-only PUTs);
+    # a blob shared with the entry before is refreshed on condition, not looked at either.
+    assert kinds["blob HEAD"] == 0
+    assert kinds["manifest PUT"] == entries
+    assert intact_entries(connection_string, container) == set(reference.keys)

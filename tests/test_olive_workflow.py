@@ -84,3 +84,82 @@ def test_olives_passes_make_olives_bytes_and_are_cached(
     again = _modelcache_run(document, tmp_path / "again")
     assert "run" not in [step["kind"] for step in again["steps"]]
     assert (tmp_path / "again" / "out" / "model.onnx").read_bytes() == theirs.read_bytes()
+
+
+TINY_MODULE = """
+import torch
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.linear(x) * SCALE
+
+
+SCALE = 1.0
+
+
+def load(model_path):
+    model = Tiny()
+    model.load_state_dict(torch.load(model_path))
+    return model.eval()
+"""
+
+
+def _pytorch_project(folder: Path) -> dict[str, Any]:
+    import torch
+
+    folder.mkdir()
+    (folder / "tiny_model.py").write_text(TINY_MODULE, encoding="utf-8")
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(4, 2).state_dict()
+    torch.save({f"linear.{name}": value for name, value in linear.items()}, folder / "tiny.pt")
+    return {
+        "input_model": {
+            "type": "PyTorchModel",
+            "model_path": "tiny.pt",
+            "model_loader": "load",
+            "model_script": "tiny_model.py",
+            "io_config": {"input_names": ["x"], "input_shapes": [[1, 4]], "output_names": ["y"]},
+        },
+        "passes": {"convert": {"type": "OnnxConversion", "target_opset": 18}},
+        "cache_dir": "cache",
+        "output_dir": "out",
+    }
+
+
+def _plan_keys(config: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    capsys.readouterr()
+    assert modelcache(["plan", str(config), "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)["keys"]  # type: ignore[no-any-return]
+
+
+def test_a_pytorch_model_is_loaded_by_its_script_converted_by_olive_and_keyed_by_its_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    project = tmp_path / "project"
+    config = project / "workflow.json"
+    document = _pytorch_project(project)
+    config.write_text(json.dumps(document), encoding="utf-8")
+    keys = _plan_keys(config, capsys)
+    assert modelcache(["run", str(config), "--quiet"]) == 0
+    # Olive's OnnxConversion converted it (the built-in takes Hugging Face models only).
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    session = onnxruntime.InferenceSession(str(project / "out" / "model.onnx"))
+    (got,) = session.run(None, {"x": x})
+    weights = torch.load(project / "tiny.pt")
+    expected = x @ weights["linear.weight"].numpy().T + weights["linear.bias"].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # The loader's code is part of the model: changing it moves the key.
+    script = project / "tiny_model.py"
+    script.write_text(TINY_MODULE.replace("SCALE = 1.0", "SCALE = 2.0"), encoding="utf-8")
+    assert _plan_keys(config, capsys) != keys
+    script.write_text(TINY_MODULE, encoding="utf-8")
+    assert _plan_keys(config, capsys) == keys

@@ -355,18 +355,21 @@ def test_pytorch_and_onnx_models_are_read_and_left_to_prepare(
     assert config.input_model.type == spelt
     assert config.input_model.handler_settings == fields
     problem = unsupported_input_model(config)
+    if spelt == "PyTorchModel":  # a run starts from it (tests/test_olive_workflow.py)
+        assert problem is None
+        return
     assert problem is not None
     assert problem.path == "$.input_model.type"
     assert problem.problem.startswith(f"{spelt} inputs are not supported yet; ")
 
 
-def test_pytorch_model_refusal_says_what_to_do() -> None:
-    config = parse_config(_document(input_model={"type": "PyTorchModel", "model_path": "m"}))
+def test_onnx_model_refusal_says_what_to_do() -> None:
+    config = parse_config(_document(input_model={"type": "OnnxModel", "model_path": "m"}))
     problem = unsupported_input_model(config)
     assert problem is not None
     assert problem.problem == (
-        "PyTorchModel inputs are not supported yet; "
-        "export the model to a Hugging Face folder (HfModel)"
+        "OnnxModel inputs are not supported yet; "
+        "start from the Hugging Face model it was exported from (HfModel)"
     )
 
 

@@ -36,10 +36,11 @@ def test_a_quantized_float16_graph_is_refused(
     tiny_bert: Path, run_pass: Callable[..., Path]
 ) -> None:
     """The issue's chain: TorchDtypeCast(fp16) -> OnnxConversion -> OnnxDynamicQuantization
-    exits normally and writes a graph onnxruntime will not load."""
+    exits normally and writes a graph onnxruntime will not load (at opset 18: at 20, the
+    default since, the same chain's output loads)."""
     half = run_pass("TorchDtypeCast", tiny_bert, dtype="float16")
     check_output("hf", half, pass_type="TorchDtypeCast")
-    converted = run_pass("OnnxConversion", half)
+    converted = run_pass("OnnxConversion", half, target_opset=18)
     check_output("onnx", converted, pass_type="OnnxConversion")
     quantized = run_pass("OnnxDynamicQuantization", converted)
     assert_broken("onnx", quantized, "OnnxDynamicQuantization", "onnxruntime cannot load it")

@@ -174,13 +174,25 @@ def test_a_broken_entry_point_is_an_error_naming_it(
 # --- configuration ------------------------------------------------------------------------
 
 DEFAULTS = {
-    "OnnxConversion": {"target_opset": 18, "dynamic_axes": None, "save_as_external_data": False},
+    "OnnxConversion": {
+        "target_opset": 20,
+        "dynamic_axes": None,
+        "save_as_external_data": False,
+        "torch_dtype": None,
+    },
     "OnnxDynamicQuantization": {
         "weight_type": "QInt8",
-        "per_channel": True,
+        "per_channel": False,
         "reduce_range": False,
         "op_types_to_quantize": None,
+        "op_types_to_exclude": [],
+        "nodes_to_quantize": None,
         "nodes_to_exclude": [],
+        "weight_symmetric": True,
+        "activation_symmetric": False,
+        "extra_options": {},
+        "quant_preprocess": True,
+        "save_as_external_data": False,
     },
     "OrtGraphOptimization": {"level": "extended"},
     "TorchDtypeCast": {"dtype": "float16"},
@@ -208,7 +220,8 @@ CANONICAL = [
     (
         "OnnxDynamicQuantization",
         {"weight_type": "uint8"},
-        {**DEFAULTS["OnnxDynamicQuantization"], "weight_type": "QUInt8"},
+        # onnxruntime quantizes unsigned weights asymmetrically unless told otherwise.
+        {**DEFAULTS["OnnxDynamicQuantization"], "weight_type": "QUInt8", "weight_symmetric": False},
     ),
     (
         "OnnxDynamicQuantization",
@@ -382,7 +395,7 @@ def test_conversion_matches_the_hugging_face_model_on_a_new_batch_shape(
     graph = onnx.load(str(tiny_onnx / "model.onnx"))
     assert [i.name for i in graph.graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
     assert [o.name for o in graph.graph.output] == ["last_hidden_state", "pooler_output"]
-    assert {o.domain or "": o.version for o in graph.opset_import}[""] == 18
+    assert {o.domain or "": o.version for o in graph.opset_import}[""] == 20
     input_dims = [d.dim_param for d in graph.graph.input[0].type.tensor_type.shape.dim]
     assert input_dims == ["batch", "sequence"]
     # The trace saw a 2 x 16 batch; the tiny batch is 3 rows of another length.
@@ -483,7 +496,8 @@ def test_real_minilm_converts_exactly_and_quantizes_faithfully(
         hidden = model(**{k: torch.from_numpy(v) for k, v in batch.items()})[0].numpy()
     expected = (hidden * mask).sum(axis=1) / mask.sum(axis=1)
     assert np.abs(embeddings(converted) - expected).max() < 1e-4
-    quantized = run_pass("OnnxDynamicQuantization", converted)
+    # Per-tensor scales (the default, as in Olive) keep a cosine of only about 0.96 here.
+    quantized = run_pass("OnnxDynamicQuantization", converted, per_channel=True)
     assert (quantized / "model.onnx").stat().st_size < 0.3 * (
         converted / "model.onnx"
     ).stat().st_size
@@ -516,8 +530,8 @@ def test_quantization_options_change_the_output(
     tiny_onnx: Path, run_pass: Callable[..., Path]
 ) -> None:
     default = run_pass("OnnxDynamicQuantization", tiny_onnx)
-    per_tensor = run_pass("OnnxDynamicQuantization", tiny_onnx, per_channel=False)
-    assert (default / "model.onnx").read_bytes() != (per_tensor / "model.onnx").read_bytes()
+    per_channel = run_pass("OnnxDynamicQuantization", tiny_onnx, per_channel=True)
+    assert (default / "model.onnx").read_bytes() != (per_channel / "model.onnx").read_bytes()
 
 
 @pytest.mark.slow

@@ -20,7 +20,12 @@ holder at a time, for 15 to 60 seconds unless renewed.
 * **Late arrivals.** A claimer that gets the lease checks for the manifest once more before
   computing. Holders publish before they release, so an entry that was finished between
   the caller's snapshot and its claim is found here (``published``), and the lease goes
-  back at once.
+  back at once. The check is spared when the claim itself created the lock blob of a key
+  the store's snapshot found unpublished moments before: nobody had ever claimed it, so
+  no holder can have finished it (:mod:`modelcache.azure._sightings`).
+* **Letting go.** A holder whose store has since published the entry (or found it
+  published) lets its lease lapse rather than release it: whoever waits looks for the
+  manifest at each poll and uses the entry.
 
 The lock is an optimization. Correctness never rests on it: publishing is create-only and
 every copy of an entry is equivalent, so two runners that both compute one entry (a lease
@@ -35,6 +40,8 @@ import contextlib
 import random
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from azure.core.exceptions import (
@@ -48,6 +55,7 @@ from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
 from modelcache.store import ClaimOutcome, EntryNotFound, lock_name, manifest_name
 
 from ._errors import Place, error_code, translated
+from ._sightings import Sightings
 from ._store import AzureBlobStore
 
 __all__ = ["BlobLeaseLocks", "LeaseClaim"]
@@ -82,11 +90,13 @@ class LeaseClaim:
         *,
         lease: BlobLeaseClient | None = None,
         renew_seconds: float = 10.0,
+        published: Callable[[], bool] | None = None,
     ) -> None:
         self.key = key
         self.outcome: ClaimOutcome = outcome
         self.waited = waited
         self._lease = lease
+        self._published = published
         self._lost = False
         self._done = threading.Event()
         self._guard = threading.Lock()
@@ -117,8 +127,11 @@ class LeaseClaim:
     def release(self) -> None:
         """Give the lease back (one request); the next claimer gets it at once. Idempotent.
 
-        Never raises for trouble with the service: a lease that could not be released
-        expires by itself within its duration.
+        No request once the store published the entry (or found it published) since the
+        claim: renewals stop and the lease lapses within its duration, which delays nobody,
+        since a claimer that finds the lease taken looks for the manifest, finds it, and
+        uses the entry. Never raises for trouble with the service: a lease that could not
+        be released expires by itself within its duration.
         """
         with self._guard:
             if self._done.is_set():
@@ -127,7 +140,7 @@ class LeaseClaim:
         assert self._renewer is not None
         assert self._lease is not None
         self._renewer.join()
-        if not self._lost:
+        if not self._lost and not (self._published is not None and self._published()):
             _give_back(self._lease)
 
     def __enter__(self) -> LeaseClaim:
@@ -173,9 +186,12 @@ class BlobLeaseLocks:
 
     Requests: a claim that finds the lease free costs two (acquire, and a HEAD of the
     manifest), four the first time an entry is claimed (an acquire finds no lock blob,
-    which is then created);
-    waiting costs two per poll; a holder sends one renewal per ``renew_seconds`` and one
-    release. Errors are the store's (``StoreUnavailable``, ``StoreConfigError``...).
+    which is then created). Through a store whose snapshot found no manifest of the key a
+    moment ago (``sightings``), the lock blob is created first: then two (create,
+    acquire) if the claim created it, as nobody can have claimed, so published, the entry
+    since; else three. Waiting costs two per poll; a holder sends one renewal per
+    ``renew_seconds`` and one release, none if the entry was published through the store.
+    Errors are the store's (``StoreUnavailable``, ``StoreConfigError``...).
     """
 
     def __init__(
@@ -185,6 +201,7 @@ class BlobLeaseLocks:
         lease_seconds: int = 30,
         renew_seconds: float | None = None,
         poll_seconds: float = 1.0,
+        sightings: Sightings | None = None,
     ) -> None:
         if not _SHORTEST_LEASE <= lease_seconds <= _LONGEST_LEASE:
             raise ValueError(
@@ -199,6 +216,8 @@ class BlobLeaseLocks:
         self.lease_seconds = lease_seconds
         self.renew_seconds = lease_seconds / 3 if renew_seconds is None else renew_seconds
         self.poll_seconds = poll_seconds
+        # What the store's requests told it (a fresh one knows nothing): see _sightings.
+        self._sightings = Sightings() if sightings is None else sightings
 
     @classmethod
     def of(
@@ -216,6 +235,7 @@ class BlobLeaseLocks:
             lease_seconds=lease_seconds,
             renew_seconds=renew_seconds,
             poll_seconds=poll_seconds,
+            sightings=store._sightings,  # its companion's: they share what it saw
         )
 
     def __repr__(self) -> str:
@@ -236,22 +256,31 @@ class BlobLeaseLocks:
         lock = self._container.get_blob_client(lock_name(key))
         lease = BlobLeaseClient(lock)
         started = time.monotonic()
+        since = self._sightings.now()
         waited = 0.0
+        # A key the snapshot found unpublished usually has no lock blob yet: make it first
+        # rather than learn so from a failed acquire. One this claim created had never been
+        # claimed, so nobody published the entry through a claim since the snapshot.
+        unclaimed = self._sightings.listed_absent(key) and self._create(lock)
         while True:
             acquired = self._acquire(lock, lease, key)
             try:
-                published = self._published(key)
+                published = not (acquired and unclaimed) and self._published(key)
             except BaseException:
                 if acquired:
                     _give_back(lease)
                 raise
+            unclaimed = False
             if published:
                 if acquired:
                     _give_back(lease)
                 return LeaseClaim(key, "published", waited)
             if acquired:
+                self._sightings.claimed(key)
+                published_since = partial(self._sightings.published_since, key, since)
                 return LeaseClaim(key, "held", waited, lease=lease,
-                                  renew_seconds=self.renew_seconds)  # fmt: skip
+                                  renew_seconds=self.renew_seconds,
+                                  published=published_since)  # fmt: skip
             left = max_wait - (time.monotonic() - started)
             if left <= 0:
                 return LeaseClaim(key, "timed-out", time.monotonic() - started)
@@ -276,16 +305,20 @@ class BlobLeaseLocks:
         # Created, then gone before the lease (deleted from outside): as if taken; try again.
         return False
 
-    def _create(self, lock: BlobClient) -> None:
-        """Make the empty lock blob, unless it exists (several claimers may race here)."""
-        try:
-            lock.upload_blob(b"", overwrite=False)
-        except (ResourceExistsError, ResourceModifiedError):
-            pass
-        except HttpResponseError as error:
-            # A blob that exists and is leased may answer 412 to a conditional PUT.
-            if error.status_code != 412:
-                raise
+    def _create(self, lock: BlobClient) -> bool:
+        """Make the empty lock blob, unless it exists (several claimers may race here);
+        whether this call made it."""
+        with translated(self._place, f"create the lock blob {lock.blob_name}"):
+            try:
+                lock.upload_blob(b"", overwrite=False)
+            except (ResourceExistsError, ResourceModifiedError):
+                return False
+            except HttpResponseError as error:
+                # A blob that exists and is leased may answer 412 to a conditional PUT.
+                if error.status_code != 412:
+                    raise
+                return False
+        return True
 
     def _published(self, key: str) -> bool:
         """Whether the entry's manifest exists (one HEAD)."""
@@ -298,4 +331,5 @@ class BlobLeaseLocks:
                 self._container.get_blob_client(manifest_name(key)).get_blob_properties()
         except EntryNotFound:
             return False
+        self._sightings.exists(key)
         return True

@@ -11,9 +11,11 @@ errors.
 *Round trips.* ``snapshot`` is two listings run side by side, ``entries/`` with blob
 metadata (where ``publish`` put each entry's size and run time) and ``evaluations/``: one
 request per 5,000 blobs in the store, whatever the number of keys asked about. ``publish``
-is one concurrent batch of HEADs (the manifest and every distinct blob), the uploads of the
-missing blobs, then one conditional PUT of the manifest. ``fetch`` is one GET of the
-manifest, then ranged GETs of the blobs.
+is a HEAD of the manifest (spared when this store's claim just found it absent), a
+request or two per distinct blob (:mod:`modelcache.azure._upload`), then one conditional
+PUT of the manifest. ``fetch`` is one GET of the manifest, then ranged GETs of the blobs.
+What the store's own requests told it is kept in :mod:`modelcache.azure._sightings`, and
+trusted only as far as that module's theory says.
 
 *Transfers.* The blobs' side of ``publish`` is :mod:`modelcache.azure._upload`'s, that of
 ``fetch`` is :mod:`modelcache.azure._download`'s; each opens with its theory: how memory
@@ -22,31 +24,26 @@ stays bounded, why a blob's bytes always match its name, what racing publishers 
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient, ContentSettings
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import ContainerClient
 from modelcache.planner import SnapshotEntry
 from modelcache.store import (
     ENTRIES_PREFIX,
     EVALUATIONS_PREFIX,
     MAX_EVALUATION_SIZE,
     MAX_MANIFEST_SIZE,
-    CorruptEntry,
     EntryNotFound,
     InvalidManifest,
     Manifest,
     Progress,
     StoreConfigError,
-    StoredObject,
-    StoreError,
     Tier,
     evaluation_bytes,
     evaluation_name,
@@ -59,16 +56,16 @@ from modelcache.store import (
 
 from ._auth import Credential, open_container
 from ._download import download_entry
-from ._errors import Place, error_code, public_url, translated
+from ._errors import Place, public_url, translated
+from ._maintenance import JSON, MaintainedBlobs
 from ._settings import TransferSettings
+from ._sightings import Sightings
 from ._upload import send_blobs
 
 if TYPE_CHECKING:
     from ._lock import BlobLeaseLocks
 
 __all__ = ["AzureBlobStore"]
-
-_JSON = ContentSettings(content_type="application/json")
 
 
 def _metadata_number(metadata: Mapping[str, str] | None, name: str) -> float | None:
@@ -80,7 +77,7 @@ def _metadata_number(metadata: Mapping[str, str] | None, name: str) -> float | N
     return value if 0 <= value < float("inf") else None
 
 
-class AzureBlobStore:
+class AzureBlobStore(MaintainedBlobs):
     """A cache store in an Azure Blob Storage container: the ``cloud`` tier.
 
     Satisfies ``modelcache.store.Store`` structurally. Build one with
@@ -101,6 +98,8 @@ class AzureBlobStore:
         # Keys whose manifest this store read and refused: a listing cannot tell a bad
         # manifest from a good one, so the snapshot leaves these out, as LocalStore does.
         self._refused: set[str] = set()
+        # What its own requests told it, to spare asking again (see _sightings).
+        self._sightings = Sightings()
 
     @classmethod
     def from_config(
@@ -252,12 +251,16 @@ class AzureBlobStore:
 
     def _list_manifests(self, wanted: set[str]) -> dict[str, Mapping[str, str]]:
         found: dict[str, Mapping[str, str]] = {}
+        listed: set[str] = set()  # every manifest there, even one too big to be read
         for blob in self._container.list_blobs(
             name_starts_with=ENTRIES_PREFIX, include=["metadata"]
         ):
             key = parse_manifest_name(blob.name)
-            if key in wanted and blob.size <= MAX_MANIFEST_SIZE:
-                found[key] = dict(blob.metadata or {})
+            if key in wanted:
+                listed.add(key)
+                if blob.size <= MAX_MANIFEST_SIZE:
+                    found[key] = dict(blob.metadata or {})
+        self._sightings.listed(wanted, listed)
         return found
 
     def _list_evaluations(self, wanted: set[str]) -> dict[str, frozenset[str]]:
@@ -269,17 +272,6 @@ class AzureBlobStore:
         return {key: frozenset(fingerprints) for key, fingerprints in found.items()}
 
     # -- manifests and evaluation results ------------------------------------------------
-
-    def _read_document(
-        self, name: str, limit: int, doing: str, missing: Callable[[], StoreError]
-    ) -> bytes:
-        """A small blob's bytes; ``CorruptEntry`` (or ``missing()``) instead of reading one
-        larger than ``limit`` into memory."""
-        with translated(self._place, doing, missing=missing):
-            downloader = self._container.get_blob_client(name).download_blob()
-            if downloader.size > limit:
-                raise CorruptEntry(f"{name} is larger than {limit} bytes: not read")
-            return downloader.readall()
 
     def read_manifest(self, key: str) -> Manifest:
         """The validated manifest of ``key``: ``EntryNotFound`` if there is none,
@@ -295,11 +287,14 @@ class AzureBlobStore:
             manifest = Manifest.from_json(data, key=key)
         except InvalidManifest:
             self._refused.add(key)
+            self._sightings.exists(key)
             raise
         except EntryNotFound:
             self._refused.discard(key)  # removed (a repair), perhaps to be published anew
+            self._sightings.gone(key)
             raise
         self._refused.discard(key)
+        self._sightings.exists(key)
         return manifest
 
     def read_evaluation(self, key: str, fingerprint: str) -> Mapping[str, Any]:
@@ -325,72 +320,7 @@ class AzureBlobStore:
             translated(self._place, f"write evaluation {fingerprint} of entry {key}"),
             suppress(ResourceExistsError),
         ):
-            client.upload_blob(data, overwrite=False, content_settings=_JSON)
-
-    # -- maintenance (modelcache.store.MaintainedStore) ----------------------------
-
-    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
-        """Every blob whose name starts with ``prefix``: one listing request per 5,000."""
-        with translated(self._place, "list the cache"):
-            listed = [
-                StoredObject(
-                    name=blob.name,
-                    size=blob.size,
-                    modified=blob.last_modified.timestamp(),
-                    version=str(blob.etag),
-                )
-                for blob in self._container.list_blobs(name_starts_with=prefix)
-            ]
-        return iter(listed)
-
-    def read_object(self, name: str, limit: int) -> bytes | None:
-        """A small object's bytes, None if absent (one GET); ``CorruptEntry`` if larger
-        than ``limit``."""
-        try:
-            return self._read_document(
-                name, limit, f"read {name}", lambda: EntryNotFound(f"no {name} in {self._place}")
-            )
-        except EntryNotFound:
-            return None
-
-    def hash_object(self, name: str) -> str | None:
-        """The SHA-256 of a blob's bytes, streamed in ``block_size`` chunks; None if absent."""
-        digest = hashlib.sha256()
-        try:
-            with translated(self._place, f"read {name}", missing=lambda: EntryNotFound(name)):
-                downloader = self._container.get_blob_client(name).download_blob(
-                    max_concurrency=self._settings.max_concurrency
-                )
-                for chunk in downloader.chunks():
-                    digest.update(chunk)
-        except EntryNotFound:
-            return None
-        return digest.hexdigest()
-
-    def delete_object(self, stored: StoredObject) -> bool:
-        """Delete a blob if its ETag is still the one listed (one conditional DELETE);
-        False if it changed or is gone."""
-        client = self._container.get_blob_client(stored.name)
-        with translated(self._place, f"delete {stored.name}"):
-            try:
-                client.delete_blob(
-                    etag=stored.version, match_condition=MatchConditions.IfNotModified
-                )
-            except (ResourceModifiedError, ResourceNotFoundError) as error:
-                if error_code(error) == "ContainerNotFound":
-                    raise
-                return False
-        return True
-
-    def create_object(self, name: str, data: bytes) -> bool:
-        """Create a small blob if ``name`` is free (one create-only PUT)."""
-        client = self._container.get_blob_client(name)
-        with translated(self._place, f"write {name}"):
-            try:
-                client.upload_blob(data, overwrite=False, content_settings=_JSON)
-            except ResourceExistsError:
-                return False
-        return True
+            client.upload_blob(data, overwrite=False, content_settings=JSON)
 
     # -- locks -----------------------------------------------------------------------------
 
@@ -407,20 +337,30 @@ class AzureBlobStore:
     ) -> bool:
         """Publish the directory ``source`` as the entry ``manifest`` describes.
 
-        Costs one concurrent batch of HEADs (the manifest, every distinct blob); then, if
-        the entry is not there yet, the blobs the store lacks, each read through
-        :func:`~modelcache.store.source_chunks` while it is sent (``CorruptEntry`` before
-        anything of it is committed, if it no longer matches); then the manifest,
-        create-only, with the entry's size and run time as blob metadata for
-        :meth:`snapshot`. See :meth:`modelcache.store.Store.publish`.
+        Costs a HEAD of the manifest, unless this store's claim of the entry found it absent
+        (in one concurrent batch with the HEADs of large blobs this store has not seen);
+        then, if the entry is not there yet, the blobs as :func:`~._upload.send_blobs`
+        sends them (each read through :func:`~modelcache.store.source_chunks` while it is
+        sent: ``CorruptEntry`` before anything of it is committed, if it no longer
+        matches); then the manifest, create-only, with the entry's size and run time as
+        blob metadata for :meth:`snapshot`. See :meth:`modelcache.store.Store.publish`.
 
         :return: True if this call published the entry; False if it was there already.
         """
         key = manifest.key
         data = manifest_bytes(manifest)
+        look = not self._sightings.take_claimed(key)
         if not send_blobs(
-            self._container, self._settings, self._place, Path(source), manifest, progress
+            self._container,
+            self._settings,
+            self._place,
+            Path(source),
+            manifest,
+            progress,
+            sightings=self._sightings,
+            look_for_manifest=look,
         ):
+            self._sightings.exists(key)
             return False
         metadata = {"size": str(manifest.size)}
         if manifest.run_seconds is not None:
@@ -428,10 +368,12 @@ class AzureBlobStore:
         with translated(self._place, f"publish the manifest of entry {key}"):
             try:
                 self._container.get_blob_client(manifest_name(key)).upload_blob(
-                    data, overwrite=False, metadata=metadata, content_settings=_JSON
+                    data, overwrite=False, metadata=metadata, content_settings=JSON
                 )
             except ResourceExistsError:
+                self._sightings.exists(key)
                 return False
+        self._sightings.exists(key)
         self._refused.discard(key)  # the manifest this store refused is gone: this one stands
         return True
 

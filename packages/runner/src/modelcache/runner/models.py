@@ -59,7 +59,7 @@ __all__ = [
     "resolve_hf_model",
 ]
 
-ModelType = Literal["hf", "onnx"]
+ModelType = Literal["hf", "onnx", "pytorch"]
 
 #: The graph of an ``"onnx"`` model, and the file its external data goes in.
 ONNX_MODEL_FILE = "model.onnx"

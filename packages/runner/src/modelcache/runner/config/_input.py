@@ -53,7 +53,6 @@ HANDLER_FIELDS: Mapping[str, Mapping[str, tuple[type, ...]]] = {
 }
 
 _UNSUPPORTED = {
-    "PyTorchModel": "export the model to a Hugging Face folder (HfModel)",
     "OnnxModel": "start from the Hugging Face model it was exported from (HfModel)",
 }
 
@@ -82,11 +81,11 @@ def split_handler_settings(
 
 def unsupported_input_model(config: WorkflowConfig) -> Problem | None:
     """The problem with the config's input model if a run cannot start from it (today:
-    any type but ``HfModel``), else ``None``. The config reads every Olive model type it
+    ``OnnxModel``), else ``None``. The config reads every Olive model type it
     knows, so that ``plan`` and ``run`` can say this at the same place as the config's
     other problems; ``prepare`` asks."""
     kind = config.input_model.type
-    if kind == "HfModel":
+    if kind not in _UNSUPPORTED:
         return None
     fix = _UNSUPPORTED.get(kind, "use a Hugging Face model (HfModel)")
     return Problem(path="$.input_model.type", problem=f"{kind} inputs are not supported yet; {fix}")

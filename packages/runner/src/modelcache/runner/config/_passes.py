@@ -18,13 +18,14 @@ __all__ = ["check_passes"]
 
 
 def check_passes(
-    passes: Passes, input_type: str = "hf", context: PassContext | None = None
+    passes: Passes, input_type: str | None = "hf", context: PassContext | None = None
 ) -> tuple[dict[str, tuple[Pass, dict[str, Any]]], list[Problem]]:
     """Each pass looked up (whatever the case of its type) and its parameters validated,
     and each checked to take the model type its predecessor makes, starting from
-    ``input_type``. A pass that depends on its place in the workflow
-    (:class:`~modelcache.runner.passes.ContextDependentPass`) is bound to ``context`` first
-    (default: a context of nothing but its input type). Returns the passes that are sound,
+    ``input_type`` (``None``: unknown, the first pass is not checked). A pass that depends
+    on its place in the workflow (:class:`~modelcache.runner.passes.ContextDependentPass`)
+    is bound to ``context`` first (default: a context of nothing but its input type).
+    Returns the passes that are sound,
     by name, as (implementation, validated parameters), and every problem found, in chain
     order."""
     from ..passes import (
@@ -51,8 +52,10 @@ def check_passes(
             )))  # fmt: skip
             current = None  # what this pass makes is unknown: the next one is not checked
             continue
+        if current is not None and current not in implementation.input_types:
+            implementation = _olive_instead(implementation, str(raw["type"]), current)
         if isinstance(implementation, ContextDependentPass):
-            receives = current or min(implementation.input_types, default=input_type)
+            receives = current or min(implementation.input_types, default="hf")
             bound = evolve(context or PassContext(), input_type=receives)
             implementation = implementation.in_context(bound)
         try:
@@ -77,9 +80,22 @@ def check_passes(
     return sound, problems
 
 
+def _olive_instead(implementation: Pass, type_name: str, receives: str) -> Pass:
+    """``implementation``, or, when it cannot take ``receives`` models and Olive's pass of
+    that name can, Olive's: the built-in ``OnnxConversion`` converts Hugging Face models,
+    Olive's converts PyTorch models too. The choice depends on the config alone (and on
+    Olive being installed, without which nothing takes such a model)."""
+    from ..olive import OLIVE_PREFIX, find_olive_pass
+
+    if implementation.type.startswith(OLIVE_PREFIX):
+        return implementation
+    olive = find_olive_pass(type_name)
+    return olive if olive is not None and receives in olive.input_types else implementation
+
+
 def _kind(model_type: str) -> str:
-    """``hf`` and ``onnx`` as a reader says them: "Hugging Face", "ONNX"."""
-    names = {"hf": "Hugging Face", "onnx": "ONNX"}
+    """Model types as a reader says them: "Hugging Face", "ONNX", "PyTorch"."""
+    names = {"hf": "Hugging Face", "onnx": "ONNX", "pytorch": "PyTorch"}
     return " or ".join(names.get(kind, kind) for kind in model_type.split(" or "))
 
 

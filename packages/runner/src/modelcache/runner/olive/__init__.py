@@ -21,6 +21,7 @@ from ._pass import OLIVE_PREFIX, OlivePass
 
 __all__ = [
     "DISTRIBUTION",
+    "FORMER_NAMES",
     "OLIVE_PREFIX",
     "OlivePass",
     "OlivePassFailed",
@@ -32,10 +33,21 @@ __all__ = [
 ]
 
 
+#: Olive's former names of passes it renamed (as its own configs of the time wrote them),
+#: by their lowercase spelling; each finds the pass by its current name.
+FORMER_NAMES = {
+    "ortperftuning": "OrtSessionParamsTuning",
+    "onnxmodeloptimizer": "OnnxPeepholeOptimizer",
+    "onnxmatmul4quantizer": "OnnxBlockWiseRtnQuantization",
+}
+
+
 def find_olive_pass(type_name: str) -> OlivePass | None:
-    """Olive's pass ``type_name`` (``olive:`` prefix optional, any case), or ``None`` if
-    Olive is not installed or has no such pass."""
+    """Olive's pass ``type_name`` (``olive:`` prefix optional, any case, or a name Olive
+    had for it before renaming it), or ``None`` if Olive is not installed or has no such
+    pass."""
     name = type_name.removeprefix(OLIVE_PREFIX)
+    name = FORMER_NAMES.get(name.casefold(), name)
     library = olive_passes()
     info = library.get(name)
     if info is None:

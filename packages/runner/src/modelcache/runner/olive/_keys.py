@@ -10,19 +10,17 @@ project to another folder does not.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..models import model_digest
+from ..inputs import path_digest
 
 __all__ = ["PATH_KEYS", "digest_of", "named_paths", "resolve_paths"]
 
 #: Keys whose string values are paths wherever they appear in a pass's configuration (its
 #: data configs included): user code, its folder, and local data.
 PATH_KEYS = frozenset({"user_script", "script_dir", "data_dir", "data_files"})
-_CHUNK = 1 << 20
 
 
 def named_paths(config: Mapping[str, Any], path_params: frozenset[str]) -> Iterator[
@@ -83,14 +81,6 @@ def _absolute(value: Any, base_dir: Path) -> Any:
 
 
 def digest_of(path: Path) -> str | None:
-    """``sha256:<hex>`` of a file's bytes, or :func:`model_digest` of a folder's files;
-    ``None`` if nothing is there (the caller says which path is missing)."""
-    if path.is_dir():
-        return f"sha256-tree:{model_digest(path)}"
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
+    """``sha256:<hex>`` of a file's bytes, or the digest of a folder's files; ``None`` if
+    nothing is there (the caller says which path is missing)."""
+    return path_digest(path)

@@ -27,6 +27,8 @@ DISTRIBUTION = "olive-ai"
 #: other pass of ``olive.passes.onnx`` reads and writes ONNX, and every pass of
 #: ``olive.passes.pytorch`` reads and writes a Hugging Face model.
 _TO_ONNX = frozenset({"OnnxConversion", "ModelBuilder", "MobiusBuilder", "OptimumConversion"})
+#: Those of them that also convert a PyTorch model loaded by the user's code.
+_FROM = {"OnnxConversion": frozenset({"hf", "pytorch"})}
 
 
 @frozen(kw_only=True)
@@ -34,8 +36,9 @@ class OlivePassInfo:
     """One pass type of Olive's library, as ``olive_config.json`` describes it.
 
     ``input_types``/``output_type`` are in this project's model types (``"hf"``,
-    ``"onnx"``); both are empty for passes on other formats (OpenVINO IR, QNN and QAIRT
-    artifacts, diffusers pipelines), which modelcache cannot carry between passes.
+    ``"onnx"``, and ``"pytorch"`` for a ``PyTorchModel`` input); both are empty for passes
+    on other formats (OpenVINO IR, QNN and QAIRT artifacts, diffusers pipelines), which
+    modelcache cannot carry between passes.
     """
 
     name: str
@@ -87,7 +90,7 @@ def extra_requirements() -> Mapping[str, tuple[str, ...]]:
 def _info(name: str, entry: dict[str, Any]) -> OlivePassInfo:
     module = str(entry["module_path"])
     if name in _TO_ONNX:
-        input_types, output_type = frozenset({"hf"}), "onnx"
+        input_types, output_type = _FROM.get(name, frozenset({"hf"})), "onnx"
     elif module.startswith("olive.passes.onnx."):
         input_types, output_type = frozenset({"onnx"}), "onnx"
     elif module.startswith("olive.passes.pytorch."):

@@ -115,9 +115,14 @@ def _problems(error: Any, pass_type: str) -> list[PassConfigError]:
 
 
 def handler_for(model_dir: Path, model_type: str, settings: Mapping[str, Any]) -> Any:
-    """The Olive handler of the model in ``model_dir``: ``HfModelHandler`` with the input
-    model's settings, or ``ONNXModelHandler`` of its ``model.onnx``."""
+    """The Olive handler of the model in ``model_dir``: ``HfModelHandler`` or
+    ``PyTorchModelHandler`` with the input model's settings, or ``ONNXModelHandler`` of
+    its ``model.onnx``."""
     _quiet()
+    if model_type == "pytorch":
+        from olive.model import PyTorchModelHandler
+
+        return PyTorchModelHandler(model_path=str(model_dir), **dict(settings))
     if model_type == "onnx":
         from olive.model import ONNXModelHandler
 

@@ -38,6 +38,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..inputs import PYTORCH_FILES
 from ..models import ONNX_MODEL_FILE, UnknownModelType, model_type
 from ..passes import PassConfigError, PassConfigProblems, PassInputError, PassUnavailable
 from ..passes._model_files import copy_along
@@ -61,6 +62,8 @@ _STACK = {
 }  # fmt: skip
 #: The input model settings Olive's ``HfModelHandler`` takes beside its path.
 _HF_SETTINGS = ("task", "load_kwargs", "io_config", "model_attributes")
+#: The model types Olive loads with the input model's settings.
+_LOADED = frozenset({"hf", "pytorch"})
 _REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -150,7 +153,7 @@ class OlivePass:
                 "device": self.context.device,
                 "execution_provider": self.context.execution_provider,
             }
-        if self.context.input_type == "hf" and self.context.input_model:
+        if self.context.input_type in _LOADED and self.context.input_model:
             validated["input_model"] = dict(self.context.input_model)
         return validated
 
@@ -199,13 +202,7 @@ class OlivePass:
 
         validated = self.validate(config)
         input_dir, output_dir = Path(input_dir), Path(output_dir)
-        try:
-            found = model_type(input_dir)
-        except UnknownModelType as error:
-            raise PassInputError(self.type, str(error)) from None
-        if found not in self.input_types:
-            raise PassInputError(self.type, f"takes {' or '.join(sorted(self.input_types))} "
-                                 f"models, but {input_dir} holds an {found} model")  # fmt: skip
+        found = self._input_type(input_dir)
         cls = olive_pass_class(self.info)
         accelerator = accelerator_spec(self.context.device, self.context.execution_provider)
         parameters = resolve_paths(
@@ -218,10 +215,29 @@ class OlivePass:
                 output = cls(accelerator, olive_config).run(handler, str(Path(scratch) / "out"))
             except Exception as error:
                 raise OlivePassFailed(self.type, error, self._hint(parameters)) from error
-            _lay_out(Path(output.model_path), output_dir, input_dir, self.output_type)
+            along = input_dir if found != "pytorch" else None  # the user's file, not ours
+            _lay_out(Path(output.model_path), output_dir, along, self.output_type)
+
+    def _input_type(self, input_dir: Path) -> str:
+        """The type of the model at ``input_dir``: a folder made by a pass or a Hugging Face
+        input, or, first in a chain from a ``PyTorchModel``, the user's own model file."""
+        if self.context.input_type == "pytorch":
+            return "pytorch"
+        try:
+            found: str = model_type(input_dir)
+        except UnknownModelType as error:
+            raise PassInputError(self.type, str(error)) from None
+        if found not in self.input_types:
+            raise PassInputError(self.type, f"takes {' or '.join(sorted(self.input_types))} "
+                                 f"models, but {input_dir} holds an {found} model")  # fmt: skip
+        return found
 
     def _hint(self, parameters: Mapping[str, Any]) -> str:
-        if self.info.name == "OnnxConversion" and not parameters.get("use_dynamo_exporter"):
+        if (
+            self.info.name == "OnnxConversion"
+            and self.context.input_type == "hf"
+            and not parameters.get("use_dynamo_exporter")
+        ):
             return (
                 "Olive's TorchScript exporter fails on transformers 5 models: set "
                 '"use_dynamo_exporter": true'
@@ -229,6 +245,9 @@ class OlivePass:
         return ""
 
     def _handler_settings(self, found: str, input_dir: Path) -> dict[str, Any]:
+        if found == "pytorch":
+            settings = dict(self.context.input_model)
+            return resolve_paths(settings, self.context.base_dir, frozenset(PYTORCH_FILES))  # type: ignore[no-any-return]
         settings = {k: v for k, v in self.context.input_model.items() if k in _HF_SETTINGS}
         if found == "hf":
             return settings
@@ -288,12 +307,14 @@ def _replace_strings(value: Any, written: Mapping[str, str]) -> Any:
     return value
 
 
-def _lay_out(made: Path, output_dir: Path, input_dir: Path, output_type: str) -> None:
+def _lay_out(made: Path, output_dir: Path, input_dir: Path | None, output_type: str) -> None:
     """Olive's output (``made``: its model file or folder) as an output of
-    ``output_type``: Olive's files, the input's riding-along files (config, tokenizer)
-    beside them, and for ONNX the graph named ``model.onnx``."""
+    ``output_type``: Olive's files, the input's riding-along files (config, tokenizer;
+    none for a user's PyTorch model, ``input_dir`` None) beside them, and for ONNX the
+    graph named ``model.onnx``."""
     folder = made if made.is_dir() else made.parent
-    copy_along(input_dir, output_dir)
+    if input_dir is not None:
+        copy_along(input_dir, output_dir)
     shutil.copytree(folder, output_dir, dirs_exist_ok=True)
     if output_type != "onnx" or (output_dir / ONNX_MODEL_FILE).is_file():
         return

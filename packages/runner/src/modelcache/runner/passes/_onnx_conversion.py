@@ -19,9 +19,17 @@ with absolute file paths, FX node text, module names). That differs between mach
 install locations, so it is stripped before saving; the remaining graph is the same bytes
 for the same input, configuration and packages (pinned by a test).
 
+``target_opset`` is 20 by default, as in Olive (20 expresses GELU as one ``Gelu`` node).
 Opsets below 18 are reached by converting down from 18 after export; when that fails
 (LayerNormalization exists only from opset 17, for example) the exporter silently keeps 18,
 so the pass checks the result and says which opset to use instead.
+
+Olive's parameters: a config written for Olive's ``OnnxConversion`` means here what it
+means there. ``dynamic: false`` is ``dynamic_axes: {}``; ``torch_dtype`` casts the loaded
+model before the trace, as Olive does. Olive's parameters the built-in cannot honour are
+accepted at the one value it implements (:data:`_OLIVE_FIXED`) and left out of the
+validated configuration, which holds only what the output depends on: an Olive parameter at
+its default and leaving it out are one cache key.
 """
 
 from __future__ import annotations
@@ -33,12 +41,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..models import ONNX_DATA_FILE
 from ._builtin import BuiltinPass
 from ._errors import PassConfigError
 from ._hf_models import load_hf_model
 from ._model_files import copy_along
 from ._onnx_files import save_onnx
-from ._parameters import Parameter, boolean, integer, nullable
+from ._parameters import Parameter, boolean, integer, nullable, one_of, only
 
 __all__ = ["OnnxConversion"]
 
@@ -68,28 +77,110 @@ def _dynamic_axes(value: Any) -> dict[str, dict[str, str]]:
                 raise ValueError(f'{input_name}: axis {axis!r} must be "0" or "1"')
             if not (isinstance(name, str) and _AXIS_NAME.fullmatch(name)):
                 raise ValueError(f"{input_name}: axis name {name!r} must be an identifier")
-        axes[input_name] = {axis: named[axis] for axis in sorted(named)}
+        if named:  # an input with no symbolic axis is static, as an input left out is
+            axes[input_name] = {axis: named[axis] for axis in sorted(named)}
     return axes
+
+
+#: The names ``torch_dtype`` takes besides the canonical ones: Olive's (any ``torch``
+#: attribute, with or without ``torch.``) and TorchDtypeCast's.
+_DTYPE_ALIASES = {
+    "half": "float16",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+    "float": "float32",
+    "fp32": "float32",
+    "torch.float16": "float16",
+    "torch.half": "float16",
+    "torch.bfloat16": "bfloat16",
+    "torch.float32": "float32",
+    "torch.float": "float32",
+}
+_ELSEWHERE = "use olive:OnnxConversion for another value"
+_IGNORED = "Olive's OnnxConversion ignores it for a Hugging Face model too, so leave it out"
+
+
+def _fixed(name: str, value: Any, shown: str, otherwise: str = _ELSEWHERE) -> Parameter:
+    """The row of one of Olive's parameters the built-in takes at ``value`` only."""
+    problem = f"the built-in takes only {shown} (Olive's default); {otherwise}"
+    return Parameter(
+        name=name, default=value, description=f"{shown} only", check=only(value, otherwise=problem)
+    )
+
+
+#: Olive's parameters the built-in takes at one value only (Olive's default, or the one export
+#: it makes): checked, then left out of the validated configuration, since they change nothing.
+_OLIVE_FIXED = (
+    Parameter(
+        name="use_dynamo_exporter",
+        default=True,
+        description="true only",
+        check=only(
+            True,
+            otherwise="the built-in always exports with the dynamo exporter (Olive's default "
+            'TorchScript exporter fails on transformers 5 models): write "use_dynamo_exporter": '
+            "true, or use olive:OnnxConversion for the TorchScript export",
+        ),
+    ),
+    Parameter(
+        name="device",
+        default=None,
+        description='"cpu" or null only',
+        check=only(
+            None,
+            "cpu",
+            otherwise='the built-in exports on the CPU: leave device out (or write "cpu"), '
+            "or use olive:OnnxConversion",
+        ),
+    ),
+    _fixed("all_tensors_to_one_file", True, "true", _IGNORED),
+    Parameter(
+        name="external_data_name",
+        default=None,
+        description='null or "model.onnx.data" only',
+        check=only(
+            None,
+            ONNX_DATA_FILE,
+            otherwise=f'the built-in names the weights file "{ONNX_DATA_FILE}" (as Olive does by '
+            f"default); {_ELSEWHERE}",
+        ),
+    ),
+    _fixed("size_threshold", 1024, "1024", _IGNORED),
+    _fixed("convert_attribute", False, "false", _IGNORED),
+    _fixed("merge_adapter_weights", False, "false"),
+    _fixed("save_metadata_for_token_generation", False, "false"),
+    _fixed("past_key_value_name", "past_key_values", '"past_key_values"'),
+    _fixed("optimize", True, "true"),
+    _fixed("parallel_jobs", None, "null", _IGNORED),
+    _fixed("user_script", None, "null"),
+    _fixed("script_dir", None, "null"),
+)
+#: The parameters that are Olive's way of saying something the validated configuration says
+#: otherwise (``dynamic``), or nothing at all.
+_FOLDED = frozenset({"dynamic", *(parameter.name for parameter in _OLIVE_FIXED)})
 
 
 class OnnxConversion(BuiltinPass):
     """Export a Hugging Face model to ONNX (``torch.onnx.export``, ``dynamo=True``).
 
-    Parameters: ``target_opset`` (default 18), ``dynamic_axes`` (``null``: the batch and
-    sequence axes of every input are dynamic; ``{}``: all static; or an object of input ->
-    axis -> name), ``save_as_external_data`` (default false: weights go into
-    ``model.onnx.data`` only beyond protobuf's 2 GiB limit).
+    Parameters: ``target_opset`` (default 20, as Olive's), ``dynamic_axes`` (``null``: the
+    batch and sequence axes of every input are dynamic; ``{}``: all static; or an object of
+    input -> axis -> name), ``save_as_external_data`` (default false: weights go into
+    ``model.onnx.data`` only beyond protobuf's 2 GiB limit), ``torch_dtype`` (``null``: as
+    stored; ``"float16"``, ``"bfloat16"`` or ``"float32"``: cast before the export), Olive's
+    ``dynamic`` (false is ``dynamic_axes: {}``), and Olive's other parameters at the values
+    of :data:`_OLIVE_FIXED`.
     """
 
     type = "OnnxConversion"
-    version = "1"
+    version = "2"
     input_types = frozenset({"hf"})
     output_type = "onnx"
     parameters = (
         Parameter(
             name="target_opset",
-            default=18,
-            description="the ONNX opset to export to, such as 18",
+            default=20,
+            description="the ONNX opset to export to, such as 20",
             check=integer(minimum=7),
         ),
         Parameter(
@@ -104,6 +195,19 @@ class OnnxConversion(BuiltinPass):
             description="whether the weights go into model.onnx.data",
             check=boolean(),
         ),
+        Parameter(
+            name="torch_dtype",
+            default=None,
+            description='the dtype to cast the model to before the export, such as "float16"',
+            check=nullable(one_of("float16", "bfloat16", "float32", aliases=_DTYPE_ALIASES)),
+        ),
+        Parameter(
+            name="dynamic",
+            default=True,
+            description="Olive's switch: false exports static axes, as dynamic_axes {}",
+            check=boolean(),
+        ),
+        *_OLIVE_FIXED,
     )
     package_names = ("torch", "transformers", "onnxscript", "onnx-ir", "onnx")
     # torch reads its exporter's flags (TORCH_ONNX_ENABLE_DRAFT_EXPORT, ...) and onnxscript
@@ -111,10 +215,31 @@ class OnnxConversion(BuiltinPass):
     # cannot be cleared for a run: they are keyed instead.
     environment_variables = ("TORCH_ONNX_*",)
 
+    def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The configuration checked, with ``dynamic`` folded into ``dynamic_axes`` and the
+        parameters of :data:`_OLIVE_FIXED` left out."""
+        validated = super().validate(config)
+        if "dynamic" in config:
+            static = validated["dynamic_axes"] == {}
+            if "dynamic_axes" in config and static == validated["dynamic"]:
+                wants = "static" if static else "dynamic"
+                raise PassConfigError(
+                    self.type,
+                    "dynamic",
+                    f"{str(validated['dynamic']).lower()} contradicts dynamic_axes, which asks "
+                    f"for {wants} axes; keep one of the two",
+                )
+            if not validated["dynamic"]:
+                validated["dynamic_axes"] = {}
+        return {name: value for name, value in validated.items() if name not in _FOLDED}
+
     def _run(self, input_dir: Path, output_dir: Path, config: dict[str, Any]) -> None:
         import torch
 
         model = load_hf_model(self.type, input_dir, base_model=True)
+        if config["torch_dtype"] is not None:
+            # As Olive does: the whole module in the dtype, then the trace (inputs are ids).
+            model = model.to(dtype=getattr(torch, config["torch_dtype"]))
         takes = inspect.signature(model.forward).parameters
         names = [n for n in _INPUTS if n in takes]
         # A decoder would also return its key-value cache, which is no tensor to export.

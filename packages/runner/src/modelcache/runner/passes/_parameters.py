@@ -11,6 +11,7 @@ equal. :func:`check_config` reports every problem of a configuration at once.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "nullable",
     "number",
     "one_of",
+    "only",
     "string_set",
 ]
 
@@ -217,3 +219,23 @@ def nullable(inner: Check) -> Check:
         return None if value is None else inner(value)
 
     return check
+
+
+def only(*accepted: Any, otherwise: str) -> Check:
+    """A parameter the pass takes at the ``accepted`` values only, each compared with its JSON
+    type (``true`` never stands for ``1``); ``otherwise`` says why, and what to do instead."""
+
+    def check(value: Any) -> Any:
+        for choice in accepted:
+            if type(value) is type(choice) and value == choice:
+                return choice
+        raise ValueError(f"got {_shown(value)}, but {otherwise}")
+
+    return check
+
+
+def _shown(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)

@@ -136,16 +136,25 @@ def _collecting(
 
 def _resolve_model(config: WorkflowConfig) -> ResolvedModel:
     """The input model; a problem at ``$.input_model.model_path`` if it cannot be used."""
+    from ..inputs import resolve_pytorch_model
     from ..models import ModelError, resolve_hf_model
 
     unsupported = unsupported_input_model(config)
     if unsupported is not None:
         raise ConfigError.of([unsupported])
+    model = config.input_model
     try:
-        return resolve_hf_model(config.input_model.model_path, config.input_model.revision,
-                                base_dir=config.base_dir)  # fmt: skip
+        if model.type == "PyTorchModel":
+            return resolve_pytorch_model(
+                model.model_path, model.handler_settings, base_dir=config.base_dir
+            )
+        return resolve_hf_model(model.model_path, model.revision, base_dir=config.base_dir)
     except ModelError as error:
         raise ConfigError(path="$.input_model.model_path", problem=str(error)) from None
+
+
+#: The model type a pass receives from each kind of input model a run can start from.
+_INPUT_TYPES = {"HfModel": "hf", "PyTorchModel": "pytorch", "OnnxModel": "onnx"}
 
 
 def _pass_instances(config: WorkflowConfig) -> dict[str, PassInstance]:
@@ -157,8 +166,10 @@ def _pass_instances(config: WorkflowConfig) -> dict[str, PassInstance]:
         base_dir=config.base_dir,
         input_model=config.input_model.handler_settings,
     )
-    # Every input model is a Hugging Face model (config.InputModelConfig says so).
-    loaded, problems = check_passes(config.passes, input_type="hf", context=context)
+    # A model a run cannot start from is a problem of its own, not of the first pass.
+    supported = unsupported_input_model(config) is None
+    input_type = _INPUT_TYPES[config.input_model.type] if supported else None
+    loaded, problems = check_passes(config.passes, input_type=input_type, context=context)
     if problems:
         raise ConfigError.of(problems)
     instances: dict[str, PassInstance] = {}
