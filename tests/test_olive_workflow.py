@@ -163,3 +163,19 @@ def test_a_pytorch_model_is_loaded_by_its_script_converted_by_olive_and_keyed_by
     assert _plan_keys(config, capsys) != keys
     script.write_text(TINY_MODULE, encoding="utf-8")
     assert _plan_keys(config, capsys) == keys
+
+
+def test_the_olive_example_plans_as_written(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``examples/olive/workflow.yaml``, unchanged, beside the tiny model it names."""
+    example = Path(__file__).parent.parent / "examples" / "olive" / "workflow.yaml"
+    (tmp_path / "olive").mkdir()
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "model").symlink_to(tiny_model, target_is_directory=True)
+    config = tmp_path / "olive" / "workflow.yaml"
+    config.write_bytes(example.read_bytes())
+    assert modelcache(["plan", str(config), "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert [step["kind"] for step in json.loads(out)["steps"]] == ["run", "run", "run"]
+    assert "Traceback" not in err

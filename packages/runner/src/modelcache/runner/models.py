@@ -48,6 +48,7 @@ __all__ = [
     "ONNX_DATA_FILE",
     "ONNX_MODEL_FILE",
     "ModelError",
+    "ModelNotDownloaded",
     "ModelNotFound",
     "ModelType",
     "ResolvedModel",
@@ -88,6 +89,11 @@ class ModelError(UserError, ValueError):
 class ModelNotFound(ModelError):
     """The input model is not where ``model_path`` says: no such directory, not in the local
     Hugging Face cache, or not a Hugging Face model."""
+
+
+class ModelNotDownloaded(ModelNotFound):
+    """A hub model that is not (wholly) in the local Hugging Face cache: absent from this
+    machine, not wrong in the config, so a plan can still show the passes that would run."""
 
 
 class UnknownModelType(ModelError):
@@ -393,12 +399,12 @@ def _hub_snapshot(repo_id: str, revision: str | None, cache_dir: Path | None) ->
             f"model {repo_id} is neither a local directory nor a valid hub id (org/name)"
         ) from None
     except IncompleteSnapshotError:
-        raise ModelNotFound(
+        raise ModelNotDownloaded(
             f"model {repo_id}{at} is only partly in the local Hugging Face cache; complete "
             f"it first ({fetch}) or give a local directory"
         ) from None
     except LocalEntryNotFoundError:
-        raise ModelNotFound(
+        raise ModelNotDownloaded(
             f"model {repo_id}{at} is not in the local Hugging Face cache; download it first "
             f"({fetch}) or give a local directory"
         ) from None

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from modelcache.planner import Chain, Download, Evaluate, Plan, Run, Skip, Step, Upload
+
+if TYPE_CHECKING:
+    from ..workflow import UnknownPass
 
 __all__ = [
     "ACTION_STYLES",
@@ -63,13 +66,20 @@ def format_metric(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
 
 
-def render_text(plan: Plan, chain: Chain, console: Console) -> None:
-    """The plan as a table, one row per step, coloured by action, and its totals."""
-    types = {spec.name: spec.type for spec in chain.passes}
+def render_text(
+    plan: Plan | None,
+    chain: Chain | None,
+    console: Console,
+    *,
+    unknown: Sequence[UnknownPass] = (),
+) -> None:
+    """The plan as a table, one row per step, coloured by action, and its totals; then a
+    row for each pass whose key is unknown here (``plan`` is ``None`` when none is known)."""
+    types = {spec.name: spec.type for spec in chain.passes} if chain else {}
     table = Table(title="modelcache plan", title_justify="left")
     for column in ("pass", "type", "action", "key", "size", "reason"):
         table.add_column(column, no_wrap=column in ("pass", "action", "key"))
-    for step in plan.steps:
+    for step in plan.steps if plan else ():
         action = type(step).__name__.lower()
         style_key = "local" if isinstance(step, Skip) and step.location == "local" else action
         label = f"{action} ({step.location})" if isinstance(step, Skip) else action
@@ -83,13 +93,20 @@ def render_text(plan: Plan, chain: Chain, console: Console) -> None:
             format_size(getattr(step, "size", None)),
             Text(step.reason),
         )
+    for missing in unknown:
+        table.add_row(Text(missing.name), Text(missing.type), Text("unknown", style="yellow"),
+                      "?", "", Text(missing.why))  # fmt: skip
     console.print(table)
+    if plan is None:
+        console.print(f"{len(unknown)} passes of unknown key; nothing else is known")
+        return
     t = plan.totals
-    unknown = f" (+{t.unknown_sizes} of unknown size)" if t.unknown_sizes else ""
+    unknown_sizes = f" (+{t.unknown_sizes} of unknown size)" if t.unknown_sizes else ""
+    later = f"; then {len(unknown)} passes of unknown key" if unknown else ""
     console.print(
         f"{t.runs} to run, {t.skips} skipped, {t.downloads} to download, {t.uploads} to upload, "
         f"{t.evaluations} to evaluate ({t.cached_evaluations} cached); "
-        f"{format_size(t.bytes_to_move) or '0 B'} to move{unknown}"
+        f"{format_size(t.bytes_to_move) or '0 B'} to move{unknown_sizes}{later}"
     )
 
 

@@ -42,7 +42,7 @@ from ..config import (
 from ..errors import UserError
 from ..passes import available_passes
 from ..reporting import Reporter, RunReport, StepKind, StepRecord
-from ..workflow import Prepared, RunOptions, execute, prepare, snapshot
+from ..workflow import Prepared, RunOptions, execute, prepare, prepare_known, snapshot
 from .exit import say
 from .render import render_dot, render_mermaid, render_text, summary_table
 
@@ -106,13 +106,16 @@ def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
 
 
 def _prepare(args: argparse.Namespace) -> Prepared:
-    options = RunOptions(
+    return prepare(_load(args), _options(args))
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(
         no_cloud=args.no_cloud,
         no_upload=args.no_upload,
         require_cloud=args.require_cloud,
         no_cache=args.no_cache,
     )
-    return prepare(_load(args), options)
 
 
 def _load(args: argparse.Namespace) -> WorkflowConfig:
@@ -146,15 +149,35 @@ def passes_command(_args: argparse.Namespace) -> int:
 
 def plan_command(args: argparse.Namespace) -> int:
     """``modelcache plan``: the plan drawn on stdout; moves nothing. Without the cloud (and
-    without ``--require-cloud``), the plan is made from the local cache, with a note."""
+    without ``--require-cloud``), the plan is made from the local cache, with a note. What
+    is missing from this machine (a hub model not downloaded, a package a pass needs) ends
+    the plan there: the passes from it on are shown as unknown, with a note saying why."""
     with naming_config_file(args.config):
-        prepared = _prepare(args)
-        plan = _plan(prepared, require_cloud=args.require_cloud)
+        prepared, unknown = prepare_known(_load(args), _options(args))
+        plan = _plan(prepared, require_cloud=args.require_cloud) if prepared else None
+    err = Console(stderr=True, highlight=False)
+    for missing in unknown:
+        say(err, "note", "yellow", f"pass {missing.name!r}: key unknown: {missing.why}")
     if args.format == "text":
-        render_text(plan, prepared.chain, Console(highlight=False))
+        render_text(plan, prepared.chain if prepared else None, Console(highlight=False),
+                    unknown=unknown)  # fmt: skip
+    elif plan is None or prepared is None:
+        raise NothingToDraw(args.format)
     else:
         sys.stdout.write(_DRAWINGS[args.format](plan, prepared.chain))
     return 0
+
+
+class NothingToDraw(UserError):
+    """No pass's key is known (the input model is missing), so there is no plan to draw in
+    a format that draws keys."""
+
+    def __init__(self, drawing: str) -> None:
+        super().__init__(
+            f"no plan to draw as {drawing}: every key depends on what is missing (the notes "
+            "above say what); --format text shows the passes"
+        )
+        self.drawing = drawing
 
 
 def _plan(prepared: Prepared, *, require_cloud: bool) -> Plan:

@@ -24,6 +24,9 @@ class Problem:
 
     path: str
     problem: str
+    #: Something absent from this machine (a hub model not downloaded, a package a pass
+    #: needs), not a mistake in the config: a plan can still be drawn up to it.
+    missing: bool = False
 
 
 class ConfigError(RunnerError, ValueError):

@@ -62,8 +62,8 @@ def check_passes(
             validated = implementation.validate({k: v for k, v in raw.items() if k != "type"})
         except PassConfigError as error:
             errors = error.errors if isinstance(error, PassConfigProblems) else (error,)
-            problems.extend(Problem(path=_path(name, raw, e.field), problem=e.problem)
-                            for e in errors)  # fmt: skip
+            problems.extend(Problem(path=_path(name, raw, e.field), problem=e.problem,
+                                    missing=e.missing) for e in errors)  # fmt: skip
         else:
             sound[name] = (implementation, validated)
         if (

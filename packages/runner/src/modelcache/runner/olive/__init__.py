@@ -15,7 +15,7 @@ Nothing here imports Olive until a pass is validated or run.
 
 from __future__ import annotations
 
-from ._errors import OlivePassFailed, OliveUnsupported
+from ._errors import OliveMissingPackage, OlivePassFailed, OliveUnsupported
 from ._library import DISTRIBUTION, OlivePassInfo, olive_passes, olive_version
 from ._pass import OLIVE_PREFIX, OlivePass
 
@@ -23,6 +23,7 @@ __all__ = [
     "DISTRIBUTION",
     "FORMER_NAMES",
     "OLIVE_PREFIX",
+    "OliveMissingPackage",
     "OlivePass",
     "OlivePassFailed",
     "OlivePassInfo",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from ..passes import PassConfigError, PassError
 
-__all__ = ["OlivePassFailed", "OliveUnsupported"]
+__all__ = ["OliveMissingPackage", "OlivePassFailed", "OliveUnsupported"]
 
 
 class OliveUnsupported(PassConfigError):
@@ -20,6 +21,18 @@ class OliveUnsupported(PassConfigError):
 
     def __str__(self) -> str:
         return f"{self.pass_type} {self.problem}"
+
+
+class OliveMissingPackage(OliveUnsupported):
+    """A package an Olive pass needs is not installed here: ``package`` names it. The
+    pass's key cannot be known (it holds the package's version), but the config is not
+    wrong: a plan shows the pass as unknown, a run refuses it."""
+
+    missing: ClassVar[bool] = True
+
+    def __init__(self, pass_type: str, package: str, problem: str) -> None:
+        super().__init__(pass_type, problem)
+        self.package = package
 
 
 class OlivePassFailed(PassError):

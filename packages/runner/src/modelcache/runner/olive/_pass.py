@@ -43,7 +43,7 @@ from ..models import ONNX_MODEL_FILE, UnknownModelType, model_type
 from ..passes import PassConfigError, PassConfigProblems, PassInputError, PassUnavailable
 from ..passes._model_files import copy_along
 from ..passes._protocol import PassContext
-from ._errors import OlivePassFailed, OliveUnsupported
+from ._errors import OliveMissingPackage, OlivePassFailed, OliveUnsupported
 from ._keys import digest_of, named_paths, resolve_paths
 from ._library import DISTRIBUTION, OlivePassInfo, extra_requirements, olive_version
 from ._memo import remembered
@@ -105,7 +105,8 @@ class OlivePass:
                 versions[name] = metadata.version(name)
             except metadata.PackageNotFoundError:
                 problem = f"needs the {name!r} package, which is not installed"
-                raise OliveUnsupported(self.type, f"{problem}; {self._install_hint()}") from None
+                hint = self._install_hint()
+                raise OliveMissingPackage(self.type, name, f"{problem}; {hint}") from None
         return dict(sorted(versions.items()))
 
     def _package_names(self) -> list[str]:

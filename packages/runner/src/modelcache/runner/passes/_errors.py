@@ -34,6 +34,8 @@ class PassConfigError(PassError, ValueError):
     """
 
     fault: ClassVar[Fault] = "user"
+    #: True when what is wrong is absent from this machine (a package), not the config.
+    missing: ClassVar[bool] = False
 
     def __init__(self, pass_type: str, field: str | None, problem: str) -> None:
         super().__init__(pass_type, field, problem)

@@ -12,15 +12,25 @@ to ``output_dir``), ``_state`` (a run in progress).
 """
 
 from ._execute import CloudRequired, execute, run_workflow
-from ._prepare import Prepared, RunOptions, plan_workflow, prepare, snapshot
+from ._prepare import (
+    Prepared,
+    RunOptions,
+    UnknownPass,
+    plan_workflow,
+    prepare,
+    prepare_known,
+    snapshot,
+)
 
 __all__ = [
     "CloudRequired",
     "Prepared",
     "RunOptions",
+    "UnknownPass",
     "execute",
     "plan_workflow",
     "prepare",
+    "prepare_known",
     "run_workflow",
     "snapshot",
 ]

@@ -36,7 +36,16 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-__all__ = ["PassInstance", "Prepared", "RunOptions", "plan_workflow", "prepare", "snapshot"]
+__all__ = [
+    "PassInstance",
+    "Prepared",
+    "RunOptions",
+    "UnknownPass",
+    "plan_workflow",
+    "prepare",
+    "prepare_known",
+    "snapshot",
+]
 
 
 @frozen(kw_only=True)
@@ -97,14 +106,80 @@ def prepare(config: WorkflowConfig, options: RunOptions = RunOptions()) -> Prepa
     """
     problems: list[Problem] = []
     resolved = _collecting(problems, _resolve_model, config)
-    instances = _collecting(problems, _pass_instances, config)
+    instances, pass_problems = _checked_passes(config)
+    problems.extend(pass_problems)
     reference = resolved.path if resolved else Path(".")
     found = _collecting(problems, _evaluation, config, reference=reference)
     if problems:
         raise ConfigError.of(problems)
     assert resolved is not None  # each is None only if it added a problem
-    assert instances is not None
     assert found is not None
+    return _assemble(config, options, resolved, instances, found)
+
+
+@frozen(kw_only=True)
+class UnknownPass:
+    """A pass whose key cannot be known on this machine: ``why`` says what is missing (its
+    input model's files, a package it needs), or that its input's key is unknown."""
+
+    name: str
+    type: str
+    why: str
+
+
+def prepare_known(
+    config: WorkflowConfig, options: RunOptions = RunOptions()
+) -> tuple[Prepared | None, tuple[UnknownPass, ...]]:
+    """:func:`prepare` for a plan: what is absent from this machine (a hub model not
+    downloaded, a package a pass needs) ends the chain there instead of the command. The
+    passes before it are prepared as a chain of their own (``None`` if there are none: the
+    model is missing); the others are returned as unknown, since their keys would be
+    guessed. Nothing is evaluated in such a plan. A mistake in the config still raises
+    :class:`ConfigError`, naming every problem, the missing ones too."""
+    problems: list[Problem] = []
+    resolved = _collecting(problems, _resolve_model, config)
+    instances, pass_problems = _checked_passes(config)
+    problems.extend(pass_problems)
+    _collecting(problems, _evaluation, config, reference=Path("."))  # its mistakes only
+    if any(not problem.missing for problem in problems):
+        raise ConfigError.of(problems)
+    if not problems:
+        return prepare(config, options), ()
+    names = [name for name, _ in config.passes]
+    known = [] if resolved is None else names[: _first_not_in(names, instances)]
+    unknown = tuple(
+        UnknownPass(name=name, type=str(raw.get("type")), why=_why(name, problems, first=i == 0))
+        for i, (name, raw) in enumerate(config.passes[len(known) :])
+    )
+    if not known:
+        return None, unknown
+    assert resolved is not None  # known is empty without it
+    prefix = {name: instances[name] for name in known}
+    return _assemble(config, options, resolved, prefix, (None, Evaluation.nothing())), unknown
+
+
+def _first_not_in(names: list[str], instances: Mapping[str, PassInstance]) -> int:
+    return next((i for i, name in enumerate(names) if name not in instances), len(names))
+
+
+def _why(name: str, problems: list[Problem], *, first: bool) -> str:
+    """Why the key of pass ``name`` is unknown: what it misses itself, else, for the first
+    such pass, what its input misses, else that its input's key is unknown."""
+    at = f"$.passes.{name}"
+    own = [p.problem for p in problems if p.path == at or p.path.startswith((f"{at}.", f"{at}["))]
+    model = [p.problem for p in problems if p.path.startswith("$.input_model")]
+    found = own or (model if first else [])
+    return "; ".join(found) or "its input's key is unknown"
+
+
+def _assemble(
+    config: WorkflowConfig,
+    options: RunOptions,
+    resolved: ResolvedModel,
+    instances: dict[str, PassInstance],
+    found: tuple[Evaluator | None, Evaluation],
+) -> Prepared:
+    """The :class:`Prepared` of a resolved model and its checked passes: stores opened."""
     evaluator, evaluation = found
     local = LocalStore(config.resolve(config.cache_dir))
     cloud = _open_cloud(config, options)
@@ -137,7 +212,7 @@ def _collecting(
 def _resolve_model(config: WorkflowConfig) -> ResolvedModel:
     """The input model; a problem at ``$.input_model.model_path`` if it cannot be used."""
     from ..inputs import resolve_pytorch_model
-    from ..models import ModelError, resolve_hf_model
+    from ..models import ModelError, ModelNotDownloaded, resolve_hf_model
 
     unsupported = unsupported_input_model(config)
     if unsupported is not None:
@@ -150,17 +225,20 @@ def _resolve_model(config: WorkflowConfig) -> ResolvedModel:
             )
         return resolve_hf_model(model.model_path, model.revision, base_dir=config.base_dir)
     except ModelError as error:
-        raise ConfigError(path="$.input_model.model_path", problem=str(error)) from None
+        problem = Problem(path="$.input_model.model_path", problem=str(error),
+                          missing=isinstance(error, ModelNotDownloaded))  # fmt: skip
+        raise ConfigError.of([problem]) from None
 
 
 #: The model type a pass receives from each kind of input model a run can start from.
 _INPUT_TYPES = {"HfModel": "hf", "PyTorchModel": "pytorch", "OnnxModel": "onnx"}
 
 
-def _pass_instances(config: WorkflowConfig) -> dict[str, PassInstance]:
-    """Each pass of the config loaded and its parameters validated, in chain order; every
-    problem of every pass (its type, parameters, place in the chain) if any."""
-    from ..passes import PassContext, key_packages
+def _checked_passes(config: WorkflowConfig) -> tuple[dict[str, PassInstance], list[Problem]]:
+    """Each pass of the config loaded and its parameters validated, in chain order: the
+    sound ones, ready to run, and every problem of the others (type, parameters, place in
+    the chain, a package missing)."""
+    from ..passes import PassContext, PassUnavailable, key_packages
 
     context = PassContext(
         base_dir=config.base_dir,
@@ -170,21 +248,19 @@ def _pass_instances(config: WorkflowConfig) -> dict[str, PassInstance]:
     supported = unsupported_input_model(config) is None
     input_type = _INPUT_TYPES[config.input_model.type] if supported else None
     loaded, problems = check_passes(config.passes, input_type=input_type, context=context)
-    if problems:
-        raise ConfigError.of(problems)
     instances: dict[str, PassInstance] = {}
     for name, (implementation, validated) in loaded.items():
-        spec = PassSpec(
-            name=name,
-            type=implementation.type,
-            version=implementation.version,
-            config=validated,
+        try:
             # The packages' versions, and the machine facts and environment variables the
             # pass declares its output depends on.
-            packages=key_packages(implementation, validated),
-        )
+            packages = key_packages(implementation, validated)
+        except PassUnavailable as error:
+            problems.append(Problem(path=f"$.passes.{name}", problem=str(error), missing=True))
+            continue
+        spec = PassSpec(name=name, type=implementation.type, version=implementation.version,
+                        config=validated, packages=packages)  # fmt: skip
         instances[name] = PassInstance(spec=spec, implementation=implementation, config=validated)
-    return instances
+    return instances, problems
 
 
 def _open_cloud(config: WorkflowConfig, options: RunOptions) -> Store | None:
