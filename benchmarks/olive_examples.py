@@ -2,7 +2,11 @@
 
 Takes a folder of Olive example configs (JSON, or YAML: ``.yaml``/``.yml``; default
 ``/tmp/olive-examples``, collected from ``microsoft/Olive``'s ``examples/``; they are
-reference data and are kept out of this repository) and, for each:
+reference data and are kept out of this repository). The folder is either flat (every
+config file directly in it) or laid out as Olive's ``examples/`` is (``bert/bert_ptq_cpu.json``
+beside ``bert/user_script.py``...), or both: a file directly in the folder is a config, as
+before; a file in a subfolder is one when it holds a mapping with ``input_model`` and
+``passes`` (data files, DeepSpeed or Quark settings beside it are not). For each config:
 
 1. loads it and replaces its input model by a local one of the same kind, changing nothing
    else: an ``HfModel``'s ``model_path`` becomes a tiny BERT-like Hugging Face folder (its
@@ -13,13 +17,18 @@ reference data and are kept out of this repository) and, for each:
    top, in ``engine`` or in ``cache_config``) move into the temporary folder when they are
    plain local paths; URLs and Azure references stay as written;
 2. writes it to a temporary folder and runs ``modelcache plan CONFIG --no-cloud`` there, as
-   its own process, for at most 120 seconds;
+   its own process, for at most 120 seconds. A config from a subfolder gets its folder's
+   other files (and subfolders) copied beside it first, so that its relative
+   ``user_script``, ``model_script``, ``script_dir``, ``data_dir``... resolve as they do in
+   Olive, which reads them from the working directory, the example's folder; a config
+   directly in the folder is copied alone, as before;
 3. classifies the outcome: *accepted* (exit 0), *rejected* (exit 2: the config's errors,
    one ``error:`` line each), *traceback* (any output containing ``Traceback``, whatever the
    exit status: a bug), or *other* (another exit status, a timeout, an unreadable file).
 
 Prints how many configs were accepted, every traceback's last line, and the most common
-error lines (the config's file name taken out) with, for each, one config that shows it;
+error lines (the config's file name taken out) with, for each, one config (named by its path
+in the folder) that shows it;
 ``--verbose`` adds one line per config and the last lines of each traceback. Always exits 0
 once the folder exists (2 if it does not): the figure is the result, not a pass or a fail.
 
@@ -223,16 +232,45 @@ def dump(config: Any, path: Path) -> None:
         path.write_text(json.dumps(config, indent=4) + "\n", encoding="utf-8")
 
 
-def run_plan(source: Path, models: LocalModels, workdir: Path, env: Mapping[str, str]) -> Outcome:
-    """Localize ``source`` into its own folder under ``workdir`` and plan it there."""
-    folder = workdir / "configs" / source.stem
-    folder.mkdir(parents=True)
+def find_configs(root: Path) -> list[Path]:
+    """The configs under ``root``: every config file directly in it, then, in its subfolders,
+    the files that hold a workflow (a mapping with ``input_model`` and ``passes``)."""
+    flat = sorted(p for p in root.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+    nested = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix in SUFFIXES and p.parent != root and _is_workflow(p)
+    )
+    return flat + nested
+
+
+def _is_workflow(path: Path) -> bool:
+    try:
+        config = load(path)
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+        return False
+    return isinstance(config, dict) and "input_model" in config and "passes" in config
+
+
+def run_plan(
+    source: Path, root: Path, models: LocalModels, workdir: Path, env: Mapping[str, str]
+) -> Outcome:
+    """Localize ``source`` (a config under ``root``) into its own folder under ``workdir``,
+    beside a copy of its folder's other files when it is in a subfolder, and plan it
+    there."""
+    relative = source.relative_to(root)
+    name = relative.as_posix()
+    folder = workdir / "configs" / "__".join((*relative.parent.parts, source.stem))
+    if source.parent == root:
+        folder.mkdir(parents=True)
+    else:
+        shutil.copytree(source.parent, folder, symlinks=True)
     try:
         config, changes = localize(load(source), models, folder)
     except LookupError as error:
-        return Outcome(name=source.name, kind="skipped", detail=(str(error),))
+        return Outcome(name=name, kind="skipped", detail=(str(error),))
     except (OSError, ValueError, yaml.YAMLError) as error:  # JSONDecodeError is a ValueError
-        return Outcome(name=source.name, kind="other", detail=(f"unreadable: {error}",))
+        return Outcome(name=name, kind="other", detail=(f"unreadable: {error}",))
     target = folder / source.name
     dump(config, target)
     command = [*MODELCACHE, "plan", str(target), "--no-cloud"]
@@ -241,8 +279,8 @@ def run_plan(source: Path, models: LocalModels, workdir: Path, env: Mapping[str,
                               text=True, timeout=TIMEOUT_SECONDS, check=False)  # fmt: skip
     except subprocess.TimeoutExpired:
         detail = (f"timed out after {TIMEOUT_SECONDS} s",)
-        return Outcome(name=source.name, kind="other", detail=detail, changes=changes)
-    return classify(source.name, done.returncode, done.stdout + done.stderr, changes)
+        return Outcome(name=name, kind="other", detail=detail, changes=changes)
+    return classify(name, done.returncode, done.stdout + done.stderr, changes)
 
 
 def make_models(workdir: Path, env: Mapping[str, str]) -> LocalModels:
@@ -275,7 +313,7 @@ def report(outcomes: list[Outcome], *, verbose: bool, top: int) -> None:
         for outcome in outcomes:
             first = outcome.errors[:1] or outcome.detail[-1:] or ("",)
             extra = f" (+{len(outcome.errors) - 1} more)" if len(outcome.errors) > 1 else ""
-            line = normalized(first[0], outcome.name)
+            line = normalized(first[0], _file_name(outcome.name))
             print(f"{outcome.kind:9} {outcome.name}: {line}{extra}".rstrip(": "))
         print()
     total = len(outcomes)
@@ -290,7 +328,7 @@ def report(outcomes: list[Outcome], *, verbose: bool, top: int) -> None:
     shapes: Counter[str] = Counter()
     example: dict[str, str] = {}
     for outcome in outcomes:
-        seen = {normalized(line, outcome.name) for line in outcome.errors}
+        seen = {normalized(line, _file_name(outcome.name)) for line in outcome.errors}
         lines.update(seen)
         shapes.update({shape(line) for line in seen})
         for line in seen:
@@ -298,6 +336,12 @@ def report(outcomes: list[Outcome], *, verbose: bool, top: int) -> None:
             example.setdefault(shape(line), outcome.name)
     _print_table("most common error lines (configs showing each)", lines, example, top)
     _print_table("the same, grouped (pass names and quoted values elided)", shapes, example, top)
+
+
+def _file_name(name: str) -> str:
+    """The file name in an outcome's name (its path in the folder): what the error lines
+    show."""
+    return name.rpartition("/")[2]
 
 
 def _print_details(kind: Kind, outcomes: list[Outcome], *, verbose: bool) -> None:
@@ -335,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no folder {args.folder}: collect Olive's example configs there first",
               file=sys.stderr)  # fmt: skip
         return 2
-    sources = sorted(p for p in args.folder.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+    sources = find_configs(args.folder)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "COLUMNS": "200",
            "NO_COLOR": "1"}  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="olive-examples-"))
@@ -344,7 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         if models.onnx is None:
             print(f"note: no tiny ONNX model, OnnxModel configs skipped: {models.onnx_note}")
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            outcomes = list(pool.map(lambda p: run_plan(p, models, workdir, env), sources))
+            outcomes = list(
+                pool.map(lambda p: run_plan(p, args.folder, models, workdir, env), sources)
+            )
         report(outcomes, verbose=args.verbose, top=args.top)
     finally:
         if args.keep:

@@ -19,6 +19,7 @@ from ._errors import (
     StoreConfigError,
     StoreError,
     StoreUnavailable,
+    UntrustedEntry,
 )
 from ._evaluations import MAX_EVALUATION_SIZE, evaluation_bytes, parse_evaluation
 from ._file_locks import FileClaim, FileLocks
@@ -55,6 +56,16 @@ from ._manifest import (
 )
 from ._memory import MemoryStore
 from ._port import Claim, ClaimOutcome, EntryLocks, MaintainedStore, Progress, Store, Tier
+from ._signature import (
+    ECDSA_P256,
+    HMAC_SHA256,
+    HmacKey,
+    Signature,
+    SigningKey,
+    VerifyingKey,
+    check_key_id,
+    evaluation_message,
+)
 from ._transfer import (
     CHUNK_SIZE,
     build_manifest,
@@ -64,6 +75,16 @@ from ._transfer import (
     source_chunks,
     write_entry,
 )
+from ._trust import (
+    Trust,
+    check_evaluation,
+    check_manifest,
+    manifest_problem,
+    sign_evaluation,
+    sign_manifest,
+    signer_of,
+)
+from ._trusted import TrustedLocalStore, TrustedStore
 
 __all__ = [
     # the port
@@ -84,6 +105,7 @@ __all__ = [
     "StoreConfigError",
     "StoreError",
     "StoreUnavailable",
+    "UntrustedEntry",
     # layout
     "BLOBS_PREFIX",
     "ENTRIES_PREFIX",
@@ -114,6 +136,22 @@ __all__ = [
     "evaluation_bytes",
     "manifest_bytes",
     "parse_evaluation",
+    # signatures and trust
+    "ECDSA_P256",
+    "HMAC_SHA256",
+    "HmacKey",
+    "Signature",
+    "SigningKey",
+    "Trust",
+    "VerifyingKey",
+    "check_evaluation",
+    "check_key_id",
+    "check_manifest",
+    "evaluation_message",
+    "manifest_problem",
+    "sign_evaluation",
+    "sign_manifest",
+    "signer_of",
     # verified transfer
     "CHUNK_SIZE",
     "build_manifest",
@@ -128,4 +166,6 @@ __all__ = [
     "LayeredStore",
     "LocalStore",
     "MemoryStore",
+    "TrustedLocalStore",
+    "TrustedStore",
 ]

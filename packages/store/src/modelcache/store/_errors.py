@@ -23,6 +23,7 @@ __all__ = [
     "StoreConfigError",
     "StoreError",
     "StoreUnavailable",
+    "UntrustedEntry",
 ]
 
 #: Who can fix an error: the user (exit status 2 on the command line) or nobody right now.
@@ -68,6 +69,12 @@ class CorruptEntry(StoreError):
 class InvalidManifest(CorruptEntry, ValueError):
     """A manifest is not one this modelcache can trust: unparsable, unknown format, unsafe path,
     impossible size, or a key that does not match its inputs."""
+
+
+class UntrustedEntry(CorruptEntry):
+    """An entry or evaluation result that no trusted signer vouches for: unsigned where
+    signatures are required, signed by a key the reader does not trust, or with a signature
+    that does not match. Like any corrupt entry it is a miss: nothing of it is handed on."""
 
 
 class ModelDirectoryError(StoreError, ValueError):

@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import cattrs
-from attrs import field, fields, frozen
+from attrs import evolve, field, fields, frozen
 
 from modelcache.planner import JsonMap, canonical_json
 
 from ._errors import InvalidManifest
 from ._layout import check_hex
+from ._signature import MANIFEST_TAG, Signature
 from ._untrusted import UntrustedJson, load_untrusted
 
 __all__ = [
@@ -135,6 +136,9 @@ class Manifest:
     producer: str
     run_seconds: float | None = None
     created: str = ""
+    #: Who vouches for the entry (``docs/security.md``); None: unsigned, and the field is
+    #: left out of the stored form, which is then byte for byte what it was before signing.
+    signature: Signature | None = None
 
     @property
     def size(self) -> int:
@@ -144,7 +148,15 @@ class Manifest:
     def to_json(self) -> bytes:
         """The stored form: canonical JSON, UTF-8."""
         document = _converter.unstructure(self)
+        if self.signature is None:
+            del document["signature"]
         return canonical_json({"format": MANIFEST_FORMAT, **document}).encode("utf-8")
+
+    def signed_message(self) -> bytes:
+        """What the entry's signature covers: a domain tag and the canonical manifest
+        without its signature, which binds the key, the key inputs and every file."""
+        unsigned = self if self.signature is None else evolve(self, signature=None)
+        return MANIFEST_TAG + unsigned.to_json()
 
     @classmethod
     def from_json(cls, data: bytes | str, *, key: str | None = None) -> Manifest:
@@ -249,8 +261,10 @@ _converter.register_structure_hook(float | None, _duration)
 _converter.register_structure_hook(JsonMap, _json_object)
 _converter.register_structure_hook_func(lambda kind: kind == tuple[ManifestFile, ...], _file_list)
 _converter.register_unstructure_hook(JsonMap, lambda value: value)
-# Defaults are for writers; a stored manifest names every field.
-_FIELDS = frozenset(a.name for a in fields(Manifest))
+_converter.register_structure_hook(Signature | None, lambda value, _: Signature.from_json(value))
+_converter.register_unstructure_hook(Signature, Signature.to_json)
+# Defaults are for writers; a stored manifest names every field but the optional signature.
+_FIELDS = frozenset(a.name for a in fields(Manifest)) - {"signature"}
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:

@@ -21,13 +21,14 @@ from rich.console import Console
 from rich.text import Text
 
 from modelcache.planner import ModelIdentity, key_document
-from modelcache.store import LocalStore, MaintainedStore
+from modelcache.store import LocalStore, MaintainedStore, Trust
 
 from .. import maintenance
 from ..cloud import open_cloud_store
 from ..config import WorkflowConfig, load_config, naming_config_file
 from ..errors import UserError
 from ..maintenance import WhyReport
+from ..trust import configured, load_trust
 from ..workflow import RunOptions, prepare
 from .cache_actions import ACTIONS, print_json
 
@@ -115,6 +116,8 @@ def cache_command(args: argparse.Namespace) -> int:
     if args.cache_command == "why":
         return _why(args, out)
     store = _open_store(args)
+    # Signatures are checked (ls, show, verify) under the trust a --config describes.
+    args.trust = _trust(args)
     inventory = maintenance.take_inventory(store, now=time.time())
     return ACTIONS[args.cache_command](args, store, inventory, out)
 
@@ -130,6 +133,14 @@ def _open_store(args: argparse.Namespace) -> MaintainedStore:
             "or --cache-dir DIR"
         )
     return _tier_store(load_config(args.config), args.tier)
+
+
+def _trust(args: argparse.Namespace) -> Trust | None:
+    """The trust of the config named by ``--config``; None without one (nothing checked)."""
+    if args.config is None:
+        return None
+    config = load_config(args.config)
+    return load_trust(config) if configured(config) else None
 
 
 def _existing_cache_dir(folder: Path) -> Path:

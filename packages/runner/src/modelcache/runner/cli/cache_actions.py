@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from modelcache.store import MaintainedStore, StoreError
+from modelcache.store import MaintainedStore, StoreError, Trust, manifest_problem, signer_of
 
 from .. import maintenance
 from ..errors import UserError
-from ..maintenance import Inventory
+from ..maintenance import EntryInfo, Inventory
 from .exit import EXIT_STATUS
 from .render import format_metric
 from .render import format_size as _size
@@ -65,7 +65,8 @@ def _ls(
         print_json({"entries": [entry.to_json() for entry in entries]})
         return 0
     table = Table(box=None, pad_edge=False)
-    for column in ("key", "pass", "input", "type", "size", "created", "last used"):
+    columns = ("key", "pass", "input", "type", "size", "created", "last used", "signed by")
+    for column in columns:
         table.add_column(column, justify="right" if column == "size" else "left")
     for entry in entries:
         described = entry.to_json()
@@ -77,10 +78,20 @@ def _ls(
             _size(entry.size),
             _when(entry.created),
             _when(entry.last_used),
+            Text(_signer(entry, getattr(args, "trust", None))),
         )
     out.print(table)
     out.print(f"{len(entries)} entries, {_size(sum(e.size for e in entries))} of models")
     return 0
+
+
+def _signer(entry: EntryInfo, trust: Trust | None) -> str:
+    """Who signed the entry: its key id, marked when the config's trust refuses it."""
+    signer = signer_of(entry.manifest) or "-"
+    manifest = entry.manifest
+    if manifest is not None and trust is not None and manifest_problem(manifest, trust):
+        return f"{signer} (untrusted)"
+    return signer
 
 
 def _short_input(text: str | None) -> str:
@@ -113,6 +124,7 @@ def _show(
     for name in ("pass", "model_type", "files", "created", "last_used", "problem"):
         if name in summary:
             out.print(Text(f"  {name}: {summary[name]}"))
+    out.print(Text(f"  signed by: {_signer(entry, getattr(args, 'trust', None))}"))
     out.print(Text(f"  size: {_size(entry.size)} ({entry.size} bytes)"))
     if manifest is not None:
         _print_manifest(manifest, out)
@@ -198,7 +210,9 @@ def _verify(
 ) -> int:
     if args.sample is not None and args.sample < 1:
         raise UserError(f"--sample {args.sample}: give a number of blobs of 1 or more")
-    report = maintenance.verify(store, inventory, sample=args.sample, repair=args.repair)
+    report = maintenance.verify(
+        store, inventory, sample=args.sample, repair=args.repair, trust=getattr(args, "trust", None)
+    )
     damaged = not report.clean and not (args.repair and report.repaired)
     if args.json:
         print_json(report.to_json())
@@ -211,6 +225,10 @@ def _verify(
         out.print(Text(f"missing blob {digest}"))
     for key, problem in sorted(report.invalid_entries.items()):
         out.print(Text(f"invalid entry {key}: {problem}"))
+    for key, problem in sorted(report.untrusted_entries.items()):
+        out.print(Text(f"untrusted entry {key}: {problem}"))
+    for name, problem in sorted(report.untrusted_evaluations.items()):
+        out.print(Text(f"untrusted evaluation result {name}: {problem}"))
     for key, digests in sorted(report.broken_entries.items()):
         out.print(Text(f"broken entry {key}: needs {len(digests)} bad blob(s)"))
     for name in report.links:
@@ -226,7 +244,8 @@ def _verify(
         out.print(
             Text(
                 f"removed {len(report.removed_entries)} entries, "
-                f"{len(report.removed_blobs)} corrupt blobs and "
+                f"{len(report.removed_blobs)} corrupt blobs, "
+                f"{len(report.removed_evaluations)} evaluation results and "
                 f"{len(report.removed_links)} links; the next run recomputes them"
             )
         )

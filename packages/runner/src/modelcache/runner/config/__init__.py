@@ -39,6 +39,7 @@ from ._olive import OLIVE_FIELDS
 from ._parse import parse_config
 from ._passes import check_passes
 from ._structure import check_container_name
+from ._trust import SignerConfig, SigningConfig, TrustConfig
 
 __all__ = [
     "HANDLER_FIELDS",
@@ -51,6 +52,9 @@ __all__ = [
     "InputModelConfig",
     "PassParameters",
     "Problem",
+    "SignerConfig",
+    "SigningConfig",
+    "TrustConfig",
     "WorkflowConfig",
     "check_account_name",
     "check_container_name",

@@ -10,6 +10,8 @@ from typing import Any, NewType
 
 from attrs import field, frozen, validators
 
+from ._trust import SigningConfig, TrustConfig
+
 __all__ = [
     "METRICS",
     "MODEL_TYPES",
@@ -130,6 +132,10 @@ class WorkflowConfig:
     passes: Passes
     evaluator: EvaluatorConfig | None = None
     cloud_cache_config: CloudCacheConfig | None = None
+    #: Who this runner signs the entries it publishes as, and whose signatures it believes
+    #: (``_trust``, ``docs/security.md``); None: it signs nothing, checks nothing.
+    signing: SigningConfig | None = None
+    trust: TrustConfig | None = None
     cache_dir: Path = Path(".modelcache/cache")
     output_dir: Path = Path("out")
     #: The folder relative paths are resolved against (the config file's).

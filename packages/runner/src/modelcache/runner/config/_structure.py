@@ -35,6 +35,7 @@ from ._model import (
     check_metrics,
 )
 from ._reading import json_type as _json_type
+from ._trust import register_trust_hooks
 
 __all__ = ["check_container_name", "converter", "structure_passes"]
 
@@ -301,6 +302,7 @@ def _structure_input_model(value: dict[str, Any], _type: Any) -> InputModelConfi
 converter.register_structure_hook(
     InputModelConfig, _object(InputModelConfig, _structure_input_model)
 )
+register_trust_hooks(converter)
 converter.register_structure_hook(
     WorkflowConfig,
     make_dict_structure_fn(

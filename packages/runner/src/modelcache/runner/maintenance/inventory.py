@@ -36,6 +36,7 @@ from modelcache.store import (
     parse_evaluation_name,
     parse_manifest_name,
     parse_run_record_name,
+    signer_of,
 )
 
 from ._codec import JsonObject, Timestamp, parse_iso, unstructure, wire_format
@@ -72,12 +73,15 @@ class EntrySummary:
     created: Timestamp
     last_used: Timestamp
     problem: str | None = None
+    #: The key id the entry's signature names (not checked here: ``verify`` checks).
+    signed_by: str | None = None
 
 
 wire_format(
     EntrySummary,
     pass_type=override(rename="pass"),
     problem=override(omit_if_default=True),
+    signed_by=override(omit_if_default=True),
 )
 
 
@@ -127,6 +131,7 @@ class EntryInfo:
             created=Timestamp(self.created),
             last_used=Timestamp(self.last_used),
             problem=self.problem or None,
+            signed_by=signer_of(self.manifest),
         )
 
     def to_json(self) -> JsonObject:

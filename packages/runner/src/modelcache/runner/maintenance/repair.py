@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from modelcache.store import (
     MaintainedStore,
     StoredObject,
+    Trust,
     blob_name,
     evaluations_prefix,
     manifest_name,
@@ -30,10 +31,13 @@ from .verify import VerifyReport, verify
 __all__ = ["repair_entries"]
 
 
-def repair_entries(store: MaintainedStore, keys: Iterable[str], *, now: float) -> VerifyReport:
+def repair_entries(
+    store: MaintainedStore, keys: Iterable[str], *, now: float, trust: Trust | None = None
+) -> VerifyReport:
     """Verify the entries ``keys`` of ``store`` and remove what is damaged: symbolic links on
     the way to them, entries that are invalid or name a corrupt or missing blob, and corrupt
-    blobs. Every blob those entries name is hashed.
+    blobs; with ``trust``, the entries and results it refuses too. Every blob those entries
+    name is hashed.
 
     :return: what was found and removed, as ``verify --repair`` reports it.
     """
@@ -69,7 +73,7 @@ def repair_entries(store: MaintainedStore, keys: Iterable[str], *, now: float) -
         records=(),
         links=links,
     )
-    return verify(store, inventory, repair=True)
+    return verify(store, inventory, repair=True, trust=trust)
 
 
 def _exactly(store: MaintainedStore, name: str) -> list[StoredObject]:

@@ -5,12 +5,14 @@ the listing lacks it (found from the listings alone, even when only a sample is 
 entry is broken when it names a corrupt or missing blob, invalid when its manifest cannot be
 trusted, or lists a file's size other than its blob's (the listing gives sizes, so this too
 is found without hashing; such a blob is always hashed, to tell a damaged blob from a lying
-manifest). A symbolic link in a local cache is reported apart (:mod:`._links`).
+manifest). A symbolic link in a local cache is reported apart (:mod:`._links`). Given a
+:class:`~modelcache.store.Trust` that checks signatures, an entry or evaluation result that
+no trusted signer vouches for is *untrusted* (:mod:`._signatures`).
 
-Repair removes the links (never what they point to), broken and invalid entries, and
-corrupt blobs: a corrupt blob left in place would be reused by the next publish, which
-trusts a blob of the right name and size. Every delete is conditional on the version
-listed, so what changed meanwhile is kept.
+Repair removes the links (never what they point to), broken, invalid and untrusted
+entries, untrusted evaluation results, and corrupt blobs: a corrupt blob left in place would
+be reused by the next publish, which trusts a blob of the right name and size. Every delete
+is conditional on the version listed, so what changed meanwhile is kept.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from attrs import Factory, define
 from cattrs.gen import override
 
-from modelcache.store import MaintainedStore
+from modelcache.store import MaintainedStore, Trust
 
 from ._codec import JsonObject, unstructure, wire_format
 from ._links import remove_link
+from ._signatures import untrusted_entries, untrusted_evaluations
 from .inventory import Inventory, remove_entry
 
 __all__ = ["VerifyReport", "verify"]
@@ -44,8 +47,12 @@ class VerifyReport:
     missing_blobs: list[str] = Factory(list)
     invalid_entries: dict[str, str] = Factory(dict)
     broken_entries: dict[str, list[str]] = Factory(dict)
+    #: Entries, and evaluation results by object name, that no trusted signer vouches for.
+    untrusted_entries: dict[str, str] = Factory(dict)
+    untrusted_evaluations: dict[str, str] = Factory(dict)
     removed_entries: list[str] = Factory(list)
     removed_blobs: list[str] = Factory(list)
+    removed_evaluations: list[str] = Factory(list)
     kept_changed: list[str] = Factory(list)
     #: Symbolic links in a local cache, by layout name (a manifest, a blob, a folder).
     links: list[str] = Factory(list)
@@ -53,13 +60,21 @@ class VerifyReport:
 
     @property
     def clean(self) -> bool:
-        return not (self.corrupt_blobs or self.missing_blobs or self.invalid_entries or self.links)
+        return not (
+            self.corrupt_blobs
+            or self.missing_blobs
+            or self.invalid_entries
+            or self.links
+            or self.untrusted_entries
+            or self.untrusted_evaluations
+        )
 
     @property
     def repaired(self) -> bool:
-        broken = set(self.broken_entries) | set(self.invalid_entries)
+        broken = set(self.broken_entries) | set(self.invalid_entries) | set(self.untrusted_entries)
         return (
             broken <= set(self.removed_entries)
+            and set(self.untrusted_evaluations) <= set(self.removed_evaluations)
             and not self.kept_changed
             and set(self.corrupt_blobs) <= set(self.removed_blobs)
             and set(self.links) <= set(self.removed_links)
@@ -89,6 +104,10 @@ wire_format(
     missing_blobs=override(unstruct_hook=sorted),
     invalid_entries=override(unstruct_hook=_sorted_problems),
     broken_entries=override(unstruct_hook=_sorted_breakage),
+    # Only with signatures checked: a report without them reads as it always has.
+    untrusted_entries=override(unstruct_hook=_sorted_problems, omit_if_default=True),
+    untrusted_evaluations=override(unstruct_hook=_sorted_problems, omit_if_default=True),
+    removed_evaluations=override(unstruct_hook=sorted, omit_if_default=True),
     removed_entries=override(unstruct_hook=sorted),
     removed_blobs=override(unstruct_hook=sorted),
     kept_changed=override(unstruct_hook=sorted),
@@ -104,6 +123,7 @@ def verify(
     sample: int | None = None,
     repair: bool = False,
     rng: random.Random | None = None,
+    trust: Trust | None = None,
 ) -> VerifyReport:
     """Re-hash every content blob (or ``sample`` of them, chosen at random, and every blob
     whose size an entry lists otherwise), find blobs that entries name but the store lacks,
@@ -113,9 +133,14 @@ def verify(
     they point to), broken and invalid entries are removed (manifest and evaluation results)
     and corrupt blobs deleted, so the next run recomputes and republishes them; each delete
     is conditional on the version listed, and an object that changed since is kept and
-    reported in ``kept_changed``.
+    reported in ``kept_changed``. With ``trust``, entries and evaluation results it refuses
+    are reported (and, with ``repair``, removed) as untrusted.
     """
     report = VerifyReport(links=list(inventory.links))
+    report.untrusted_entries = untrusted_entries(inventory, trust)
+    report.untrusted_evaluations = untrusted_evaluations(
+        store, inventory, trust, skip=set(report.untrusted_entries)
+    )
     digests = sorted(inventory.blobs)
     mismatched = _size_mismatches(inventory)
     if sample is not None and sample < len(digests):
@@ -184,13 +209,29 @@ def _repair(store: MaintainedStore, inventory: Inventory, report: VerifyReport) 
     for name in report.links:
         if remove_link(store, name):
             report.removed_links.append(name)
-    for key in sorted(set(report.broken_entries) | set(report.invalid_entries)):
+    doomed = (
+        set(report.broken_entries) | set(report.invalid_entries) | set(report.untrusted_entries)
+    )
+    for key in sorted(doomed):
         if remove_entry(store, inventory, key):
             report.removed_entries.append(key)
         else:
             report.kept_changed.append(inventory.entries[key].stored.name)
+    _remove_evaluations(store, inventory, report)
     for digest in report.corrupt_blobs:
         if store.delete_object(inventory.blobs[digest]):
             report.removed_blobs.append(digest)
         else:
             report.kept_changed.append(inventory.blobs[digest].name)
+
+
+def _remove_evaluations(store: MaintainedStore, inventory: Inventory, report: VerifyReport) -> None:
+    """Delete the untrusted evaluation results, each if unchanged since listed."""
+    listed = {
+        stored.name: stored for results in inventory.evaluations.values() for stored in results
+    }
+    for name in sorted(report.untrusted_evaluations):
+        if store.delete_object(listed[name]):
+            report.removed_evaluations.append(name)
+        else:
+            report.kept_changed.append(name)

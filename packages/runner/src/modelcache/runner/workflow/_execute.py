@@ -50,6 +50,7 @@ from modelcache.store import MaintainedStore, Store, StoreError, StoreUnavailabl
 
 from ..config import WorkflowConfig
 from ..reporting import Outcome, Reporter, RunReport, StepRecord, step_kind
+from ..trust import with_trust
 from ._deliver import deliver, output_dir
 from ._hits import count_hits
 from ._prepare import Prepared, RunOptions, prepare, snapshot
@@ -81,12 +82,16 @@ def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
     :param reporter: told of plans, steps, transfers and notes as they happen.
     :return: what the run did; the final model is in ``output_dir`` by then.
     :raises ConfigError: ``output_dir`` holds files modelcache did not write (checked before
-        any work).
+        any work), or a signing or trusted key cannot be read.
     :raises CloudRequired: the cloud failed and ``options.require_cloud`` is set.
     """
     reporter = reporter or Reporter()
     output_dir(prepared)
+    prepared, trust_note = with_trust(prepared)  # signs and checks as the config says
     report = RunReport()
+    if trust_note is not None:
+        report.notes.append(trust_note)
+        reporter.note(message=trust_note)
     started = time.perf_counter()
     local_root = prepared.local.root
     local_root.mkdir(parents=True, exist_ok=True)

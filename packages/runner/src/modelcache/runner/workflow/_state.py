@@ -21,6 +21,7 @@ from modelcache.store import Claim, CorruptEntry, EntryNotFound, StoreError
 
 from ..maintenance import repair_entries
 from ..reporting import Outcome, Reporter, RunReport
+from ..trust import trust_of
 from ._prepare import Prepared
 
 __all__ = ["PRODUCER", "Execution", "Replan", "Transfer"]
@@ -109,7 +110,8 @@ class Execution:
                 f"{message}, again after this run removed it; run `modelcache cache verify "
                 f"--repair --cache-dir {self.prepared.local.root}` and look for what damages it"
             )
-        repaired = repair_entries(self.prepared.local, self.prepared.keys, now=time.time())
+        local = self.prepared.local
+        repaired = repair_entries(local, self.prepared.keys, now=time.time(), trust=trust_of(local))
         removed = [name[:12] for name in repaired.removed_entries] + repaired.removed_links
         if removed:
             message += f"; removed from the local cache: {', '.join(removed)}"

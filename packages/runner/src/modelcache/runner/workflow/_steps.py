@@ -16,6 +16,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from modelcache.planner import (
     Chain,
@@ -33,8 +34,10 @@ from modelcache.store import (
     CorruptEntry,
     EntryNotFound,
     Manifest,
+    Store,
     StoreError,
     StoreUnavailable,
+    UntrustedEntry,
     build_manifest,
 )
 
@@ -161,7 +164,7 @@ def _evaluate(run: Execution, step: Evaluate) -> StepResult:
                 continue
             # A result that cannot be read is recomputed: the cache is an optimization.
             with contextlib.suppress(StoreError):
-                result = dict(store.read_evaluation(step.key, fingerprint))
+                result = _cached_result(run, store, step.key, fingerprint)
                 run.report.metrics[step.pass_name] = result
                 if store is prepared.cloud and prepared.policy.enable_local_cache:
                     # Kept locally, as the model is: the next run asks the cloud nothing.
@@ -178,6 +181,15 @@ def _evaluate(run: Execution, step: Evaluate) -> StepResult:
         with contextlib.suppress(StoreError):
             prepared.cloud.write_evaluation(step.key, fingerprint, result)
     return 0, "done", ""
+
+
+def _cached_result(run: Execution, store: Store, key: str, fingerprint: str) -> dict[str, Any]:
+    """A stored result; one no trusted signer vouches for is noted, then raised."""
+    try:
+        return dict(store.read_evaluation(key, fingerprint))
+    except UntrustedEntry as error:
+        run.note(f"{error}; measuring again")
+        raise
 
 
 def _read_later(run: Execution, key: str) -> bool:
