@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from modelcache.runner.config import parse_config
+from modelcache.runner.provenance import SIGNATURE_FILE
 from modelcache.runner.reporting import RunReport
 from modelcache.runner.workflow import execute, prepare
 from modelcache.store import (
@@ -95,7 +96,8 @@ class World:
 
     def run(self, **sections: Any) -> tuple[RunReport, dict[str, bytes]]:
         """The workflow with the given config sections (``signing``, ``trust``, ``evaluator``);
-        the report and the delivered model."""
+        the report and the delivered model (without the signature a signing run adds to it,
+        ``packages/runner/tests/test_provenance.py``)."""
         number = next(self._runs)
         local = self.shared_dir if self.container is None else self.folder / f"local-{number}"
         document = {
@@ -110,7 +112,9 @@ class World:
             prepared.cloud = self.store()
             prepared.policy = evolve(prepared.policy, enable_cloud_cache=True, upload_to_cloud=True)
         report = execute(prepared)
-        return report, model_files(self.folder / f"out-{number}")
+        model = model_files(self.folder / f"out-{number}")
+        model.pop(SIGNATURE_FILE, None)
+        return report, model
 
     def publish(self, source: Path, manifest: Manifest, key: SigningKey | None = None) -> None:
         """Publish straight into the shared cache, signed with ``key`` if given."""

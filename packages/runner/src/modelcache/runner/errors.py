@@ -15,6 +15,7 @@ Each branch lives with the module that raises it::
     │       ├── ModelNotFound
     │       └── UnknownModelType
     ├── config.ConfigError             the workflow config, every problem at once
+    ├── keyvault.KeyVaultError         an Azure Key Vault key that would not sign or show itself
     └── passes.PassError               a pass or the pass registry
         ├── PassConfigError            (also a ValueError)
         │   └── PassConfigProblems     several parameters of one pass at once

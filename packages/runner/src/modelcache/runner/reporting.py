@@ -110,6 +110,8 @@ class RunReport:
     notes: list[str] = Factory(list)
     final_key: str | None = None
     output_dir: str | None = None
+    #: The delivered model's OpenSSF model-signing signature, if it was signed.
+    model_signature: str | None = None
     metrics: dict[str, dict[str, Any]] = Factory(dict)
     replans: int = 0
     wall_seconds: float = 0.0
@@ -169,6 +171,7 @@ class RunReport:
             format=REPORT_FORMAT,
             final_key=self.final_key,
             output_dir=self.output_dir,
+            model_signature=self.model_signature,
             steps=tuple(self.steps),
             totals=self.totals(),
             metrics=self.metrics,
@@ -185,6 +188,7 @@ class _ReportDocument:
     format: str
     final_key: str | None
     output_dir: str | None
+    model_signature: str | None = None  # written only when the model was signed
     steps: tuple[StepRecord, ...]
     totals: RunTotals
     metrics: Mapping[str, Mapping[str, Any]]
@@ -215,6 +219,12 @@ _converter.register_unstructure_hook(
         _converter,
         compute_seconds_saved=override(unstruct_hook=_rounded(3)),
         wall_seconds=override(unstruct_hook=_rounded(3)),
+    ),
+)
+_converter.register_unstructure_hook(
+    _ReportDocument,
+    make_dict_unstructure_fn(
+        _ReportDocument, _converter, model_signature=override(omit_if_default=True)
     ),
 )
 

@@ -68,6 +68,12 @@ class EcPublicKey:
             raise ValueError("the public key is not an EC P-256 (prime256v1) key")
         return cls(key)
 
+    def pem(self) -> bytes:
+        """The public key as PEM (``SubjectPublicKeyInfo``): not secret."""
+        return self._key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
     def verify(self, message: bytes, signature: bytes) -> bool:
         try:
             self._key.verify(signature, message, ec.ECDSA(hashes.SHA256()))

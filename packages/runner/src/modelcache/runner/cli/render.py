@@ -214,4 +214,6 @@ def summary_table(report: Mapping[str, Any], console: Console) -> None:
         # Plain text: a note can quote a config's strings, which are not markup.
         console.print(Text.assemble(("note:", "yellow"), " ", note), soft_wrap=True)
     if report.get("output_dir"):
-        console.print(Text(f"final model: {report['output_dir']}"))
+        signed = report.get("model_signature")
+        also = f" (signed: {signed})" if signed else ""
+        console.print(Text(f"final model: {report['output_dir']}{also}"))

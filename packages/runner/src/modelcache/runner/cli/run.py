@@ -301,13 +301,15 @@ class _NoteReporter(Reporter):
 
 
 class _ProgressReporter(_NoteReporter):
-    """Progress bars for passes and transfers, on stderr."""
+    """Progress bars for passes and transfers, on stderr. An upload goes on in the
+    background while the next step runs, so each step in progress has its own bar."""
 
     def __init__(self, progress: Progress, console: Console) -> None:
         super().__init__(console)
         self.progress = progress
         self.overall: TaskID | None = None
-        self.current: TaskID | None = None
+        #: The bar of each step in progress, by kind and pass.
+        self.current: dict[tuple[StepKind, str], TaskID] = {}
 
     def planned(self, *, plan: Plan) -> None:
         total = sum(1 for step in plan.steps if not isinstance(step, Skip))
@@ -320,18 +322,22 @@ class _ProgressReporter(_NoteReporter):
         if kind == "skip":
             return
         unit = "bytes" if kind in ("download", "upload") else None
-        self.current = self.progress.add_task(f"{kind} {pass_name}", total=total_bytes, unit=unit)
+        task = self.progress.add_task(f"{kind} {pass_name}", total=total_bytes, unit=unit)
+        self.current[kind, pass_name] = task
 
     def transferred(self, *, pass_name: str, bytes_done: int) -> None:
-        if self.current is not None:
-            self.progress.update(self.current, completed=bytes_done)
+        # A pass's output is downloaded or uploaded, never both at once.
+        for kind in ("download", "upload"):
+            task = self.current.get((kind, pass_name))
+            if task is not None:
+                self.progress.update(task, completed=bytes_done)
 
     def step_finished(self, *, record: StepRecord) -> None:
         if record.kind == "skip":
             return
-        if self.current is not None:
-            self.progress.update(self.current, total=record.bytes or 1,
+        task = self.current.pop((record.kind, record.pass_name), None)
+        if task is not None:
+            self.progress.update(task, total=record.bytes or 1,
                                  completed=record.bytes or 1, visible=False)  # fmt: skip
-            self.current = None
         if self.overall is not None:
             self.progress.advance(self.overall)

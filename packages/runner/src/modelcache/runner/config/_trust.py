@@ -5,6 +5,8 @@
     "signing": {"key": "keys/ci.pem"}                          an EC P-256 private key (PEM)
     "signing": {"key": "env:MODELCACHE_SIGNING_KEY"}           ... its PEM text in a variable
     "signing": {"hmac_secret_env": "TEAM_SECRET", "key_id": "team"}    a shared secret
+    "signing": {"azure_key_vault_key": "https://v.vault.azure.net/keys/ci/0123...",
+                "public_key": "keys/ci.pub.pem"}         a Key Vault key; public_key optional
     "trust": {
       "signers": [
         {"public_key": "keys/ci.pub.pem"},                     a key pair's public half
@@ -36,18 +38,26 @@ from ._reading import json_type
 __all__ = ["SignerConfig", "SigningConfig", "TrustConfig", "register_trust_hooks"]
 
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# A Key Vault key's URL: https://VAULT.vault.azure.net/keys/NAME, a version after it if pinned.
+_VAULT_KEY = re.compile(
+    r"https://[A-Za-z0-9-]{3,24}\.[a-z0-9.-]+(?::[0-9]{1,5})?/keys/[A-Za-z0-9-]{1,127}"
+    r"(?:/[A-Za-z0-9]{1,64})?/?"
+)
 _HMAC_SHAPE = '{"hmac_secret_env": "VARIABLE", "key_id": "team"}'
 
 
 @frozen(kw_only=True)
 class SigningConfig:
     """``signing``: the key every entry this runner publishes is signed with. Exactly one of
-    ``key`` (an EC P-256 private key: a PEM file, or ``env:VAR``) and ``hmac_secret_env`` (with
-    ``key_id``, the name readers know the secret by)."""
+    ``key`` (an EC P-256 private key: a PEM file, or ``env:VAR``), ``hmac_secret_env`` (with
+    ``key_id``, the name readers know the secret by) and ``azure_key_vault_key`` (a P-256
+    key's URL in Azure Key Vault, with its ``public_key`` optionally: else it is fetched)."""
 
     key: str | None = None
     hmac_secret_env: str | None = None
     key_id: str | None = None
+    azure_key_vault_key: str | None = None
+    public_key: str | None = None
 
 
 @frozen(kw_only=True)
@@ -85,12 +95,33 @@ def _hmac(secret_env: Any, key_id: Any) -> None:
     check_key_id(key_id)
 
 
+def _vault_key(value: dict[str, Any]) -> None:
+    url = value["azure_key_vault_key"]
+    if not isinstance(url, str) or not _VAULT_KEY.fullmatch(url):
+        raise ValueError(
+            "azure_key_vault_key must be a key's URL, "
+            "https://VAULT.vault.azure.net/keys/NAME/VERSION (the version may be left out)"
+        )
+    if value.get("key_id") is not None:
+        raise ValueError("key_id is derived from the Key Vault key's public key; remove it")
+    if value.get("public_key") is not None:
+        _source(value["public_key"], "public_key")
+
+
 def _check_key(value: dict[str, Any], pair: str) -> None:
-    """Exactly one of ``pair`` (a key pair's field) and ``hmac_secret_env``."""
-    has_pair, has_hmac = value.get(pair) is not None, value.get("hmac_secret_env") is not None
-    if has_pair == has_hmac:
-        raise ValueError(f'give exactly one of "{pair}" and "hmac_secret_env"')
-    if has_pair:
+    """Exactly one of ``pair`` (a key pair's field), ``hmac_secret_env`` and, in ``signing``,
+    ``azure_key_vault_key``; ``public_key`` in ``signing`` only beside a vault key."""
+    kinds = [pair, "hmac_secret_env"] + (["azure_key_vault_key"] if pair == "key" else [])
+    given = [kind for kind in kinds if value.get(kind) is not None]
+    if len(given) != 1:
+        *rest, last = [f'"{kind}"' for kind in kinds]
+        raise ValueError(f"give exactly one of {', '.join(rest)} and {last}")
+    if pair == "key" and given != ["azure_key_vault_key"] and value.get("public_key") is not None:
+        raise ValueError("public_key goes beside azure_key_vault_key only (a private key's "
+                         "public half is derived from it)")  # fmt: skip
+    if given == ["azure_key_vault_key"]:
+        _vault_key(value)
+    elif given == [pair]:
         _source(value[pair], pair)
         if value.get("key_id") is not None:
             raise ValueError(

@@ -7,8 +7,9 @@ when the cache lets one down, and delivers the final model; :func:`run_workflow`
 
 Modules: ``_prepare`` (config to chain, stores and policy), ``_execute`` (the re-planning
 loop; its docstring is the theory of operation), ``_steps`` (one handler per step kind),
-``_single_flight`` (claims on outputs), ``_hits`` (hits and misses), ``_deliver`` (the copy
-to ``output_dir``), ``_state`` (a run in progress).
+``_uploads`` (uploads in the background), ``_single_flight`` (claims on outputs), ``_hits``
+(hits and misses), ``_deliver`` (the copy to ``output_dir``), ``_state`` (a run in
+progress).
 """
 
 from ._execute import CloudRequired, execute, run_workflow

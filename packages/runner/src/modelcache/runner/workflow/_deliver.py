@@ -1,4 +1,6 @@
-"""Delivery: the final model copied to ``output_dir``, which modelcache alone writes."""
+"""Delivery: the final model copied to ``output_dir``, which modelcache alone writes, and
+signed there in the OpenSSF model-signing format when the writer has a key pair
+(:mod:`modelcache.runner.provenance`)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import tempfile
 from pathlib import Path
 
 from ..config import ConfigError
+from ..provenance import SIGNATURE_FILE, sign_model
+from ..trust import trust_of
 from ._prepare import Prepared
 from ._state import PRODUCER, Execution
 
@@ -35,16 +39,19 @@ def output_dir(prepared: Prepared) -> Path:
 
 def deliver(run: Execution, final_key: str) -> None:
     """Copy the final model to ``output_dir``, replacing an earlier modelcache output whole,
-    and note where it went in the report."""
+    sign it if the writer has a key, and note where it went in the report."""
     output = output_dir(run.prepared)
     source = run.materialize(final_key)
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.new-", dir=output.parent))
+    # Staged under the output's own name: a model signature records the folder's name.
+    holder = Path(tempfile.mkdtemp(prefix=f".{output.name}.new-", dir=output.parent))
+    staging = holder / output.name
     aside = None
     try:
-        shutil.copytree(source, staging, dirs_exist_ok=True)
+        shutil.copytree(source, staging)
         marker = {"key": final_key, "producer": PRODUCER}
         (staging / OUTPUT_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        signed = _sign(run, staging)
         if output.exists():
             # Renaming a folder onto an empty one replaces it; the old output waits there
             # until the new one is in place, so a failure leaves one or the other whole.
@@ -58,8 +65,21 @@ def deliver(run: Execution, final_key: str) -> None:
                 aside = None
             raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(holder, ignore_errors=True)
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
     run.report.final_key = final_key
     run.report.output_dir = str(output)
+    if signed:
+        run.report.model_signature = str(output / SIGNATURE_FILE)
+
+
+def _sign(run: Execution, staging: Path) -> bool:
+    """Sign the staged model if the writer has a key; a note if it cannot be signed."""
+    trust = trust_of(run.prepared.local)
+    if trust is None or trust.signing_key is None:
+        return False
+    provenance = sign_model(staging, trust.signing_key)
+    if provenance.note is not None:
+        run.note(provenance.note)
+    return provenance.signature is not None

@@ -6,9 +6,10 @@ Theory of operation
 (:mod:`._steps`). Models are *materialized* in a scratch folder beside the local tier (so
 renames stay on one file system): a run writes there, a download lands there, and an output
 the local tier holds is fetched there only when a later step reads it. Every output that is
-run or downloaded is published into the local tier; uploads push it to the cloud. The final
-output is copied to ``output_dir`` (:mod:`._deliver`). The scratch folder is removed however
-the run ends, and a killed run's is swept by the next (:mod:`._scratch`).
+run or downloaded is published into the local tier; uploads push it to the cloud, in the
+background while the next steps run (:mod:`._uploads`). The final output is copied to
+``output_dir`` (:mod:`._deliver`). The scratch folder is removed however the run ends, and a
+killed run's is swept by the next (:mod:`._scratch`).
 
 The cache is an optimization, so the run survives the cloud. A step whose assumption broke
 raises :class:`~._state.Replan`, and the executor plans again, from a new snapshot, with the
@@ -49,7 +50,7 @@ from modelcache.planner import CachePolicy, Download, Snapshot, Step, Upload, ma
 from modelcache.store import MaintainedStore, Store, StoreError, StoreUnavailable
 
 from ..config import WorkflowConfig
-from ..reporting import Outcome, Reporter, RunReport, StepRecord, step_kind
+from ..reporting import Reporter, RunReport, step_kind
 from ..trust import with_trust
 from ._deliver import deliver, output_dir
 from ._hits import count_hits
@@ -57,7 +58,8 @@ from ._prepare import Prepared, RunOptions, prepare, snapshot
 from ._scratch import scratch_folder
 from ._single_flight import release
 from ._state import Execution, Replan
-from ._steps import do
+from ._steps import StepResult, do, upload_source
+from ._uploads import Uploads
 
 __all__ = ["CloudRequired", "execute", "run_workflow"]
 
@@ -186,45 +188,50 @@ def _lose_cloud(
 
 def carry_out(run: Execution) -> None:
     """Carry out the plan's steps in order, recording each, and release every single-flight
-    claim still held when it ends, however it ends.
+    claim still held when it ends, however it ends. Uploads go on in the background while
+    the next steps run (:mod:`._uploads`); the plan is carried out when they have ended.
 
     :raises Replan: from the step that let the plan down, recorded first.
     """
+    uploads = Uploads(run)
+    interrupted = False
     try:
         for step in run.plan.steps:
-            started = time.perf_counter()
-            size = step.size if isinstance(step, (Upload, Download)) else None
-            run.reporter.step_started(kind=step_kind(step), pass_name=step.pass_name,
-                                      total_bytes=size)  # fmt: skip
-            try:
-                moved, outcome, detail = do(run, step)
-            except Replan as replan:
-                # Recorded, so that the report shows which step let the plan down, and why.
-                _record_step(run, step, started, 0, replan.outcome, replan.reason)
-                raise
-            if isinstance(step, Upload):
-                release(run, step.key)  # in the cloud now (or never will be): waiters go on
-            _record_step(run, step, started, moved, outcome, detail)
+            uploads.collect()
+            _carry_out_step(run, step, uploads)
+        uploads.collect(wait=True)
+    except BaseException as error:
+        interrupted = not isinstance(error, Exception)  # Ctrl-C, SIGTERM: do not wait
+        raise
     finally:
+        uploads.finish(interrupted=interrupted)
         for key in list(run.claims):
             release(run, key)
 
 
-def _record_step(
-    run: Execution, step: Step, started: float, moved: int, outcome: Outcome, detail: str
-) -> None:
-    record = StepRecord(
-        kind=step_kind(step),
-        pass_name=step.pass_name,
-        key=step.key,
-        reason=step.reason,
-        seconds=time.perf_counter() - started,
-        bytes=moved,
-        outcome=outcome,
-        detail=detail,
-    )
-    run.report.steps.append(record)
-    run.reporter.step_finished(record=record)
+def _carry_out_step(run: Execution, step: Step, uploads: Uploads) -> None:
+    """Carry out one step, or hand an upload to ``uploads``; record what it did.
+
+    :raises Replan: the step let the plan down; recorded first, so that the report shows
+        which step did, and why.
+    """
+    started = time.perf_counter()
+    try:
+        result: StepResult | None = None
+        if isinstance(step, Upload):
+            source = upload_source(run, step)
+            if isinstance(source, Path):
+                uploads.submit(step, source)  # its worker tells the reporter it started
+                return
+            result = source  # nothing to send
+        size = step.size if isinstance(step, Download) else None
+        run.reporter.step_started(kind=step_kind(step), pass_name=step.pass_name,
+                                  total_bytes=size)  # fmt: skip
+        moved, outcome, detail = do(run, step) if result is None else result
+    except Replan as replan:
+        run.record(step, time.perf_counter() - started, 0, replan.outcome, replan.reason)
+        raise
+    run.record(step, time.perf_counter() - started, moved, outcome, detail)
 
 
 def _record(prepared: Prepared, report: RunReport, *, cloud: bool) -> None:

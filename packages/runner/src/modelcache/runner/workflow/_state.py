@@ -16,11 +16,11 @@ from pathlib import Path
 
 from attrs import Factory, define
 
-from modelcache.planner import Download, Plan, Upload
+from modelcache.planner import Download, Plan, Step, Upload
 from modelcache.store import Claim, CorruptEntry, EntryNotFound, StoreError
 
 from ..maintenance import repair_entries
-from ..reporting import Outcome, Reporter, RunReport
+from ..reporting import Outcome, Reporter, RunReport, StepRecord, step_kind
 from ..trust import trust_of
 from ._prepare import Prepared
 
@@ -123,6 +123,32 @@ class Execution:
         """Tell the user, now and in the report."""
         self.report.notes.append(message)
         self.reporter.note(message=message)
+
+    def record(
+        self,
+        step: Step,
+        seconds: float,
+        moved: int,
+        outcome: Outcome,
+        detail: str,
+        *,
+        at: int | None = None,
+    ) -> None:
+        """Add the step's record to the report (at position ``at``, or last), and tell the
+        reporter it finished."""
+        record = StepRecord(
+            kind=step_kind(step),
+            pass_name=step.pass_name,
+            key=step.key,
+            reason=step.reason,
+            seconds=seconds,
+            bytes=moved,
+            outcome=outcome,
+            detail=detail,
+        )
+        steps = self.report.steps
+        steps.insert(len(steps) if at is None else at, record)
+        self.reporter.step_finished(record=record)
 
     def progress(self, step: Download | Upload) -> Transfer:
         """A transfer's progress callback, which totals the bytes it moved."""

@@ -46,7 +46,7 @@ from ..reporting import CACHED_RESULT, Outcome
 from ._single_flight import claim_output, release
 from ._state import PRODUCER, Execution, Replan
 
-__all__ = ["StepResult", "do"]
+__all__ = ["StepResult", "do", "publish", "upload_source"]
 
 #: What a step came to: bytes moved, its outcome, and a detail for the report.
 StepResult = tuple[int, Outcome, str]
@@ -127,14 +127,36 @@ def _download(run: Execution, step: Download) -> StepResult:
 
 def _upload(run: Execution, step: Upload) -> StepResult:
     """Publish the output into the cloud, unless uploads are off or refused."""
-    prepared = run.prepared
-    if prepared.cloud is None or not run.uploads_allowed:
+    ready = upload_source(run, step)
+    if not isinstance(ready, Path):
+        return ready
+    return publish(run, step, ready)
+
+
+def upload_source(run: Execution, step: Upload) -> Path | StepResult:
+    """What :func:`publish` sends for ``step``: the output, materialized; or, when there is
+    nothing to send (uploads are off or were refused), the step's result.
+
+    :raises Replan: the local entry is damaged.
+    """
+    if run.prepared.cloud is None or not run.uploads_allowed:
         return 0, "skipped", "uploads are off"
-    path = run.materialize(step.key)
-    manifest = prepared.local.read_manifest(step.key)
+    return run.materialize(step.key)
+
+
+def publish(run: Execution, step: Upload, path: Path) -> StepResult:
+    """Publish the materialized output ``path`` into the cloud. Safe to call from a worker
+    thread while the next steps run (:mod:`._uploads`).
+
+    :raises Replan: the cloud stopped answering.
+    """
+    cloud = run.prepared.cloud
+    if cloud is None or not run.uploads_allowed:  # refused since (an earlier upload)
+        return 0, "skipped", "uploads are off"
+    manifest = run.prepared.local.read_manifest(step.key)
     sent = run.progress(step)
     try:
-        published = prepared.cloud.publish(path, manifest, progress=sent)
+        published = cloud.publish(path, manifest, progress=sent)
     except AccessDenied as error:
         run.uploads_allowed = False
         run.note(f"uploads refused by the cloud cache ({error}); continuing without")
