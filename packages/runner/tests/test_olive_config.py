@@ -17,7 +17,9 @@ from modelcache.runner.config import (
     parse_config,
     unsupported_input_model,
 )
+from modelcache.runner.olive import olive_version
 
+needs_olive = pytest.mark.skipif(olive_version() is None, reason="needs olive-ai")
 SEARCH = "search is not supported until sweeps exist (issue 14)"
 
 
@@ -252,6 +254,35 @@ def test_pass_keys_that_are_not_parameters_are_taken_out_with_notes() -> None:
     )
     assert SEARCH in problems["$.passes.c.disable_search"]
     assert "no system named 'h'" in problems["$.passes.c.host"]
+
+
+@needs_olive
+def test_a_builtin_given_what_only_olives_pass_honours_runs_olives_with_a_note() -> None:
+    written = {"type": "OnnxConversion", "use_dynamo_exporter": False, "target_opset": 17}
+    config = parse_config(_document(passes={"c": written}))
+    assert config.passes[0][1]["type"] == "olive:OnnxConversion"
+    assert any("use_dynamo_exporter" in note for note in _notes(config, "$.passes.c"))
+    same = parse_config(_document(passes={"c": {**written, "use_dynamo_exporter": True}}))
+    assert same.passes[0][1]["type"] == "OnnxConversion"  # honoured: the built-in
+    assert not _notes(same, "$.passes.c")
+    asked = parse_config(_document(passes={"c": {**written, "type": "olive:OnnxConversion"}}))
+    assert asked.passes[0][1]["type"] == "olive:OnnxConversion"
+    assert not _notes(asked, "$.passes.c")
+
+
+def test_parameters_olive_ignores_are_noted_where_written_and_kept() -> None:
+    quantize = {"type": "OnnxQuantization", "config": {"weight_type": "QUInt8"},
+                "prepare_qnn_config": True}  # fmt: skip
+    config = parse_config(_document(passes={"q": quantize}))
+    assert dict(config.passes[0][1]) == {"type": "OnnxQuantization", "weight_type": "QUInt8",
+                                         "prepare_qnn_config": True}  # fmt: skip
+    (weight,) = [n for n in config.notes if n.startswith("$.passes.q.config.weight_type:")]
+    assert "Olive 0.13 ignores it" in weight
+    assert "kept in the pass's key" in weight
+    assert any(n.startswith("$.passes.q.prepare_qnn_config:") for n in config.notes)
+    dynamic = parse_config(_document(passes={"q": {"type": "OnnxDynamicQuantization",
+                                                   "weight_type": "QUInt8"}}))  # fmt: skip
+    assert not dynamic.notes  # a parameter of the built-in
 
 
 def test_a_data_config_reference_is_replaced_by_a_copy_before_the_passes_are_checked() -> None:

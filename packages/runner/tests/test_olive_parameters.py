@@ -95,6 +95,9 @@ SAME = [
                   {"torch_dtype": "half"}, {"torch_dtype": "fp16"}]),
     (CONVERSION, [{"torch_dtype": "bfloat16"}, {"torch_dtype": "torch.bfloat16"}]),
     (CONVERSION, [{}, {"torch_dtype": None}, {"external_data_name": "model.onnx.data"}]),
+    # What Olive's OnnxConversion reads only for a PyTorch model changes nothing, as in Olive.
+    (CONVERSION, [{}, {"all_tensors_to_one_file": False}, {"size_threshold": 0},
+                  {"convert_attribute": True}, {"parallel_jobs": 4}]),
     (QUANTIZATION, [{}, OLIVE_QUANTIZATION_DEFAULTS, {"per_channel": False},
                     {"precision": "int8"}, {"weight_type": "QInt8"}, {"weight_symmetric": True},
                     {"extra_options": {"MatMulConstBOnly": True, "EnableSubgraph": False}},
@@ -194,12 +197,9 @@ REFUSED = [
     (CONVERSION, {"dynamic": "no"}, "dynamic", "true or false"),
     (CONVERSION, {"torch_dtype": "float64"}, "torch_dtype", "'float16', 'bfloat16', 'float32'"),
     (CONVERSION, {"torch_dtype": 16}, "torch_dtype", "must be one of"),
-    (CONVERSION, {"all_tensors_to_one_file": False}, "all_tensors_to_one_file", "leave it out"),
+    (CONVERSION, {"size_threshold": "1024"}, "size_threshold", "an integer"),
     (CONVERSION, {"external_data_name": "weights.bin"}, "external_data_name",
      "use olive:OnnxConversion"),
-    (CONVERSION, {"size_threshold": 0}, "size_threshold", "takes only 1024"),
-    (CONVERSION, {"size_threshold": "1024"}, "size_threshold", "takes only 1024"),
-    (CONVERSION, {"convert_attribute": True}, "convert_attribute", "takes only false"),
     (CONVERSION, {"merge_adapter_weights": True}, "merge_adapter_weights",
      "use olive:OnnxConversion"),
     (CONVERSION, {"save_metadata_for_token_generation": True},
@@ -207,7 +207,6 @@ REFUSED = [
     (CONVERSION, {"past_key_value_name": "past"}, "past_key_value_name",
      'takes only "past_key_values"'),
     (CONVERSION, {"optimize": False}, "optimize", "use olive:OnnxConversion"),
-    (CONVERSION, {"parallel_jobs": 4}, "parallel_jobs", "leave it out"),
     (CONVERSION, {"user_script": "user_script.py"}, "user_script", "use olive:OnnxConversion"),
     (CONVERSION, {"script_dir": "scripts"}, "script_dir", "use olive:OnnxConversion"),
     (QUANTIZATION, {"precision": "int4"}, "precision", "use olive:OnnxDynamicQuantization"),
@@ -250,6 +249,20 @@ def test_what_the_builtin_cannot_honour_is_one_line_naming_the_parameter(
     assert fragment in error.problem
     assert str(error).startswith(f"{type_name}.{field}: ")
     assert "\n" not in str(error)
+
+
+def test_unhonoured_names_what_only_olives_pass_of_the_same_name_honours() -> None:
+    conversion = OnnxConversion()
+    config = {"use_dynamo_exporter": False, "all_tensors_to_one_file": False,
+              "save_metadata_for_token_generation": True, "target_opset": 17}  # fmt: skip
+    assert conversion.unhonoured(config) == (
+        "use_dynamo_exporter",
+        "save_metadata_for_token_generation",
+    )
+    assert conversion.unhonoured({"use_dynamo_exporter": True, "device": "cpu"}) == ()
+    quantization = OnnxDynamicQuantization()
+    assert quantization.unhonoured({"external_data_name": "w.bin"}) == ("external_data_name",)
+    assert quantization.unhonoured({"quant_mode": "static"}) == ()  # Olive's is dynamic too
 
 
 def test_every_contradiction_of_a_config_is_reported_at_once() -> None:

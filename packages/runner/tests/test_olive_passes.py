@@ -102,6 +102,20 @@ def test_unknown_and_bad_parameters_are_named_each_with_its_fix() -> None:
     assert fields == {"precision", "per_channel"}
 
 
+def test_parameters_olive_ignores_are_left_to_olive_but_kept_in_the_key() -> None:
+    quantize = bound("OnnxStaticQuantization", input_type="onnx")
+    plain = quantize.validate({})
+    older = quantize.validate({"weight_type": "QUInt8", "prepare_qnn_config": True})
+    assert older["parameters"] == plain["parameters"]  # Olive 0.13 runs it as without them
+    assert older["ignored"] == {"weight_type": "QUInt8", "prepare_qnn_config": True}
+    assert "ignored" not in plain
+    assert quantize.validate(older) == older
+    assert quantize.validate({"weight_type": "QInt8"}) != older  # another value, another key
+    with pytest.raises(PassConfigError) as raised:  # a misspelling is still one
+        quantize.validate({"weight_typ": "QUInt8"})
+    assert raised.value.field == "weight_typ"
+
+
 def test_named_files_are_keyed_by_content_and_written_as_given(tmp_path: Path) -> None:
     (tmp_path / "user_script.py").write_text("def load(model_path):\n    return None\n")
     convert = bound("olive:OnnxConversion", base_dir=tmp_path)

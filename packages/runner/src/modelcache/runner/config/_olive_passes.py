@@ -119,7 +119,40 @@ def _read_pass(
     for name in list(spec):
         where = origins.get(name, f"{written}.{name}")
         spec[name] = _resolve_data_configs(reading, name, spec[name], where)
+    _as_olive_runs_it(reading, spec, written, origins)
     return PassParameters(spec, origins)
+
+
+def _as_olive_runs_it(
+    reading: Reading, spec: dict[str, Any], written: str, origins: Mapping[str, str]
+) -> None:
+    """Note each parameter Olive 0.13 ignores (``olive._ignored``), and give a built-in pass
+    whose Olive parameters it cannot honour as written Olive's implementation instead, as
+    ``olive:<Type>``, with a note: the workflow then means what it means in Olive."""
+    from ..olive import OLIVE_PREFIX, find_olive_pass, ignored_note
+    from ..passes import UnknownPassType, load_pass
+    from ..passes._builtin import BuiltinPass
+
+    type_name = spec.get("type")
+    if not isinstance(type_name, str):
+        return
+    for name in spec:
+        note = ignored_note(type_name, name)
+        if note is not None:
+            reading.note(f"{origins.get(name, f'{written}.{name}')}: {note}")
+    if type_name.startswith(OLIVE_PREFIX):
+        return
+    try:
+        builtin = load_pass(type_name)
+    except UnknownPassType:
+        return
+    unhonoured = builtin.unhonoured(spec) if isinstance(builtin, BuiltinPass) else ()
+    if unhonoured and find_olive_pass(type_name) is not None:
+        spec["type"] = f"{OLIVE_PREFIX}{builtin.type}"
+        reading.note(
+            f"{written} runs Olive's {builtin.type} ({spec['type']}): the built-in cannot "
+            f"honour {', '.join(unhonoured)} as written; its outputs are keyed as Olive's pass's"
+        )
 
 
 def _pass_evaluator(

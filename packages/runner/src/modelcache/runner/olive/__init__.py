@@ -16,6 +16,7 @@ Nothing here imports Olive until a pass is validated or run.
 from __future__ import annotations
 
 from ._errors import OliveMissingPackage, OlivePassFailed, OliveUnsupported
+from ._ignored import ignored_note
 from ._library import DISTRIBUTION, OlivePassInfo, olive_passes, olive_version
 from ._pass import OLIVE_PREFIX, OlivePass
 
@@ -29,6 +30,7 @@ __all__ = [
     "OlivePassInfo",
     "OliveUnsupported",
     "find_olive_pass",
+    "ignored_note",
     "olive_passes",
     "olive_version",
 ]

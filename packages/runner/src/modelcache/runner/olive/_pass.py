@@ -44,6 +44,7 @@ from ..passes import PassConfigError, PassConfigProblems, PassInputError, PassUn
 from ..passes._model_files import copy_along
 from ..passes._protocol import PassContext
 from ._errors import OliveMissingPackage, OlivePassFailed, OliveUnsupported
+from ._ignored import split_ignored
 from ._keys import digest_of, named_paths, resolve_paths
 from ._library import DISTRIBUTION, OlivePassInfo, extra_requirements, olive_version
 from ._memo import remembered
@@ -53,7 +54,7 @@ __all__ = ["OLIVE_PREFIX", "OlivePass"]
 #: A type spelled ``olive:<Type>`` is Olive's implementation even where modelcache has a
 #: built-in of that name (``olive:OnnxConversion``).
 OLIVE_PREFIX = "olive:"
-_SECTIONS = frozenset({"parameters", "files", "accelerator", "input_model"})
+_SECTIONS = frozenset({"parameters", "ignored", "files", "accelerator", "input_model"})
 #: The libraries every pass of a kind runs on, by the model type it reads.
 _STACK = {
     "onnx": ("onnx", "onnxruntime", "onnxscript", "onnx-ir", "numpy"),
@@ -131,7 +132,7 @@ class OlivePass:
                 "works on a model format modelcache cannot carry between passes (it handles "
                 "Hugging Face and ONNX models); run this workflow with Olive itself"
             ))  # fmt: skip
-        raw = _parameters_of(config, self.type)
+        raw, ignored = split_ignored(self.info.name, _parameters_of(config, self.type))
         packages = self.packages()  # a missing library is a problem listed with the others
         question = {
             "pass": self.info.module_path,
@@ -147,6 +148,8 @@ class OlivePass:
             lambda: self._resolved(raw, frozenset(path_names)),
         )  # fmt: skip
         validated: dict[str, Any] = {"parameters": parameters}
+        if ignored:  # what Olive 0.13 drops, keyed all the same (``_ignored``)
+            validated["ignored"] = ignored
         if files:
             validated["files"] = files
         if not agnostic:
@@ -267,14 +270,17 @@ class OlivePass:
 
 def _parameters_of(config: Mapping[str, Any], pass_type: str) -> dict[str, Any]:
     """The parameters of ``config``: itself as a workflow writes it, or its ``parameters``
-    section when it is a configuration :meth:`OlivePass.validate` returned."""
+    and ``ignored`` sections when it is a configuration :meth:`OlivePass.validate` returned."""
     if not isinstance(config, Mapping):
         raise PassConfigError(pass_type, None, "the configuration must be a JSON object")
     if "parameters" in config and set(config) <= _SECTIONS:
         inner = config["parameters"]
         if not isinstance(inner, Mapping):
             raise PassConfigError(pass_type, "parameters", "must be a JSON object")
-        return dict(inner)
+        ignored = config.get("ignored") or {}
+        if not isinstance(ignored, Mapping):
+            raise PassConfigError(pass_type, "ignored", "must be a JSON object")
+        return {**inner, **ignored}
     return dict(config)
 
 

@@ -30,6 +30,9 @@ class BuiltinPass:
     #: Environment variables (``fnmatch`` patterns) that affect the output: the values of
     #: those set go into the cache key (:class:`EnvironmentDependentPass`).
     environment_variables: tuple[str, ...] = ()
+    #: Olive's parameters the built-in honours at one value only (Olive's pass of the same
+    #: name honours them all): a workflow giving another value runs Olive's pass instead.
+    olive_fixed: tuple[Parameter, ...] = ()
 
     def packages(self) -> dict[str, str]:
         versions: dict[str, str] = {}
@@ -42,6 +45,18 @@ class BuiltinPass:
 
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return check_config(self.type, self.parameters, config)
+
+    def unhonoured(self, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """The parameters of :attr:`olive_fixed` that ``config`` gives a value the built-in
+        cannot honour, in table order."""
+        names = []
+        for parameter in self.olive_fixed:
+            if parameter.name in config:
+                try:
+                    parameter.check(config[parameter.name])
+                except ValueError:
+                    names.append(parameter.name)
+        return tuple(names)
 
     def machine_facts(self, config: Mapping[str, Any]) -> dict[str, str]:
         """No machine fact affects a built-in's output unless its subclass says so."""

@@ -97,7 +97,12 @@ _DTYPE_ALIASES = {
     "torch.float": "float32",
 }
 _ELSEWHERE = "use olive:OnnxConversion for another value"
-_IGNORED = "Olive's OnnxConversion ignores it for a Hugging Face model too, so leave it out"
+
+
+def _ignored(name: str, default: Any, check: Any) -> Parameter:
+    """The row of one of Olive's parameters that Olive's OnnxConversion reads only for a
+    PyTorch model: any value of its type is taken, and changes nothing, as in Olive."""
+    return Parameter(name=name, default=default, description="ignored, as by Olive", check=check)
 
 
 def _fixed(name: str, value: Any, shown: str, otherwise: str = _ELSEWHERE) -> Parameter:
@@ -133,7 +138,7 @@ _OLIVE_FIXED = (
             "or use olive:OnnxConversion",
         ),
     ),
-    _fixed("all_tensors_to_one_file", True, "true", _IGNORED),
+    _ignored("all_tensors_to_one_file", True, boolean()),
     Parameter(
         name="external_data_name",
         default=None,
@@ -145,19 +150,21 @@ _OLIVE_FIXED = (
             f"default); {_ELSEWHERE}",
         ),
     ),
-    _fixed("size_threshold", 1024, "1024", _IGNORED),
-    _fixed("convert_attribute", False, "false", _IGNORED),
+    _ignored("size_threshold", 1024, integer(minimum=0)),
+    _ignored("convert_attribute", False, boolean()),
     _fixed("merge_adapter_weights", False, "false"),
     _fixed("save_metadata_for_token_generation", False, "false"),
     _fixed("past_key_value_name", "past_key_values", '"past_key_values"'),
     _fixed("optimize", True, "true"),
-    _fixed("parallel_jobs", None, "null", _IGNORED),
+    _ignored("parallel_jobs", None, nullable(integer(minimum=1))),
     _fixed("user_script", None, "null"),
     _fixed("script_dir", None, "null"),
 )
 #: The parameters that are Olive's way of saying something the validated configuration says
 #: otherwise (``dynamic``), or nothing at all.
 _FOLDED = frozenset({"dynamic", *(parameter.name for parameter in _OLIVE_FIXED)})
+#: The rows of :data:`_OLIVE_FIXED` whose other values only Olive's pass honours.
+_OLIVE_ONLY = tuple(p for p in _OLIVE_FIXED if p.description != "ignored, as by Olive")
 
 
 class OnnxConversion(BuiltinPass):
@@ -209,6 +216,7 @@ class OnnxConversion(BuiltinPass):
         ),
         *_OLIVE_FIXED,
     )
+    olive_fixed = _OLIVE_ONLY
     package_names = ("torch", "transformers", "onnxscript", "onnx-ir", "onnx")
     # torch reads its exporter's flags (TORCH_ONNX_ENABLE_DRAFT_EXPORT, ...) and onnxscript
     # its optimizer's (TORCH_ONNX_ENABLE_OPTIMIZATION, ...) when first imported, so they

@@ -166,6 +166,9 @@ _OLIVE_FIXED = (
         ),
     ),
 )
+#: The rows of :data:`_OLIVE_FIXED` whose other values Olive's pass honours (its
+#: ``quant_mode`` is dynamic too).
+_OLIVE_ONLY = tuple(p for p in _OLIVE_FIXED if p.name != "quant_mode")
 _FIXED_NAMES = frozenset({"precision", *(parameter.name for parameter in _OLIVE_FIXED)})
 
 
@@ -274,6 +277,7 @@ class OnnxDynamicQuantization(BuiltinPass):
         *_OLIVE_FIXED,
     )
     # sympy: quant_pre_process's symbolic shape inference.
+    olive_fixed = _OLIVE_ONLY
     package_names = ("onnxruntime", "onnx", "onnx-ir", "numpy", "sympy")
 
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
