@@ -2,7 +2,8 @@
 
 Every strategy is an ``@st.composite`` with keyword feature flags, so that a test asks for
 exactly the kind of world it reasons about (``worlds(priced=False)``: no sizes or run times;
-``policies(bandwidth=False)``: no recomputation). Sizes, run times and bandwidths are drawn
+``policies(bandwidth=False)``: no recomputation; ``sweep_worlds(max_keys=6)``: a tree small
+enough for brute force). Sizes, run times and bandwidths are drawn
 from ranges that overlap, so that downloading and recomputing trade places often.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 from hypothesis import strategies as st
 
 from modelcache.planner import (
@@ -25,6 +26,8 @@ from modelcache.planner import (
     PassSpec,
     Snapshot,
     SnapshotEntry,
+    Sweep,
+    Workflow,
     chain_keys,
 )
 
@@ -104,20 +107,28 @@ targets = st.sampled_from(["none", "final", "all", "passes"])
 
 
 @st.composite
-def evaluations(draw: st.DrawFn, chain: Chain, *, evaluate: bool = True) -> Evaluation:
-    """Evaluation targets for ``chain``; ``evaluate=False`` asks for none."""
+def evaluations(
+    draw: st.DrawFn,
+    chain: Chain,
+    *,
+    evaluate: bool = True,
+    fingerprints: Sequence[str] = (FINGERPRINT,),
+) -> Evaluation:
+    """Evaluation targets for ``chain``, by one of the evaluators ``fingerprints``;
+    ``evaluate=False`` asks for none."""
     if not evaluate:
         return Evaluation.nothing()
     choice = draw(targets)
+    fingerprint = draw(st.sampled_from(fingerprints))
     if choice == "none":
         return Evaluation.nothing()
     if choice == "final":
-        return Evaluation.final(FINGERPRINT)
+        return Evaluation.final(fingerprint)
     if choice == "all":
-        return Evaluation.every_output(FINGERPRINT)
+        return Evaluation.every_output(fingerprint)
     names = [spec.name for spec in chain.passes]
     return Evaluation.of(
-        draw(st.sets(st.sampled_from(names)) if names else st.just(())), FINGERPRINT
+        draw(st.sets(st.sampled_from(names)) if names else st.just(())), fingerprint
     )
 
 
@@ -259,4 +270,117 @@ def worlds(
         evaluation=draw(evaluations(chain, evaluate=evaluate)),
         listing=tuple(draw(listings(chain_keys(chain), priced=priced, strangers=strangers))),
         policy=draw(policies(bandwidth=bandwidth, disabled=disabled, local=local)),
+    )
+
+
+@st.composite
+def _workflow_chain(
+    draw: st.DrawFn,
+    earlier: Sequence[Chain],
+    input_models: Sequence[ModelIdentity],
+    max_passes: int,
+) -> Chain:
+    """A chain that shares a prefix (perhaps all of it) with an earlier one, or starts afresh
+    from one of the input models."""
+    if earlier and draw(st.integers(0, 3)):
+        base = draw(st.sampled_from(earlier))
+        length = draw(st.integers(min(1, len(base.passes)), len(base.passes)))
+        model, shared = base.model, list(base.passes[:length])
+    else:
+        model, shared = draw(st.sampled_from(input_models)), []
+    # Unconfigured passes come in few kinds, so a new pass often repeats an earlier one.
+    more = draw(st.integers(0, max_passes - len(shared)))
+    added = [draw(pass_specs(name="p", configured=False)) for _ in range(more)]
+    return Chain(model=model, passes=_named([*shared, *added], "p"))
+
+
+def _named(passes: Sequence[PassSpec], prefix: str) -> list[PassSpec]:
+    return [evolve(spec, name=f"{prefix}{i}") for i, spec in enumerate(passes)]
+
+
+@st.composite
+def sweeps(
+    draw: st.DrawFn,
+    *,
+    min_workflows: int = 1,
+    max_workflows: int = 4,
+    max_passes: int = 4,
+    max_keys: int | None = None,
+    evaluate: bool = True,
+) -> Sweep:
+    """Workflows ``w0``, ``w1``, ... sharing prefixes of each other's chains, over one or two
+    input models, each with its own evaluation by one of two evaluators. A workflow names its
+    passes ``p0``, ``p1``, ... or, now and then, in its own way (``w1.0``, ...), so that shared
+    passes go by different names. With ``max_keys``, workflows that would bring the sweep's
+    distinct keys above it are left out."""
+    input_models = draw(st.lists(models(), min_size=1, max_size=2))
+    chains_: list[Chain] = []
+    workflows: list[Workflow] = []
+    seen: set[str] = set()
+    for i in range(draw(st.integers(min_workflows, max_workflows))):
+        chain = draw(_workflow_chain(chains_, input_models, max_passes))
+        if draw(st.integers(0, 3)) == 0:
+            chain = evolve(chain, passes=_named(chain.passes, f"w{i}."))
+        keys = set(chain_keys(chain))
+        if max_keys is not None and len(seen | keys) > max_keys:
+            continue
+        seen |= keys
+        chains_.append(chain)
+        evaluation = draw(
+            evaluations(chain, evaluate=evaluate, fingerprints=(FINGERPRINT, OTHER_FINGERPRINT))
+        )
+        workflows.append(Workflow(name=f"w{i}", chain=chain, evaluation=evaluation))
+    return Sweep(workflows=workflows)
+
+
+def sweep_keys(sweep: Sweep) -> tuple[str, ...]:
+    """Every key of the sweep, once, in the order the workflows reach them."""
+    keys = (key for workflow in sweep.workflows for key in chain_keys(workflow.chain))
+    return tuple(dict.fromkeys(keys))
+
+
+@frozen(kw_only=True)
+class SweepWorld:
+    """Everything :func:`make_sweep_plan` takes, and the listing the snapshot was built from."""
+
+    sweep: Sweep
+    listing: tuple[SnapshotEntry, ...]
+    policy: CachePolicy
+
+    @cached_property
+    def snapshot(self) -> Snapshot:
+        return Snapshot.from_listing(self.listing)
+
+    @cached_property
+    def keys(self) -> tuple[str, ...]:
+        return sweep_keys(self.sweep)
+
+
+@st.composite
+def sweep_worlds(
+    draw: st.DrawFn,
+    *,
+    min_workflows: int = 2,
+    max_workflows: int = 4,
+    max_passes: int = 4,
+    max_keys: int | None = None,
+    priced: bool = True,
+    bandwidth: bool | None = None,
+    strangers: bool = False,
+) -> SweepWorld:
+    """A sweep, a snapshot listing for its keys and a policy; the flags are those of
+    :func:`sweeps`, :func:`listings` and :func:`policies`. At least two workflows by default:
+    one is a chain, which the chain's tests cover. Entries for keys the sweep does not have
+    are left out by default: the chain's tests cover them too, and they cost drawing time."""
+    sweep = draw(
+        sweeps(
+            min_workflows=min_workflows,
+            max_workflows=max_workflows,
+            max_passes=max_passes,
+            max_keys=max_keys,
+        )
+    )
+    listing = draw(listings(sweep_keys(sweep), priced=priced, strangers=strangers))
+    return SweepWorld(
+        sweep=sweep, listing=tuple(listing), policy=draw(policies(bandwidth=bandwidth))
     )

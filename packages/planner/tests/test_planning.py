@@ -40,10 +40,7 @@ from modelcache.planner import (
 
 from .replay import MemoryCache, replay
 from .strategies import FINGERPRINT, World, entries, worlds
-
-SECONDS_TOLERANCE = 1e-9
-
-Way = str  # "skip", "local", "download" or "run"
+from .ways import WAYS, Way, allowed, cost_at_most, in_cloud, in_local
 
 
 def plan(world: World, snapshot: Snapshot | None = None) -> Plan:
@@ -53,14 +50,6 @@ def plan(world: World, snapshot: Snapshot | None = None) -> Plan:
 
 def keys_of(plan_: Plan, kind: type) -> list[str]:
     return [step.key for step in plan_.steps if isinstance(step, kind)]
-
-
-def in_local(entry: SnapshotEntry | None, policy: CachePolicy) -> bool:
-    return entry is not None and entry.in_local and policy.enable_local_cache
-
-
-def in_cloud(entry: SnapshotEntry | None, policy: CachePolicy) -> bool:
-    return entry is not None and entry.in_cloud and policy.enable_cloud_cache
 
 
 def required(world: World, snapshot: Snapshot) -> list[bool]:
@@ -226,16 +215,6 @@ def test_more_cached_entries_never_mean_more_runs(
     assert after <= before
 
 
-def cost_at_most(cost: Cost, bound: Cost) -> bool:
-    """``cost <= bound`` lexicographically, with a tolerance on the seconds summed."""
-    if cost.unknown != bound.unknown:
-        return cost.unknown < bound.unknown
-    tolerance = SECONDS_TOLERANCE * max(1.0, abs(bound.seconds))
-    if abs(cost.seconds - bound.seconds) > tolerance:
-        return cost.seconds < bound.seconds
-    return cost.actions <= bound.actions
-
-
 @given(more_cache(bandwidth=True))
 def test_more_cached_entries_never_mean_a_costlier_plan(
     case: tuple[World, tuple[SnapshotEntry, ...]],
@@ -307,29 +286,6 @@ def test_after_executing_a_plan_planning_again_runs_and_uploads_nothing(world: W
 
 
 # Cost-optimality ------------------------------------------------------------------------------
-
-WAYS: tuple[Way, ...] = ("skip", "local", "download", "run")
-
-
-def priced(entry: SnapshotEntry | None, policy: CachePolicy) -> bool:
-    return (
-        policy.bandwidth is not None
-        and entry is not None
-        and entry.size is not None
-        and entry.run_seconds is not None
-    )
-
-
-def allowed(way: Way, entry: SnapshotEntry | None, policy: CachePolicy) -> bool:
-    """The specification's ways for one output, stated independently of the planner."""
-    if way == "local":
-        return in_local(entry, policy)
-    if way == "download":
-        return in_cloud(entry, policy)
-    if way == "run":
-        # A cached cloud output may be recomputed only when both choices have a price.
-        return not in_cloud(entry, policy) or priced(entry, policy)
-    return True
 
 
 def valid(ways: Sequence[Way], must: Sequence[bool]) -> bool:

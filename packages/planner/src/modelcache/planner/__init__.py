@@ -1,8 +1,9 @@
 """The modelcache planner: cache keys and execution plans, with no IO.
 
 Give :func:`make_plan` a :class:`Chain`, an :class:`Evaluation`, a :class:`Snapshot` of the
-cache and a :class:`CachePolicy`; it returns a :class:`Plan` of steps. See ``docs/planner.md``
-and ``docs/embedding.md``.
+cache and a :class:`CachePolicy`; it returns a :class:`Plan` of steps. For many workflows over
+one cache, give :func:`make_sweep_plan` a :class:`Sweep`; it returns a :class:`SweepPlan`, its
+steps grouped in segments. See ``docs/planner.md`` and ``docs/embedding.md``.
 """
 
 from ._errors import InvalidChain, InvalidConfig, InvalidInput, PlannerError
@@ -18,9 +19,13 @@ from ._model import (
     PassSpec,
     Snapshot,
     SnapshotEntry,
+    Sweep,
+    Workflow,
 )
 from ._plan import PLAN_FORMAT, Download, Evaluate, Location, Plan, Run, Skip, Step, Totals, Upload
 from ._planning import Cost, estimate_cost, make_plan
+from ._sweep_plan import SWEEP_FORMAT, Segment, SweepPlan, SweepStep, WorkflowPath
+from ._sweep_planning import make_sweep_plan
 from ._wire import converter, dumps, loads, structure, unstructure
 
 __all__ = [
@@ -47,6 +52,7 @@ __all__ = [
     "LocalModel",
     "Location",
     "make_plan",
+    "make_sweep_plan",
     "ModelIdentity",
     "pass_key",
     "PassSpec",
@@ -54,12 +60,19 @@ __all__ = [
     "PLAN_FORMAT",
     "PlannerError",
     "Run",
+    "Segment",
     "Skip",
     "Snapshot",
     "SnapshotEntry",
     "Step",
     "structure",
+    "Sweep",
+    "SWEEP_FORMAT",
+    "SweepPlan",
+    "SweepStep",
     "Totals",
     "unstructure",
     "Upload",
+    "Workflow",
+    "WorkflowPath",
 ]

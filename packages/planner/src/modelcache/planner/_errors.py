@@ -31,7 +31,8 @@ class InvalidConfig(PlannerError, ValueError):
 
 
 class InvalidChain(PlannerError, ValueError):
-    """The pass chain, evaluation targets or snapshot contradict each other."""
+    """The pass chain, evaluation targets or snapshot contradict each other, or a sweep names
+    a workflow twice."""
 
     def __init__(self, problem: str) -> None:
         super().__init__(problem)

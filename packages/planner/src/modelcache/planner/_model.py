@@ -1,4 +1,5 @@
-"""The planner's inputs: the model, the pass chain, evaluation targets, the snapshot, the policy.
+"""The planner's inputs: the model, the pass chain, evaluation targets, the snapshot, the policy,
+and a sweep's workflows.
 
 All are frozen attrs values with keyword-only fields. Collections are tuples, frozensets or
 :class:`JsonMap`, so every value is hashable and safe to share between threads.
@@ -26,6 +27,8 @@ __all__ = [
     "PassSpec",
     "Snapshot",
     "SnapshotEntry",
+    "Sweep",
+    "Workflow",
 ]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -268,3 +271,46 @@ class CachePolicy:
     @property
     def uploads(self) -> bool:
         return self.enable_cloud_cache and self.upload_to_cloud
+
+
+@frozen(kw_only=True)
+class Workflow:
+    """One workflow of a sweep: a name, the chain, and what the workflow wants evaluated.
+
+    ``name`` labels the workflow in the sweep's plan and results; like a pass's name, it is
+    not part of any key.
+    """
+
+    name: str = field(validator=_nonempty)
+    chain: Chain
+    evaluation: Evaluation = field(factory=Evaluation)
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            self.evaluation.wanted(self.chain)
+        except InvalidChain as error:
+            raise InvalidChain(f"workflow {self.name!r}: {error.problem}") from error
+
+
+def _workflows(value: Iterable[Workflow]) -> tuple[Workflow, ...]:
+    return tuple(value)
+
+
+def _unique_workflows(_instance: object, _attribute: Any, value: tuple[Workflow, ...]) -> None:
+    seen: set[str] = set()
+    for workflow in value:
+        if workflow.name in seen:
+            raise InvalidChain(
+                f"workflow name {workflow.name!r} appears twice; workflow names must be unique"
+            )
+        seen.add(workflow.name)
+
+
+@frozen(kw_only=True)
+class Sweep:
+    """Many workflows planned as one (:func:`~modelcache.planner.make_sweep_plan`): a base
+    workflow under many pass parameters or input models, or any list of workflows. Their
+    order decides which workflow's names a shared pass's steps carry: the first's.
+    """
+
+    workflows: tuple[Workflow, ...] = field(converter=_workflows, validator=_unique_workflows)

@@ -23,6 +23,7 @@ __all__ = [
     "Step",
     "Totals",
     "Upload",
+    "totals_of",
 ]
 
 PLAN_FORMAT = "modelcache-plan/1"
@@ -108,7 +109,8 @@ class Totals:
         return self.bytes_to_download + self.bytes_to_upload
 
 
-def _count(steps: tuple[Step, ...]) -> Totals:
+def totals_of(steps: Iterable[Step]) -> Totals:
+    """The totals of these steps."""
     counts = {Run: 0, Skip: 0, Download: 0, Upload: 0}
     down = up = unknown = evaluations = cached = 0
     for step in steps:
@@ -160,7 +162,7 @@ class Plan:
     totals: Totals = field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "totals", _count(self.steps))
+        object.__setattr__(self, "totals", totals_of(self.steps))
 
     @property
     def final_key(self) -> str | None:

@@ -15,13 +15,17 @@ runs. Running a pass whose output is cached in the cloud (*recomputing* it) is c
 only when the policy gives a bandwidth and the snapshot gives the output's size and recorded
 run time, so that both the download and the run have a price to compare.
 
-The choice is a shortest path over the chain, solved left to right by dynamic programming
-with two states per pass, so planning is linear in the chain and does one dictionary look-up
-per pass in the snapshot, whatever its size. A cost is ``(unknown, seconds, actions)``,
-compared in that order: estimates that rest on missing sizes or run times count as unknown
-and are avoided first, then estimated seconds, then the number of transfers and runs. Without
-a cached output's size and run time, or without a bandwidth, it is always downloaded rather
-than recomputed, as the seed does.
+The choice is solved by dynamic programming over a forest of outputs, each output's input
+its parent (:func:`choose_ways`): a chain is one branch, and a sweep's chains merged by key
+are a forest (``_sweep_planning.py``). From the leaves up, each output gets two numbers: the
+cheapest cost of it and everything after it when its input is absent, and when its input is
+present; a run needs its input present, and one present input serves all its children. From
+the roots down, each output then takes its cheapest way given its input's state. So planning
+is linear in the outputs and does one dictionary look-up per output in the snapshot, whatever
+its size. A cost is ``(unknown, seconds, actions)``, compared in that order: estimates that
+rest on missing sizes or run times count as unknown and are avoided first, then estimated
+seconds, then the number of transfers and runs. Without a cached output's size and run time,
+or without a bandwidth, it is always downloaded rather than recomputed, as the seed does.
 
 Uploads follow: with uploads on, every output that is run and not yet in the cloud, and every
 output in the local tier only, is uploaded once. Evaluation steps come last for each pass.
@@ -37,8 +41,21 @@ from attrs import frozen
 from ._keys import chain_keys
 from ._model import CachePolicy, Chain, Evaluation, Snapshot, SnapshotEntry
 from ._plan import Download, Evaluate, Location, Plan, Run, Skip, Step, Upload
+from ._sweep_plan import SweepPlan
 
-__all__ = ["Cost", "estimate_cost", "make_plan"]
+__all__ = [
+    "Cost",
+    "View",
+    "Way",
+    "choose_ways",
+    "estimate_cost",
+    "evaluate_step",
+    "make_plan",
+    "primary_step",
+    "result_cached",
+    "upload_step",
+    "view_of",
+]
 
 Way: TypeAlias = Literal["skip", "local", "download", "run"]
 
@@ -92,25 +109,29 @@ def _run_cost(entry: SnapshotEntry | None) -> Cost:
 
 
 @frozen
-class _View:
+class View:
     """One pass's output as the policy lets the planner see it."""
 
     entry: SnapshotEntry | None
     location: Location
-    in_cloud: bool
-    evaluated: bool
 
 
-def _view(entry: SnapshotEntry | None, policy: CachePolicy, fingerprint: str) -> _View:
+def view_of(entry: SnapshotEntry | None, policy: CachePolicy) -> View:
+    """Where the planner sees an output: in the local tier, else in the cloud, else nowhere."""
     in_local = entry is not None and entry.in_local and policy.enable_local_cache
     in_cloud = entry is not None and entry.in_cloud and policy.enable_cloud_cache
     location: Location = "local" if in_local else "cloud" if in_cloud else "nowhere"
+    return View(entry=entry, location=location)
+
+
+def result_cached(entry: SnapshotEntry | None, policy: CachePolicy, fingerprint: str) -> bool:
+    """Whether the cache holds ``fingerprint``'s result for this output, as the policy sees it:
+    evaluation results count whenever either cache is enabled, wherever they are stored."""
     any_cache = policy.enable_local_cache or policy.enable_cloud_cache
-    evaluated = any_cache and entry is not None and fingerprint in entry.evaluations
-    return _View(entry=entry, location=location, in_cloud=in_cloud, evaluated=evaluated)
+    return any_cache and entry is not None and fingerprint in entry.evaluations
 
 
-def _priced(view: _View, policy: CachePolicy) -> bool:
+def _priced(view: View, policy: CachePolicy) -> bool:
     """Whether recomputing this cloud output can be weighed against downloading it."""
     entry = view.entry
     return (
@@ -121,56 +142,76 @@ def _priced(view: _View, policy: CachePolicy) -> bool:
     )
 
 
-def _way_cost(way: Way, view: _View, policy: CachePolicy) -> Cost:
-    return _download_cost(view.entry, policy) if way == "download" else _FREE
+def choose_ways(
+    parents: Sequence[int],
+    views: Sequence[View],
+    required: Sequence[bool],
+    policy: CachePolicy,
+) -> list[Way]:
+    """The cheapest way for every output of a forest, by dynamic programming from the leaves up.
 
-
-def _choose(views: Sequence[_View], required: Sequence[bool], policy: CachePolicy) -> list[Way]:
-    """The cheapest way for every output, by dynamic programming over (pass, present?)."""
-    # absent / present: the cheapest cost of outputs 0..i with output i absent / present, or
-    # None when that state is impossible. Before the first pass the model is present, free.
-    absent: Cost | None = None
-    present: Cost | None = _FREE
-    # back[i][state] = (way chosen for output i, state of output i-1): a back-pointer per
-    # state keeps planning linear in the chain.
-    back: list[tuple[tuple[Way, bool] | None, tuple[Way, bool] | None]] = []
-    for view, must in zip(views, required, strict=True):
-        # Unless it runs, a pass does not care whether its input is present: take the cheaper.
-        if absent is not None and (present is None or absent <= present):
-            cheapest, cheapest_state = absent, False
-        else:
-            assert present is not None
-            cheapest, cheapest_state = present, True
-        new_absent: Cost | None = None
-        new_present: Cost | None = None
-        to_absent: tuple[Way, bool] | None = None
-        to_present: tuple[Way, bool] | None = None
-        for way in _WAYS[(view.location, must)]:
-            if way == "run":
-                # Unless both are priced, a download of unknown size would lose to a timed run;
-                # the rule is to download then.
-                recompute = view.location == "cloud"
-                if present is None or (recompute and not _priced(view, policy)):
-                    continue
-                cost, prev_state = present + _run_cost(view.entry), True
-            else:
-                cost, prev_state = cheapest + _way_cost(way, view, policy), cheapest_state
-            if way == "skip":
-                if new_absent is None or cost < new_absent:
-                    new_absent, to_absent = cost, (way, prev_state)
-            elif new_present is None or cost < new_present:
-                new_present, to_present = cost, (way, prev_state)
-        absent, present = new_absent, new_present
-        back.append((to_absent, to_present))
+    ``parents[i]`` is the index of output *i*'s input, or -1 when its input is the model (always
+    present); every parent comes before its children. A chain is the forest ``[-1, 0, 1, ...]``.
+    """
+    count = len(views)
+    # The cheapest cost of an output's children's subtrees when the output is absent (None:
+    # impossible, some child must be present and cannot run without it) and when it is present.
+    below_absent: list[Cost | None] = [_FREE] * count
+    below_present: list[Cost] = [_FREE] * count
+    # An output's cheapest way when its input is absent (None: impossible) and when present.
+    choices: list[tuple[Way | None, Way]] = [("skip", "skip")] * count
+    for i in reversed(range(count)):
+        if_absent, if_present = _cheapest(
+            views[i], required[i], below_absent[i], below_present[i], policy
+        )
+        choices[i] = (None if if_absent is None else if_absent[0], if_present[0])
+        parent = parents[i]
+        if parent >= 0:
+            known = below_absent[parent]
+            below_absent[parent] = (
+                None if known is None or if_absent is None else known + if_absent[1]
+            )
+            below_present[parent] = below_present[parent] + if_present[1]
     ways: list[Way] = []
-    state = True  # the final output is always present
-    for to_absent, to_present in reversed(back):
-        pointer = to_present if state else to_absent
-        assert pointer is not None
-        way, state = pointer
+    for i, parent in enumerate(parents):
+        way = choices[i][1] if parent < 0 or ways[parent] != "skip" else choices[i][0]
+        assert way is not None, "an output that cannot do without its input has it present"
         ways.append(way)
-    ways.reverse()
     return ways
+
+
+def _cheapest(
+    view: View,
+    must: bool,
+    below_absent: Cost | None,
+    below_present: Cost,
+    policy: CachePolicy,
+) -> tuple[tuple[Way, Cost] | None, tuple[Way, Cost]]:
+    """One output's cheapest way, with its subtree's cost: if its input is absent, if present.
+    The first way of ``_WAYS`` wins a tie."""
+    if_absent: tuple[Way, Cost] | None = None
+    if_present: tuple[Way, Cost] | None = None
+    for way in _WAYS[(view.location, must)]:
+        if way == "skip":
+            if below_absent is None:
+                continue
+            cost = below_absent
+        elif way == "run":
+            # Unless both are priced, a download of unknown size would lose to a timed run;
+            # the rule is to download then.
+            if view.location == "cloud" and not _priced(view, policy):
+                continue
+            cost = _run_cost(view.entry) + below_present
+        elif way == "download":
+            cost = _download_cost(view.entry, policy) + below_present
+        else:
+            cost = below_present  # already local: free
+        if if_present is None or cost < if_present[1]:
+            if_present = (way, cost)
+        if way != "run" and (if_absent is None or cost < if_absent[1]):
+            if_absent = (way, cost)
+    assert if_present is not None, "every output can be made present once its input is"
+    return if_absent, if_present
 
 
 def _needs(chain: Chain, ways: Sequence[Way], evaluate: Sequence[bool]) -> list[list[str]]:
@@ -186,15 +227,16 @@ def _needs(chain: Chain, ways: Sequence[Way], evaluate: Sequence[bool]) -> list[
     return needs
 
 
-def _primary(
+def primary_step(
     way: Way,
-    view: _View,
+    view: View,
     name: str,
     key: str,
     input_key: str | None,
-    needs: list[str],
+    needs: Sequence[str],
     policy: CachePolicy,
 ) -> Step:
+    """The ``run``, ``skip`` or ``download`` step of one output; ``needs`` say why it is needed."""
     why = "; ".join(needs)
     if way == "skip":
         return Skip(
@@ -219,6 +261,38 @@ def _primary(
     return Run(pass_name=name, key=key, reason=reason, input_key=input_key)
 
 
+def upload_step(way: Way, view: View, name: str, key: str, policy: CachePolicy) -> Upload | None:
+    """The upload after an output's primary step, if it has one: runs and local-only outputs
+    not yet in the cloud, with uploads on."""
+    if not policy.uploads or (view.entry is not None and view.entry.in_cloud):
+        return None
+    if way == "run":
+        return Upload(
+            pass_name=name, key=key, size=None, reason="computed here and not yet in the cloud"
+        )
+    if view.location == "local":
+        assert view.entry is not None
+        return Upload(
+            pass_name=name,
+            key=key,
+            size=view.entry.size,
+            reason="in the local cache only; sharing it",
+        )
+    return None
+
+
+def evaluate_step(name: str, key: str, cached: bool) -> Evaluate:
+    """The evaluation of an output, or the reading of its cached result."""
+    if cached:
+        return Evaluate(
+            pass_name=name,
+            key=key,
+            cached=True,
+            reason="result cached for this evaluator; no model needed",
+        )
+    return Evaluate(pass_name=name, key=key, cached=False, reason="evaluation requested")
+
+
 def make_plan(
     chain: Chain,
     evaluation: Evaluation,
@@ -239,57 +313,28 @@ def make_plan(
     policy = policy if policy is not None else CachePolicy()
     keys = chain_keys(chain)
     wanted = evaluation.wanted(chain)
-    views = [_view(snapshot.get(key), policy, evaluation.fingerprint) for key in keys]
-    evaluate = [i in wanted and not views[i].evaluated for i in range(len(keys))]
+    views = [view_of(snapshot.get(key), policy) for key in keys]
+    cached = [result_cached(view.entry, policy, evaluation.fingerprint) for view in views]
+    evaluate = [i in wanted and not cached[i] for i in range(len(keys))]
     required = [evaluate[i] or i == len(keys) - 1 for i in range(len(keys))]
-    ways = _choose(views, required, policy)
+    ways = choose_ways(range(-1, len(keys) - 1), views, required, policy)
     needs = _needs(chain, ways, evaluate)
 
     steps: list[Step] = []
     for i, (spec, key, view, way) in enumerate(zip(chain.passes, keys, views, ways, strict=True)):
         input_key = keys[i - 1] if i else None
-        steps.append(_primary(way, view, spec.name, key, input_key, needs[i], policy))
-        if policy.uploads and not (view.entry is not None and view.entry.in_cloud):
-            if way == "run":
-                steps.append(
-                    Upload(
-                        pass_name=spec.name,
-                        key=key,
-                        size=None,
-                        reason="computed here and not yet in the cloud",
-                    )
-                )
-            elif view.location == "local":
-                assert view.entry is not None
-                steps.append(
-                    Upload(
-                        pass_name=spec.name,
-                        key=key,
-                        size=view.entry.size,
-                        reason="in the local cache only; sharing it",
-                    )
-                )
+        steps.append(primary_step(way, view, spec.name, key, input_key, needs[i], policy))
+        upload = upload_step(way, view, spec.name, key, policy)
+        if upload is not None:
+            steps.append(upload)
         if i in wanted:
-            if view.evaluated:
-                steps.append(
-                    Evaluate(
-                        pass_name=spec.name,
-                        key=key,
-                        cached=True,
-                        reason="result cached for this evaluator; no model needed",
-                    )
-                )
-            else:
-                steps.append(
-                    Evaluate(
-                        pass_name=spec.name, key=key, cached=False, reason="evaluation requested"
-                    )
-                )
+            steps.append(evaluate_step(spec.name, key, cached[i]))
     return Plan(keys=keys, steps=steps)
 
 
-def estimate_cost(plan: Plan, snapshot: Snapshot, policy: CachePolicy) -> Cost:
-    """The estimated cost of ``plan``'s runs and downloads, as the planner weighs them."""
+def estimate_cost(plan: Plan | SweepPlan, snapshot: Snapshot, policy: CachePolicy) -> Cost:
+    """The estimated cost of a plan's (or a sweep plan's) runs and downloads, as the planner
+    weighs them."""
     total = _FREE
     for step in plan.steps:
         match step:
