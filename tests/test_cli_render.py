@@ -21,7 +21,7 @@ from rich.console import Console
 
 from modelcache.planner import Plan, loads
 from modelcache.runner.cli import main
-from modelcache.runner.cli.run import _progress, _ProgressReporter
+from modelcache.runner.cli.progress import ProgressReporter, progress_display
 from modelcache.runner.reporting import StepRecord
 
 #: A pass name with every character a drawing language gives a meaning to.
@@ -111,8 +111,8 @@ def test_the_overall_progress_bar_counts_steps_and_transfers_count_binary_bytes(
 ) -> None:
     plan = _plan(capsys, tmp_path)
     console = Console(file=io.StringIO(), width=160, force_terminal=False)
-    progress = _progress(console)
-    reporter = _ProgressReporter(progress, console)
+    progress = progress_display(console)
+    reporter = ProgressReporter(progress, console)
     reporter.planned(plan=plan)
     reporter.step_started(kind="download", pass_name="half", total_bytes=3 * 1024 * 1024)
     reporter.transferred(pass_name="half", bytes_done=1024 * 1024)

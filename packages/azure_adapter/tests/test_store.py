@@ -13,10 +13,16 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from modelcache.azure import AzureBlobStore, TransferSettings
+from modelcache.azure._store import SNAPSHOT_PREFIX
 from modelcache.azure.testing import TrafficCounter
 from modelcache.planner import SnapshotEntry, canonical_json
 from modelcache.store import (
+    BLOBS_PREFIX,
+    ENTRIES_PREFIX,
+    EVALUATIONS_PREFIX,
+    LOCKS_PREFIX,
     MAX_MANIFEST_SIZE,
+    RUNS_PREFIX,
     CorruptEntry,
     EntryNotFound,
     InvalidManifest,
@@ -381,7 +387,7 @@ def test_snapshot_of_no_keys_sends_nothing(make_store: Callable[..., AzureBlobSt
     assert counter.requests == 0
 
 
-def test_snapshot_costs_the_same_requests_for_1_10_or_100_keys(
+def test_snapshot_is_one_request_for_1_10_or_100_keys(
     make_store: Callable[..., AzureBlobStore], raw: ContainerClient
 ) -> None:
     keys = [key_of(f"entry {i}")[0] for i in range(100)]
@@ -397,7 +403,14 @@ def test_snapshot_costs_the_same_requests_for_1_10_or_100_keys(
         assert [item.key for item in listing] == sorted(keys[:count])
         cost[count] = counter.requests
 
-    assert cost == {1: 2, 10: 2, 100: 2}
+    assert cost == {1: 1, 10: 1, 100: 1}  # manifests and evaluations in one listing
+
+
+def test_the_snapshot_s_listing_holds_manifests_and_evaluations_only() -> None:
+    assert ENTRIES_PREFIX.startswith(SNAPSHOT_PREFIX)
+    assert EVALUATIONS_PREFIX.startswith(SNAPSHOT_PREFIX)
+    others = (BLOBS_PREFIX, RUNS_PREFIX, LOCKS_PREFIX)
+    assert not [prefix for prefix in others if prefix.startswith(SNAPSHOT_PREFIX)]
 
 
 def test_an_evaluation_result_reads_back_and_is_never_replaced(store: AzureBlobStore) -> None:

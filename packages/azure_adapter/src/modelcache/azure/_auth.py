@@ -38,7 +38,6 @@ from urllib3.util.retry import Retry
 
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential, TokenCredential
 from azure.core.pipeline.transport import RequestsTransport
-from azure.identity import DefaultAzureCredential
 from azure.storage.blob import BlobServiceClient, ContainerClient, ExponentialRetry
 from modelcache.store import StoreConfigError
 
@@ -252,6 +251,10 @@ def open_container(
             f"{CONNECTION_STRING_VARIABLE}, or give a SAS URL of the container"
         )
     name = _check_container(container_name)
+    # azure.identity (msal, cryptography's x509) is imported only by a store that signs in
+    # with it: a connection string or a SAS does without its tenth of a second.
+    from azure.identity import DefaultAzureCredential
+
     default = DefaultAzureCredential()
     _require_https_for_tokens(account_url, default)
     return ContainerClient(account_url, name, credential=default, **options)

@@ -8,9 +8,10 @@ their concurrency and their conditions. Every SDK call runs inside
 :func:`~modelcache.azure._errors.translated`, the one place Azure exceptions become store
 errors.
 
-*Round trips.* ``snapshot`` is two listings run side by side, ``entries/`` with blob
-metadata (where ``publish`` put each entry's size and run time) and ``evaluations/``: one
-request per 5,000 blobs in the store, whatever the number of keys asked about. ``publish``
+*Round trips.* ``snapshot`` is one listing of the prefix that ``entries/`` and
+``evaluations/`` share (and no other kind of object does), with blob metadata (where
+``publish`` put each entry's size and run time): one request per 5,000 manifests and
+evaluation results in the store, whatever the number of keys asked about. ``publish``
 is a HEAD of the manifest (spared when this store's claim just found it absent), a
 request or two per distinct blob (:mod:`modelcache.azure._upload`), then one conditional
 PUT of the manifest. ``fetch`` is one GET of the manifest, then ranged GETs of the blobs.
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +65,14 @@ from ._upload import send_blobs
 if TYPE_CHECKING:
     from ._lock import BlobLeaseLocks
 
-__all__ = ["AzureBlobStore"]
+__all__ = ["SNAPSHOT_PREFIX", "AzureBlobStore"]
+
+#: What a snapshot lists: the longest prefix of both ``entries/`` and ``evaluations/``
+#: (``modelcache-v1/e``), so that one listing answers for both. Other kinds of object
+#: (``blobs/``, ``runs/``, ``locks/``) do not start with it, so a page holds nothing the
+#: snapshot does not read; if one ever did, the listing would cost more, never answer wrong,
+#: as each name is checked against its own prefix.
+SNAPSHOT_PREFIX = os.path.commonprefix([ENTRIES_PREFIX, EVALUATIONS_PREFIX])  # noqa: RUF071 - by character, on purpose
 
 
 def _metadata_number(metadata: Mapping[str, str] | None, name: str) -> float | None:
@@ -217,20 +224,14 @@ class AzureBlobStore(MaintainedBlobs):
     # -- snapshot -------------------------------------------------------------------------
 
     def snapshot(self, keys: Iterable[str]) -> list[SnapshotEntry]:
-        """What the container holds for ``keys``, sorted by key: two listings run side by
-        side (``entries/`` with metadata, ``evaluations/``), one request per 5,000 blobs
-        of each kind in the store, however many keys are asked about. See
-        ``modelcache.store.Store.snapshot``."""
+        """What the container holds for ``keys``, sorted by key: one listing of manifests
+        (with metadata) and evaluation results together, one request per 5,000 of them in
+        the store, however many keys are asked about. See ``modelcache.store.Store.snapshot``."""
         wanted = set(keys)
         if not wanted:
             return []
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            manifests_future = pool.submit(self._list_manifests, wanted)
-            evaluations_future = pool.submit(self._list_evaluations, wanted)
-            with translated(self._place, "list the cache entries"):
-                manifests = manifests_future.result()
-            with translated(self._place, "list the evaluation results"):
-                evaluations = evaluations_future.result()
+        with translated(self._place, "list the cache entries and evaluation results"):
+            manifests, evaluations = self._list_snapshot(wanted)
         entries = []
         for key in sorted(manifests.keys() | evaluations.keys()):
             found = key in manifests and key not in self._refused
@@ -249,27 +250,30 @@ class AzureBlobStore(MaintainedBlobs):
             )
         return entries
 
-    def _list_manifests(self, wanted: set[str]) -> dict[str, Mapping[str, str]]:
-        found: dict[str, Mapping[str, str]] = {}
+    def _list_snapshot(
+        self, wanted: set[str]
+    ) -> tuple[dict[str, Mapping[str, str]], dict[str, frozenset[str]]]:
+        """The manifests of ``wanted`` keys (their metadata) and their evaluation results'
+        fingerprints, from one listing of :data:`SNAPSHOT_PREFIX`."""
+        manifests: dict[str, Mapping[str, str]] = {}
         listed: set[str] = set()  # every manifest there, even one too big to be read
+        evaluations: dict[str, set[str]] = {}
         for blob in self._container.list_blobs(
-            name_starts_with=ENTRIES_PREFIX, include=["metadata"]
+            name_starts_with=SNAPSHOT_PREFIX, include=["metadata"]
         ):
-            key = parse_manifest_name(blob.name)
-            if key in wanted:
-                listed.add(key)
-                if blob.size <= MAX_MANIFEST_SIZE:
-                    found[key] = dict(blob.metadata or {})
+            name: str = blob.name
+            if name.startswith(ENTRIES_PREFIX):
+                key = parse_manifest_name(name)
+                if key in wanted:
+                    listed.add(key)
+                    if blob.size <= MAX_MANIFEST_SIZE:
+                        manifests[key] = dict(blob.metadata or {})
+            elif name.startswith(EVALUATIONS_PREFIX):
+                parsed = parse_evaluation_name(name)
+                if parsed is not None and parsed[0] in wanted:
+                    evaluations.setdefault(parsed[0], set()).add(parsed[1])
         self._sightings.listed(wanted, listed)
-        return found
-
-    def _list_evaluations(self, wanted: set[str]) -> dict[str, frozenset[str]]:
-        found: dict[str, set[str]] = {}
-        for name in self._container.list_blob_names(name_starts_with=EVALUATIONS_PREFIX):
-            parsed = parse_evaluation_name(name)
-            if parsed is not None and parsed[0] in wanted:
-                found.setdefault(parsed[0], set()).add(parsed[1])
-        return {key: frozenset(fingerprints) for key, fingerprints in found.items()}
+        return manifests, {key: frozenset(found) for key, found in evaluations.items()}
 
     # -- manifests and evaluation results ------------------------------------------------
 

@@ -14,13 +14,14 @@ import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, Final
 
 from modelcache.store import ECDSA_P256
+
+# cryptography is imported where a key is read, used or checked, not with this module: a
+# run without keys (and modelcache plan) never pays for it.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = ["ENV_PREFIX", "EcPrivateKey", "EcPublicKey", "ec_key_id", "read_pem"]
 
@@ -32,6 +33,8 @@ _MAX_PEM = 64 << 10
 
 def ec_key_id(public: ec.EllipticCurvePublicKey) -> str:
     """The id of a P-256 public key: 32 hex digits of the SHA-256 of its DER SPKI."""
+    from cryptography.hazmat.primitives import serialization
+
     der = public.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -39,6 +42,8 @@ def ec_key_id(public: ec.EllipticCurvePublicKey) -> str:
 
 
 def _p256(key: object, what: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     curve = getattr(key, "curve", None)
     if not isinstance(curve, ec.SECP256R1):
         raise ValueError(f"{what} is not an EC P-256 (prime256v1) key")
@@ -60,6 +65,10 @@ class EcPublicKey:
     @classmethod
     def from_pem(cls, data: bytes) -> EcPublicKey:
         """A public key from PEM (``-----BEGIN PUBLIC KEY-----``); ``ValueError`` if not one."""
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         try:
             key = serialization.load_pem_public_key(data)
         except (ValueError, UnsupportedAlgorithm):
@@ -70,11 +79,17 @@ class EcPublicKey:
 
     def pem(self) -> bytes:
         """The public key as PEM (``SubjectPublicKeyInfo``): not secret."""
+        from cryptography.hazmat.primitives import serialization
+
         return self._key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
     def verify(self, message: bytes, signature: bytes) -> bool:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         try:
             self._key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, ValueError):
@@ -100,6 +115,10 @@ class EcPrivateKey:
     @classmethod
     def from_pem(cls, data: bytes) -> EcPrivateKey:
         """A private key from unencrypted PEM; ``ValueError`` if not one."""
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except TypeError:
@@ -114,6 +133,9 @@ class EcPrivateKey:
         return cls(key)
 
     def sign(self, message: bytes) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         return self._key.sign(message, ec.ECDSA(hashes.SHA256()))
 
     def verifier(self) -> EcPublicKey:

@@ -27,7 +27,6 @@ from modelcache.store import (
 )
 
 from .config import ConfigError, Problem, SignerConfig, SigningConfig, WorkflowConfig
-from .keyvault import open_key_vault_key  # imports the Azure SDK only when called
 from .signing import EcPrivateKey, EcPublicKey, read_pem
 
 if TYPE_CHECKING:
@@ -101,6 +100,8 @@ def _signing_key(section: SigningConfig, base_dir: Path, environ: Mapping[str, s
     if section.key is not None:
         return EcPrivateKey.from_pem(read_pem(section.key, base_dir=base_dir, environ=environ))
     if section.azure_key_vault_key is not None:
+        from .keyvault import open_key_vault_key  # cryptography, and the Azure SDK when called
+
         public = section.public_key
         pem = None if public is None else read_pem(public, base_dir=base_dir, environ=environ)
         return open_key_vault_key(section.azure_key_vault_key, pem)

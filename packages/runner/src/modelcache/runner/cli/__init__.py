@@ -5,8 +5,11 @@ Exit statuses: 0 success; 2 an error the user must fix (config, credentials, mis
 failures end in one line on stderr, never a traceback: tracebacks are for bugs.
 :data:`~.exit.EXIT_STATUS` is the one table that chooses.
 
-The subcommands live in :mod:`.run` (``run``, ``plan``, ``passes``) and :mod:`.cache`
-(``cache ...``); each registers its parser with a ``handler`` that :func:`main` calls.
+The parser (:mod:`.commands`) imports only the standard library; each command names its
+handler, in :mod:`.run` (``run``, ``plan``, ``passes``) or :mod:`.cache` (``cache ...``),
+and :func:`main` imports it once the command is chosen. So a command pays for what it uses
+only: ``run`` of a warm cache never imports rich, cryptography, the maintenance code or the
+passes' libraries (``tests/test_cli_imports.py``).
 """
 
 from __future__ import annotations
@@ -19,35 +22,18 @@ import signal
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from importlib.metadata import PackageNotFoundError, version
+from importlib import import_module
 from types import FrameType
 from typing import NoReturn
 
-from rich.console import Console
-
-from .cache import add_cache_commands
-from .exit import report_error
-from .run import add_run_commands
+from .commands import Handler, parser
 
 __all__ = ["main"]
 
-#: What a subcommand's parser sets as ``handler``: runs the command, returns the exit status.
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="modelcache",
-        description="Run model-optimization workflows whose pass outputs are cached in the cloud.",
-    )
-    parser.add_argument("--version", action="version", version=f"modelcache {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_run_commands(commands)
-    add_cache_commands(commands)
-    return parser
-
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("modelcache-runner")
     except PackageNotFoundError:  # pragma: no cover - run from a source tree not installed
@@ -57,18 +43,29 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``modelcache`` console script: run the command ``argv`` (default
     ``sys.argv[1:]``) names and return its exit status."""
-    args = _parser().parse_args(argv)
-    handler: Handler = args.handler
-    err = Console(stderr=True, highlight=False)
+    args = parser(_version).parse_args(argv)
     _quiet_libraries()
     try:
         with _terminate_like_ctrl_c():
-            return handler(args)
+            return _handler(args.handler)(args)
     except (Exception, KeyboardInterrupt) as error:
-        status = report_error(err, error)
+        from rich.console import Console
+
+        from .exit import report_error
+
+        status = report_error(Console(stderr=True, highlight=False), error)
         if status is None:
             raise  # a bug: its traceback is what a maintainer needs
         return status
+
+
+def _handler(named: Handler) -> Callable[[argparse.Namespace], int]:
+    """The function ``named`` (module of this package, name): imported now, not before."""
+    module, function = named
+    handler: Callable[[argparse.Namespace], int] = getattr(
+        import_module(f".{module}", __name__), function
+    )
+    return handler
 
 
 @contextlib.contextmanager

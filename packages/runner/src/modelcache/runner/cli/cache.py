@@ -4,8 +4,8 @@ line.
 Every command reads one store: with ``--config CONFIG``, the cloud cache the config names
 (or its local ``cache_dir`` with ``--tier local``, or when it names no cloud); with
 ``--cache-dir DIR``, that local directory. ``--json`` prints one JSON document instead of
-tables. This module parses the command, opens the store and explains misses (``why``);
-:mod:`.cache_actions` does the rest. See ``docs/operations.md``.
+tables. This module opens the store and explains misses (``why``); :mod:`.cache_actions`
+does the rest, and :mod:`.commands` parses the command. See ``docs/operations.md``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from rich.text import Text
 from modelcache.planner import ModelIdentity, key_document
 from modelcache.store import LocalStore, MaintainedStore, Trust
 
-from .. import maintenance
-from ..cloud import open_cloud_store
+from .. import cloud, maintenance
 from ..config import WorkflowConfig, load_config, naming_config_file
 from ..errors import UserError
 from ..maintenance import WhyReport
@@ -32,79 +31,7 @@ from ..trust import configured, load_trust
 from ..workflow import RunOptions, prepare
 from .cache_actions import ACTIONS, print_json
 
-__all__ = ["add_cache_commands", "cache_command"]
-
-
-def add_cache_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``cache`` and its subcommands to the ``modelcache`` parser's subparsers."""
-    cache = commands.add_parser("cache", help="inspect, verify and prune a cache")
-    cache.set_defaults(handler=cache_command)
-    actions = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
-    ls = actions.add_parser("ls", help="list entries, most recently used first")
-    _store_options(ls)
-    show = actions.add_parser("show", help="an entry's manifest and lineage")
-    show.add_argument("key", help="the entry's key, or a unique prefix of it")
-    _store_options(show)
-    stats = actions.add_parser("stats", help="size, deduplication, hits and misses")
-    _store_options(stats)
-    verify = actions.add_parser("verify", help="re-hash content, find broken entries")
-    verify.add_argument("--sample", type=int, metavar="N", help="check N blobs at random")
-    verify.add_argument(
-        "--repair", action="store_true", help="remove broken entries and corrupt blobs"
-    )
-    _store_options(verify)
-    _add_prune(actions.add_parser("prune", help="remove entries by last use"))
-    delete = actions.add_parser(
-        "delete", help="remove entries by key (olive shared-cache --delete)"
-    )
-    delete.add_argument("keys", nargs="*", metavar="KEY", help="an entry's key, or a unique prefix")
-    delete.add_argument("--all", action="store_true", help="delete every entry")
-    delete.add_argument("-y", "--yes", action="store_true", help="delete without asking")
-    delete.add_argument(
-        "--grace",
-        metavar="DURATION",
-        default="24h",
-        help="keep blobs written or used this recently, for a later prune (default 24h)",
-    )
-    _store_options(delete)
-    why = actions.add_parser("why", help="why a pass of a workflow misses the cache")
-    why.add_argument("workflow", type=Path, metavar="CONFIG", help="workflow config (JSON)")
-    why.add_argument("pass_name", metavar="PASS", help="the pass's name in the workflow")
-    why.add_argument(
-        "--tier",
-        choices=("local", "cloud"),
-        help="which tier to compare with (default: cloud if configured)",
-    )
-    why.add_argument("--json", action="store_true", help="print JSON")
-
-
-def _store_options(command: argparse.ArgumentParser) -> None:
-    where = command.add_mutually_exclusive_group()
-    where.add_argument("--config", type=Path, help="the cache a workflow config names")
-    where.add_argument("--cache-dir", type=Path, help="a local cache directory")
-    command.add_argument(
-        "--tier",
-        choices=("local", "cloud"),
-        help="with --config: the tier (default: cloud if configured)",
-    )
-    command.add_argument("--json", action="store_true", help="print JSON")
-
-
-def _add_prune(prune: argparse.ArgumentParser) -> None:
-    prune.add_argument(
-        "--older-than", metavar="DURATION", help="remove entries not used for this long (30d, 12h)"
-    )
-    prune.add_argument(
-        "--max-size", metavar="SIZE", help="then remove the least used until the cache fits (500GB)"
-    )
-    prune.add_argument(
-        "--grace",
-        metavar="DURATION",
-        default="24h",
-        help="never remove what was written or used this recently (default 24h)",
-    )
-    prune.add_argument("--dry-run", action="store_true", help="say what would go; remove nothing")
-    _store_options(prune)
+__all__ = ["cache_command"]
 
 
 def cache_command(args: argparse.Namespace) -> int:
@@ -158,10 +85,10 @@ def _tier_store(config: WorkflowConfig, tier: str | None) -> MaintainedStore:
         tier = "cloud" if config.cloud_enabled else "local"
     if tier == "local":
         return LocalStore(config.resolve(config.cache_dir))
-    cloud = config.cloud_cache_config
-    if cloud is None or not cloud.enable_cloud_cache:
+    settings = config.cloud_cache_config
+    if settings is None or not settings.enable_cloud_cache:
         raise UserError("the config names no cloud cache (cloud_cache_config)")
-    store = open_cloud_store(cloud)
+    store = cloud.open_cloud_store(settings)
     if not isinstance(store, MaintainedStore):  # pragma: no cover - every cloud store is
         raise UserError(f"{type(store).__name__} cannot be maintained")
     return store

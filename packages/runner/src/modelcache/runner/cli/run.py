@@ -11,98 +11,57 @@ import secrets
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from attrs import evolve
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.text import Text
 
-from modelcache.planner import Chain, Plan, Skip, dumps, make_plan
+from modelcache.planner import Chain, Plan, dumps, make_plan
 from modelcache.store import StoreUnavailable
 
-from ..config import (
-    CloudOverrides,
-    WorkflowConfig,
-    check_account_name,
-    check_container_name,
-    load_config,
-    naming_config_file,
-)
+from ..config import CloudOverrides, WorkflowConfig, load_config, naming_config_file
 from ..errors import UserError
 from ..passes import available_passes
-from ..reporting import Reporter, RunReport, StepKind, StepRecord
+from ..reporting import Reporter, RunReport
 from ..workflow import Prepared, RunOptions, execute, prepare, prepare_known, snapshot
-from .exit import say
-from .render import render_dot, render_mermaid, render_text, summary_table
 
-__all__ = ["add_run_commands", "passes_command", "plan_command", "run_command"]
+if TYPE_CHECKING:
+    from rich.console import Console
 
-#: ``plan --format``s other than ``text``: each draws the plan as a document for stdout.
+__all__ = ["passes_command", "plan_command", "run_command"]
+
+
+def _draw_mermaid(plan: Plan, chain: Chain) -> str:
+    from .render import render_mermaid
+
+    return render_mermaid(plan, chain)
+
+
+def _draw_dot(plan: Plan, chain: Chain) -> str:
+    from .render import render_dot
+
+    return render_dot(plan, chain)
+
+
+#: ``plan --format``s other than ``text`` (:data:`.commands.PLAN_FORMATS`): each draws the
+#: plan as a document for stdout.
 _DRAWINGS: Final[Mapping[str, Callable[[Plan, Chain], str]]] = {
     "json": lambda plan, _chain: dumps(plan) + "\n",
-    "mermaid": render_mermaid,
-    "dot": render_dot,
+    "mermaid": _draw_mermaid,
+    "dot": _draw_dot,
 }
 
 
-def add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``run``, ``plan`` and ``passes`` to the ``modelcache`` parser's subparsers."""
-    run = commands.add_parser("run", help="plan and run a workflow")
-    run.add_argument("config", type=Path, help="workflow config (JSON, or YAML: .yaml/.yml)")
-    run.add_argument("--report", type=Path, help="write a JSON report of every step here")
-    run.add_argument("--quiet", action="store_true", help="no progress bars or summary")
-    _cache_switches(run)
-    run.set_defaults(handler=run_command)
+def _stderr() -> Console:
+    """A console on stderr, for notes; rich is imported only when there is one to say."""
+    from rich.console import Console
 
-    plan = commands.add_parser("plan", help="show what a run would do; moves nothing")
-    plan.add_argument("config", type=Path, help="workflow config (JSON, or YAML: .yaml/.yml)")
-    plan.add_argument("--format", choices=("text", *_DRAWINGS), default="text")
-    _cache_switches(plan)
-    plan.set_defaults(handler=plan_command)
-
-    passes = commands.add_parser("passes", help="list the passes available")
-    passes.set_defaults(handler=passes_command)
+    return Console(stderr=True, highlight=False)
 
 
-def _cache_switches(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--no-cloud", action="store_true",
-                         help="do not use the cloud cache for this run")  # fmt: skip
-    command.add_argument("--no-upload", action="store_true",
-                         help="read the cloud cache but upload nothing this run")  # fmt: skip
-    command.add_argument("--no-cache", action="store_true",
-                         help="use no cache at all: every pass runs")  # fmt: skip
-    command.add_argument("--require-cloud", action="store_true",
-                         help="fail if the cloud is lost mid-run")  # fmt: skip
-    # Olive's spellings (olive run --account_name), and the usual ones.
-    command.add_argument("--account_name", "--account-name", dest="account_name",
-                         type=_checked(check_account_name), metavar="NAME",
-                         help="the cloud cache's storage account, over the config's")  # fmt: skip
-    command.add_argument("--container_name", "--container-name", dest="container_name",
-                         type=_checked(check_container_name), metavar="NAME",
-                         help="the cloud cache's container, over the config's")  # fmt: skip
+def _note(console: Console, message: str) -> None:
+    from .exit import say
 
-
-def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
-    """``check`` as an argparse ``type``: its ``ValueError`` becomes argparse's usage error."""
-
-    def argument(text: str) -> str:
-        try:
-            return check(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    return argument
+    say(console, "note", "yellow", message)
 
 
 def _prepare(args: argparse.Namespace) -> Prepared:
@@ -123,9 +82,10 @@ def _load(args: argparse.Namespace) -> WorkflowConfig:
     (what it asks for that modelcache ignores) said on stderr."""
     overrides = CloudOverrides(account_name=args.account_name, container_name=args.container_name)
     config = load_config(args.config, overrides=overrides)
-    err = Console(stderr=True, highlight=False)
-    for note in config.notes:
-        say(err, "note", "yellow", note)
+    if config.notes:
+        err = _stderr()
+        for note in config.notes:
+            _note(err, note)
     return config
 
 
@@ -155,10 +115,13 @@ def plan_command(args: argparse.Namespace) -> int:
     with naming_config_file(args.config):
         prepared, unknown = prepare_known(_load(args), _options(args))
         plan = _plan(prepared, require_cloud=args.require_cloud) if prepared else None
-    err = Console(stderr=True, highlight=False)
     for missing in unknown:
-        say(err, "note", "yellow", f"pass {missing.name!r}: key unknown: {missing.why}")
+        _note(_stderr(), f"pass {missing.name!r}: key unknown: {missing.why}")
     if args.format == "text":
+        from rich.console import Console
+
+        from .render import render_text
+
         render_text(plan, prepared.chain if prepared else None, Console(highlight=False),
                     unknown=unknown)  # fmt: skip
     elif plan is None or prepared is None:
@@ -187,8 +150,7 @@ def _plan(prepared: Prepared, *, require_cloud: bool) -> Plan:
     except StoreUnavailable as error:
         if require_cloud:
             raise
-        err = Console(stderr=True, highlight=False)
-        say(err, "note", "yellow", f"cloud cache unreachable ({error}); planning locally")
+        _note(_stderr(), f"cloud cache unreachable ({error}); planning locally")
         current = snapshot(prepared, cloud=False)
         policy = evolve(prepared.policy, enable_cloud_cache=False)
     return make_plan(prepared.chain, prepared.evaluation, current, policy)
@@ -210,40 +172,24 @@ def run_command(args: argparse.Namespace) -> int:
     if args.report is not None:
         _write_report(args.report, document)
     if not args.quiet:
+        from rich.console import Console
+
+        from .render import summary_table
+
         summary_table(document, Console(highlight=False))
     return 0
 
 
 def _execute(prepared: Prepared, *, quiet: bool) -> RunReport:
-    err = Console(stderr=True, highlight=False)
-    if quiet or (not err.is_terminal and os.environ.get("MODELCACHE_PROGRESS") != "1"):
+    if quiet:  # rich is imported for a note, if there is one
+        return execute(prepared, _NoteReporter())
+    err = _stderr()
+    if not err.is_terminal and os.environ.get("MODELCACHE_PROGRESS") != "1":
         return execute(prepared, _NoteReporter(err))
-    with _progress(err) as progress:
-        return execute(prepared, _ProgressReporter(progress, err))
+    from .progress import progress_reporter
 
-
-def _progress(console: Console) -> Progress:
-    """The progress display of a run: one bar for the workflow, one per step under way."""
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               _AmountColumn(), TimeElapsedColumn())  # fmt: skip
-    return Progress(*columns, console=console, transient=True)
-
-
-class _AmountColumn(ProgressColumn):
-    """How far a bar is, in its task's ``unit``: steps for the workflow, bytes for a transfer
-    (in binary units, as every size modelcache prints), nothing for a pass running."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._bytes = DownloadColumn(binary_units=True)
-
-    def render(self, task: Task) -> Text:
-        match task.fields.get("unit"):
-            case "steps":
-                return Text(f"{task.completed:.0f}/{task.total or 0:.0f} steps")
-            case "bytes":
-                return self._bytes.render(task)
-        return Text("")
+    with progress_reporter(err) as reporter:
+        return execute(prepared, reporter)
 
 
 def _check_report(path: Path) -> None:
@@ -291,53 +237,13 @@ def _write_report(path: Path, document: Mapping[str, Any]) -> None:
 
 
 class _NoteReporter(Reporter):
-    """No progress, but the notes (cloud lost, uploads refused) still reach stderr."""
+    """No progress, but the notes (cloud lost, uploads refused) still reach stderr; rich is
+    imported for the first one, not before."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         self.console = console
 
     def note(self, *, message: str) -> None:
-        say(self.console, "note", "yellow", message)
-
-
-class _ProgressReporter(_NoteReporter):
-    """Progress bars for passes and transfers, on stderr. An upload goes on in the
-    background while the next step runs, so each step in progress has its own bar."""
-
-    def __init__(self, progress: Progress, console: Console) -> None:
-        super().__init__(console)
-        self.progress = progress
-        self.overall: TaskID | None = None
-        #: The bar of each step in progress, by kind and pass.
-        self.current: dict[tuple[StepKind, str], TaskID] = {}
-
-    def planned(self, *, plan: Plan) -> None:
-        total = sum(1 for step in plan.steps if not isinstance(step, Skip))
-        if self.overall is None:
-            self.overall = self.progress.add_task("workflow", total=total, unit="steps")
-        else:
-            self.progress.update(self.overall, total=total, completed=0)
-
-    def step_started(self, *, kind: StepKind, pass_name: str, total_bytes: int | None) -> None:
-        if kind == "skip":
-            return
-        unit = "bytes" if kind in ("download", "upload") else None
-        task = self.progress.add_task(f"{kind} {pass_name}", total=total_bytes, unit=unit)
-        self.current[kind, pass_name] = task
-
-    def transferred(self, *, pass_name: str, bytes_done: int) -> None:
-        # A pass's output is downloaded or uploaded, never both at once.
-        for kind in ("download", "upload"):
-            task = self.current.get((kind, pass_name))
-            if task is not None:
-                self.progress.update(task, completed=bytes_done)
-
-    def step_finished(self, *, record: StepRecord) -> None:
-        if record.kind == "skip":
-            return
-        task = self.current.pop((record.kind, record.pass_name), None)
-        if task is not None:
-            self.progress.update(task, total=record.bytes or 1,
-                                 completed=record.bytes or 1, visible=False)  # fmt: skip
-        if self.overall is not None:
-            self.progress.advance(self.overall)
+        if self.console is None:
+            self.console = _stderr()
+        _note(self.console, message)

@@ -138,34 +138,37 @@ def wire_format(
 ) -> None:
     """Declare how ``cls`` (an attrs class) is written: its fields, renamed, transformed or
     omitted by ``overrides`` (``cattrs.gen.override``), then what ``extra`` adds (derived
-    values such as a report's verdict)."""
-    # mypy matches **overrides against cattrs' own _cattrs_* flags too, hence the ignore.
-    fields = make_dict_unstructure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
-    if extra is None:
-        converter.register_unstructure_hook(cls, fields)
-        return
-    add = extra
+    values such as a report's verdict). The writing function is generated when the first
+    value is written, not when the module declaring ``cls`` is imported."""
+    built: list[Callable[[A], JsonObject]] = []
 
-    def unstructure_with_extra(value: A) -> JsonObject:
-        return {**fields(value), **add(value)}
+    def unstructure_fields(value: A) -> JsonObject:
+        if not built:  # two threads may both build it: the same function, harmlessly
+            # mypy matches **overrides against cattrs' own _cattrs_* flags too.
+            built.append(make_dict_unstructure_fn(cls, converter, **overrides))  # type: ignore[arg-type]
+        fields = built[0](value)
+        return fields if extra is None else {**fields, **extra(value)}
 
-    converter.register_unstructure_hook(cls, unstructure_with_extra)
+    converter.register_unstructure_hook(cls, unstructure_fields)
 
 
 def read_format(cls: type[A]) -> None:
     """Declare that ``cls`` (an attrs class) is read from a JSON object holding every one of
     its fields: its defaults are for building one, not for filling in what a document lacks
-    (cattrs alone would take a list, or an object missing a count, for all defaults)."""
-    names = tuple(attribute.name for attribute in attrs.fields(cls))
-    structure_fields = make_dict_structure_fn(cls, converter)
+    (cattrs alone would take a list, or an object missing a count, for all defaults). The
+    reading function is generated when the first document is read."""
+    built: list[Callable[[Mapping[str, Any], Any], A]] = []
 
     def structure_complete(value: object, _type: object) -> A:
         if not isinstance(value, Mapping):
             raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+        names = tuple(attribute.name for attribute in attrs.fields(cls))
         missing = [name for name in names if name not in value]
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")
-        return structure_fields(value, cls)
+        if not built:
+            built.append(make_dict_structure_fn(cls, converter))
+        return built[0](value, cls)
 
     converter.register_structure_hook(cls, structure_complete)
 

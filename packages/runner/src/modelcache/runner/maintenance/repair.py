@@ -13,6 +13,7 @@ entries' blobs, paid only when damage was found.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from modelcache.store import (
     MaintainedStore,
@@ -25,8 +26,9 @@ from modelcache.store import (
 )
 
 from ._links import links_on_the_way, under_link
-from .inventory import Inventory, list_prefix, read_entries
-from .verify import VerifyReport, verify
+
+if TYPE_CHECKING:
+    from .verify import VerifyReport
 
 __all__ = ["repair_entries"]
 
@@ -41,6 +43,10 @@ def repair_entries(
 
     :return: what was found and removed, as ``verify --repair`` reports it.
     """
+    # Every run imports this module, and only a run that found damage calls this function.
+    from .inventory import Inventory, list_prefix, read_entries
+    from .verify import verify
+
     wanted = list(dict.fromkeys(keys))
     links = links_on_the_way(store, [manifest_name(key) for key in wanted])
     manifests = [
@@ -78,4 +84,6 @@ def repair_entries(
 
 def _exactly(store: MaintainedStore, name: str) -> list[StoredObject]:
     """The object ``name`` as listed: one element, or none if absent."""
+    from .inventory import list_prefix
+
     return [stored for stored in list_prefix(store, name) if stored.name == name]

@@ -35,7 +35,8 @@ running a pass, the executor claims its output in the tier it will publish it to
 the claim until the output is published there.
 
 When the run is over, its record (hits, misses, bytes, the keys it used) is written to each
-tier it used, for ``modelcache cache stats`` and last-use tracking.
+tier it used, for ``modelcache cache stats`` and last-use tracking; to the cloud, when the
+run used the cloud's entries, or once a day (``maintenance.cloud_records``).
 """
 
 from __future__ import annotations
@@ -236,18 +237,39 @@ def _carry_out_step(run: Execution, step: Step, uploads: Uploads) -> None:
 
 def _record(prepared: Prepared, report: RunReport, *, cloud: bool) -> None:
     """Write the run's record (hits, misses, bytes, the keys it used) to each tier it used:
-    one small write per tier per run, which is all that last-use tracking costs."""
-    from ..maintenance import record_run
+    one small write per tier per run, which is all that last-use tracking costs; in the
+    cloud, only when the run used the cloud's entries or a day has passed
+    (:mod:`~modelcache.runner.maintenance.cloud_records` says why that is enough)."""
+    from ..maintenance.usage import record_run
 
     tally = report.tally()
+    finished = time.time()
     stores: list[Store] = []
     if prepared.policy.enable_local_cache:
         stores.append(prepared.local)
-    if cloud and prepared.cloud is not None:
+    if cloud and prepared.cloud is not None and _cloud_record_due(prepared, report, finished):
         stores.append(prepared.cloud)
     for store in stores:
         # Run records are a maintenance capability; a store without it keeps none.
         if isinstance(store, MaintainedStore):
             # Statistics are not worth failing a finished run for.
             with contextlib.suppress(StoreError):
-                record_run(store, tally, prepared.keys, finished=time.time())
+                record_run(store, tally, prepared.keys, finished=finished)
+                if store is prepared.cloud:
+                    _note_cloud_record(prepared, finished)
+
+
+def _cloud_record_due(prepared: Prepared, report: RunReport, now: float) -> bool:
+    from ..maintenance.cloud_records import cloud_record_due
+
+    # Skipping an output that only the cloud holds (an intermediate nothing needed) is not a
+    # use of it: moving one is.
+    moved = any(step.kind in ("download", "upload") for step in report.steps)
+    return cloud_record_due(prepared.local.root, repr(prepared.cloud), prepared.keys,
+                            used_cloud=moved, now=now)  # fmt: skip
+
+
+def _note_cloud_record(prepared: Prepared, now: float) -> None:
+    from ..maintenance.cloud_records import note_cloud_record
+
+    note_cloud_record(prepared.local.root, repr(prepared.cloud), prepared.keys, now=now)
