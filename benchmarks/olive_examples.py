@@ -12,8 +12,10 @@ before; a file in a subfolder is one when it holds a mapping with ``input_model`
    else: an ``HfModel``'s ``model_path`` becomes a tiny BERT-like Hugging Face folder (its
    ``task``, ``io_config``, ``load_kwargs``... are kept); a ``PyTorchModel`` keeps everything
    but a hub ``model_path`` (``org/name``), which becomes the same folder; an ``OnnxModel``'s
-   ``model_path`` becomes a tiny ONNX folder, made once by ``modelcache run`` of a one-pass
-   ``OnnxConversion`` workflow over the tiny BERT. ``cache_dir`` and ``output_dir`` (at the
+   ``model_path`` becomes a tiny ONNX file (``build_tiny_onnx``: one MatMul, Add and Relu,
+   weights beside it in an external-data file), which Olive reads whatever its
+   ``onnx_file_name`` says, as it reads any ``model_path`` that is a file. ``cache_dir`` and
+   ``output_dir`` (at the
    top, in ``engine`` or in ``cache_config``) move into the temporary folder when they are
    plain local paths; URLs and Azure references stay as written;
 2. writes it to a temporary folder and runs ``modelcache plan CONFIG --no-cloud`` there, as
@@ -61,35 +63,26 @@ TIMEOUT_SECONDS: Final = 120
 #: The command line, run by this interpreter (the project's virtual environment).
 MODELCACHE: Final = (sys.executable, "-m", "modelcache.runner.cli")
 SUFFIXES: Final = frozenset({".json", ".yaml", ".yml"})
-#: What the tiny ONNX folder is made from: the tiny BERT, converted by one pass.
-ONNX_WORKFLOW: Final[Mapping[str, Any]] = {
-    "input_model": {"type": "HfModel", "model_path": "tiny-bert"},
-    "passes": {"convert": {"type": "OnnxConversion", "target_opset": 17}},
-    "cache_dir": "cache",
-    "output_dir": "tiny-onnx",
-}
 #: A Hugging Face hub id: ``org/name``, with no file suffix a local model file would have.
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _MODEL_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".onnx", ".pb", ".zip", ".safetensors")
 
-Kind = Literal["accepted", "rejected", "traceback", "other", "skipped"]
-KINDS: Final[tuple[Kind, ...]] = ("accepted", "rejected", "traceback", "other", "skipped")
+Kind = Literal["accepted", "rejected", "traceback", "other"]
+KINDS: Final[tuple[Kind, ...]] = ("accepted", "rejected", "traceback", "other")
 
 
 @dataclass(frozen=True, kw_only=True)
 class LocalModels:
-    """The local stand-ins for input models; ``onnx`` is ``None`` when it could not be made,
-    and ``onnx_note`` then says why."""
+    """The local stand-ins for input models: a Hugging Face folder and an ONNX file."""
 
     hf: Path
-    onnx: Path | None
-    onnx_note: str = ""
+    onnx: Path
 
 
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
     """What ``modelcache plan`` made of one config. ``errors`` are its ``error:`` lines, as
-    printed; ``detail`` is the last lines of a traceback, or why it is *other* or *skipped*;
+    printed; ``detail`` is the last lines of a traceback, or why it is *other*;
     ``changes`` say what was replaced before the run."""
 
     name: str
@@ -107,8 +100,7 @@ def localize(
     config: dict[str, Any], models: LocalModels, workdir: Path
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """A copy of ``config`` with its input model local and its local folders in ``workdir``,
-    and one line per change made. Raises ``LookupError`` for an ``OnnxModel`` when there is
-    no tiny ONNX folder to put in its place."""
+    and one line per change made."""
     config = copy.deepcopy(config)
     changes = [*_replace_model(config.get("input_model"), models)]
     for holder, where in ((config, "$"), (config.get("engine"), "$.engine")):
@@ -138,8 +130,6 @@ def _replace_model(model: Any, models: LocalModels) -> Iterable[str]:
         else:
             yield f"input_model.{where}model_path {_shown(old)} kept (PyTorchModel, not a hub id)"
     elif kind == "onnxmodel":
-        if models.onnx is None:
-            raise LookupError(f"OnnxModel input, and no tiny ONNX model: {models.onnx_note}")
         holder["model_path"] = str(models.onnx)
         yield f"input_model.{where}model_path {_shown(old)} -> tiny ONNX"
     else:
@@ -267,8 +257,6 @@ def run_plan(
         shutil.copytree(source.parent, folder, symlinks=True)
     try:
         config, changes = localize(load(source), models, folder)
-    except LookupError as error:
-        return Outcome(name=name, kind="skipped", detail=(str(error),))
     except (OSError, ValueError, yaml.YAMLError) as error:  # JSONDecodeError is a ValueError
         return Outcome(name=name, kind="other", detail=(f"unreadable: {error}",))
     target = folder / source.name
@@ -283,24 +271,14 @@ def run_plan(
     return classify(name, done.returncode, done.stdout + done.stderr, changes)
 
 
-def make_models(workdir: Path, env: Mapping[str, str]) -> LocalModels:
-    """The tiny BERT folder, and the tiny ONNX folder ``modelcache run`` makes from it."""
-    from modelcache.runner.tiny_model import build_tiny_bert
+def make_models(workdir: Path) -> LocalModels:
+    """The tiny BERT folder and the tiny ONNX file."""
+    from modelcache.runner.tiny_model import build_tiny_bert, build_tiny_onnx
 
     models = workdir / "models"
     hf = build_tiny_bert(models / "tiny-bert")
-    (models / "onnx.json").write_text(json.dumps(ONNX_WORKFLOW, indent=2) + "\n")
-    command = [*MODELCACHE, "run", "onnx.json", "--no-cloud", "--quiet"]
-    try:
-        done = subprocess.run(command, cwd=models, env=dict(env), capture_output=True,
-                              text=True, timeout=300, check=False)  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return LocalModels(hf=hf, onnx=None, onnx_note="making it timed out after 300 s")
-    if done.returncode != 0:
-        last = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["no output"]
-        note = f"making it failed ({done.returncode}): {last[0]}"
-        return LocalModels(hf=hf, onnx=None, onnx_note=note)
-    return LocalModels(hf=hf, onnx=models / "tiny-onnx")
+    return LocalModels(hf=hf, onnx=build_tiny_onnx(models / "tiny-onnx" / "model.onnx",
+                                                   external=True))  # fmt: skip
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -323,7 +301,6 @@ def report(outcomes: list[Outcome], *, verbose: bool, top: int) -> None:
           + ", ".join(f"{counts[k]} {k}" for k in KINDS[1:]))  # fmt: skip
     _print_details("traceback", outcomes, verbose=verbose)
     _print_details("other", outcomes, verbose=True)
-    _print_details("skipped", outcomes, verbose=True)
     lines: Counter[str] = Counter()
     shapes: Counter[str] = Counter()
     example: dict[str, str] = {}
@@ -384,9 +361,7 @@ def main(argv: list[str] | None = None) -> int:
            "NO_COLOR": "1"}  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="olive-examples-"))
     try:
-        models = make_models(workdir, env)
-        if models.onnx is None:
-            print(f"note: no tiny ONNX model, OnnxModel configs skipped: {models.onnx_note}")
+        models = make_models(workdir)
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             outcomes = list(
                 pool.map(lambda p: run_plan(p, args.folder, models, workdir, env), sources)

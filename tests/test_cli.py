@@ -98,14 +98,16 @@ def test_missing_model_directory_is_a_user_error(
     assert not (tmp_path / ".modelcache").exists()
 
 
-def test_onnx_model_input_is_refused(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_model: Path
+def test_an_onnx_model_input_to_a_hugging_face_pass_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    document = workflow(fake_model)
+    from modelcache.runner.tiny_model import build_tiny_onnx
+
+    document = workflow(build_tiny_onnx(tmp_path / "model.onnx"))
     document["input_model"]["type"] = "OnnxModel"
+    document["passes"] = {"half": {"type": "TorchDtypeCast", "dtype": "float16"}}
     line = _fails_in_one_line(capsys, ["run", str(config_file(tmp_path, document))])
-    assert "$.input_model" in line
-    assert "OnnxModel inputs are not supported yet" in line
+    assert "$.passes.half: TorchDtypeCast takes Hugging Face models, but receives ONNX" in line
 
 
 def test_unknown_pass_type_lists_the_available_passes(

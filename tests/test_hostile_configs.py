@@ -304,7 +304,8 @@ BAD_VALUES: list[tuple[tuple[str, ...], st.SearchStrategy[Any], str]] = [
         wrong(str, list) | st.lists(wrong(str), min_size=1, max_size=2),
         "$.cache_dir",
     ),
-    (("output_dir",), wrong(str), "$.output_dir"),
+    # null: Olive's working directory, written to out/ instead, with a note (docs/olive.md).
+    (("output_dir",), wrong(str, type(None)), "$.output_dir"),
     (
         ("cache_dir",),
         st.sampled_from(["a\x00b", "x" * 256, "model/config.json", "model/config.json/c"]),

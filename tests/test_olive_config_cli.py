@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,3 +188,96 @@ def test_the_account_override_replaces_the_configs_account(
     assert loaded.cloud_cache_config is not None
     assert loaded.cloud_cache_config.account_url == "https://mine.blob.core.windows.net"
     assert loaded.cloud_cache_config.container_name == "c-1"
+
+
+def _onnx_workflow(folder: Path, **model: Any) -> Path:
+    """Olive's ``OnnxModel`` input (a tiny graph, weights beside it) through two built-in
+    ONNX passes, local cache only."""
+    from modelcache.runner.tiny_model import build_tiny_onnx
+
+    build_tiny_onnx(folder / "models" / "pre" / "pre.onnx", external=True)
+    document = {
+        "input_model": {"type": "ONNXModel", "model_path": "models/pre/pre.onnx", **model},
+        "passes": {
+            "quantize": {"type": "OnnxDynamicQuantization", "weight_type": "QUInt8"},
+            "optimize": {"type": "OrtGraphOptimization"},
+        },
+        "cache_dir": "cache",
+        "output_dir": "out",
+    }
+    return config_file(folder, document)
+
+
+def _ran(folder: Path, capsys: pytest.CaptureFixture[str], config: Path) -> list[str]:
+    report = folder / "report.json"
+    code, _, err = _run(capsys, ["run", str(config), "--quiet", "--report", str(report)])
+    assert code == 0, err
+    steps = json.loads(report.read_text(encoding="utf-8"))["steps"]
+    return [s["pass"] for s in steps if s["kind"] == "run" and s["outcome"] == "done"]
+
+
+def test_an_onnx_model_input_runs_through_onnx_passes_and_is_keyed_by_content(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELCACHE_DIGEST_CACHE", str(tmp_path / "digests"))
+    config = _onnx_workflow(tmp_path / "a")
+    assert _ran(tmp_path / "a", capsys, config) == ["quantize", "optimize"]
+    assert (tmp_path / "a" / "out" / "model.onnx").is_file()
+    assert _ran(tmp_path / "a", capsys, config) == []  # every output cached
+    # The same files elsewhere share the cache; a handler setting Olive's passes read does not.
+    moved = _onnx_workflow(tmp_path / "b")
+    document = json.loads(moved.read_text(encoding="utf-8"))
+    document["cache_dir"] = str(tmp_path / "a" / "cache")
+    moved.write_text(json.dumps(document), encoding="utf-8")
+    assert _ran(tmp_path / "b", capsys, moved) == []
+    document["input_model"]["inference_settings"] = {"session_options": {"log_id": "x"}}
+    moved.write_text(json.dumps(document), encoding="utf-8")
+    assert _ran(tmp_path / "b", capsys, moved) == ["quantize", "optimize"]
+
+
+@pytest.mark.parametrize("model_path", ["models/resnet_trained_for_cifar10.pt", "m/pre.onnx"])
+def test_a_model_file_not_made_yet_plans_as_unknown_and_refuses_to_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, model_path: str
+) -> None:
+    (tmp_path / "user_script.py").write_text("def load(path):\n    return None\n")
+    kind, settings = (
+        ("PyTorchModel", {"model_loader": "load", "model_script": "user_script.py"})
+        if model_path.endswith(".pt")
+        else ("OnnxModel", {})
+    )
+    document = {
+        "input_model": {"type": kind, "model_path": model_path, **settings},
+        "passes": {"quantize": {"type": "OnnxDynamicQuantization"}},
+        "cache_dir": "cache",
+    }
+    if kind == "PyTorchModel":
+        document["passes"] = {"convert": {"type": "OnnxConversion"}, **document["passes"]}
+    config = config_file(tmp_path, document)
+    code, out, err = _run(capsys, ["plan", str(config)])
+    assert code == 0, err
+    assert "unknown" in out
+    missing = f"model_path {tmp_path / model_path} does not exist; make it first"
+    assert missing in err
+    code, _, err = _run(capsys, ["run", str(config), "--quiet"])
+    assert code == USER_ERROR
+    assert err.strip().splitlines() == [
+        f"error: {config}: $.input_model.model_path: {missing} "
+        "(an example's own script may) or correct the path"
+    ]
+    assert not (tmp_path / "cache").exists()
+
+
+def test_latency_of_an_onnx_model_input_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = _onnx_workflow(tmp_path)
+    document = json.loads(config.read_text(encoding="utf-8"))
+    document["evaluator"] = {"metrics": ["size", "latency"]}
+    config.write_text(json.dumps(document), encoding="utf-8")
+    code, _, err = _run(capsys, ["run", str(config), "--quiet"])
+    assert code == USER_ERROR
+    assert err.strip().splitlines() == [
+        f"error: {config}: $.evaluator.metrics: latency is measured on sentences, through the "
+        "tokenizer of a Hugging Face input model, which this OnnxModel input has not; "
+        'measure "size" only'
+    ]

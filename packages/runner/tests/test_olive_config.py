@@ -4,6 +4,7 @@ fields, contradictions and searches are problems at their paths."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,12 +13,14 @@ from modelcache.runner.config import (
     CloudOverrides,
     ConfigError,
     PassParameters,
+    Problem,
     WorkflowConfig,
     check_passes,
     parse_config,
     unsupported_input_model,
 )
 from modelcache.runner.olive import olive_version
+from modelcache.runner.passes import PassContext
 
 needs_olive = pytest.mark.skipif(olive_version() is None, reason="needs olive-ai")
 SEARCH = "search is not supported until sweeps exist (issue 14)"
@@ -214,6 +217,19 @@ def test_olive_metric_objects_become_modelcache_metrics_or_notes() -> None:
     assert "unknown metric type" in problems["$.evaluator.metrics[0].type"]
 
 
+@pytest.mark.parametrize("kind", ["OnnxModel", "pytorchmodel"])
+def test_olive_latency_is_left_out_for_an_input_with_no_tokenizer(kind: str) -> None:
+    metrics = [{"name": "lat", "type": "latency"}, {"name": "disk", "type": "size_on_disk"}]
+    model = {"type": kind, "model_path": "m", "model_loader": "l", "model_script": "s.py"}
+    if kind == "OnnxModel":
+        model = {"type": kind, "model_path": "m.onnx"}
+    config = parse_config(_document(input_model=model, evaluator={"metrics": metrics}))
+    assert config.evaluator is not None
+    assert config.evaluator.metrics == ("size",)
+    (note,) = _notes(config, "$.evaluator.metrics[0]")
+    assert "left out: modelcache times latency on sentences" in note
+
+
 # -- passes ------------------------------------------------------------------------------------
 
 
@@ -379,29 +395,54 @@ def test_a_handler_setting_of_the_wrong_type_is_a_problem() -> None:
         ("ONNXModel", {"onnx_file_name": "m.onnx", "use_ort_extensions": False}, "OnnxModel"),
     ],
 )
-def test_pytorch_and_onnx_models_are_read_and_left_to_prepare(
+def test_pytorch_and_onnx_models_are_read_for_a_run_to_start_from(
     kind: str, fields: dict[str, Any], spelt: str
 ) -> None:
     config = parse_config(_document(input_model={"type": kind, "model_path": "m", **fields}))
     assert config.input_model.type == spelt
     assert config.input_model.handler_settings == fields
-    problem = unsupported_input_model(config)
-    if spelt == "PyTorchModel":  # a run starts from it (tests/test_olive_workflow.py)
-        assert problem is None
-        return
-    assert problem is not None
-    assert problem.path == "$.input_model.type"
-    assert problem.problem.startswith(f"{spelt} inputs are not supported yet; ")
+    assert unsupported_input_model(config) is None
 
 
-def test_onnx_model_refusal_says_what_to_do() -> None:
-    config = parse_config(_document(input_model={"type": "OnnxModel", "model_path": "m"}))
-    problem = unsupported_input_model(config)
+@pytest.mark.parametrize("name", ["external_initializers_file_name", "constant_inputs_file_name"])
+def test_an_onnx_model_fed_from_other_files_is_refused_at_its_setting(name: str) -> None:
+    model = {"type": "OnnxModel", "model_path": "m", name: "weights.npz"}
+    problem = unsupported_input_model(parse_config(_document(input_model=model)))
     assert problem is not None
-    assert problem.problem == (
-        "OnnxModel inputs are not supported yet; "
-        "start from the Hugging Face model it was exported from (HfModel)"
-    )
+    assert problem.path == f"$.input_model.{name}"
+    assert "not supported yet" in problem.problem
+    assert f"remove {name}" in problem.problem
+
+
+def test_a_pytorch_model_its_loader_builds_needs_no_model_path() -> None:
+    model = {"type": "PyTorchModel", "model_loader": "load", "model_script": "s.py"}
+    config = parse_config(_document(input_model=model))
+    assert config.input_model.model_path is None
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"type": "HfModel"},
+        {"type": "HfModel", "model_path": None},
+        {"type": "OnnxModel"},
+        {"type": "PyTorchModel", "model_loader": "load"},  # a loader of no script's
+        {"type": "PyTorchModel", "model_script": "s.py"},  # a script with no loader
+    ],
+)
+def test_model_path_is_required_unless_the_loader_builds_the_model(
+    model: dict[str, Any],
+) -> None:
+    problems = _problems(_document(input_model=model))
+    assert problems["$.input_model.model_path"] == "required field missing"
+
+
+def test_olive_output_dir_null_is_the_default_with_a_note() -> None:
+    config = parse_config(_document(output_dir=None))
+    assert str(config.output_dir) == "out"
+    assert any(note.startswith("$.output_dir is null") for note in config.notes)
+    engine = parse_config(_document(engine={"output_dir": None}))
+    assert any(note.startswith("$.engine.output_dir is null") for note in engine.notes)
 
 
 def test_a_model_type_olive_has_but_modelcache_does_not_read_is_still_refused() -> None:
@@ -546,3 +587,46 @@ def test_the_command_line_overrides_the_account_and_container() -> None:
     assert _cloud(true)[2] == "my-cache"
     off = parse_config(_document(cloud_cache_config=False), overrides=overrides)
     assert _cloud(off)[0] is True
+
+
+@needs_olive
+def test_model_builder_takes_onnx_with_metadata_only_and_hugging_face_without() -> None:
+    conversion = {"type": "OnnxConversion", "target_opset": 16}
+    metadata = {"type": "ModelBuilder", "precision": "int4", "metadata_only": True}
+    builder = {"type": "ModelBuilder", "precision": "int4"}
+    assert _pass_problems(_document(passes={"c": conversion, "m": metadata})) == {}
+    assert _pass_problems(_document(passes={"b": builder})) == {}
+    after_conversion = _pass_problems(_document(passes={"c": conversion, "b": builder}))
+    assert after_conversion == {"$.passes.b": (
+        "without metadata_only, olive:ModelBuilder takes Hugging Face models, but receives "
+        "ONNX models; reorder the passes or change metadata_only"
+    )}  # fmt: skip
+    first = _pass_problems(_document(passes={"m": metadata}))
+    assert "takes ONNX models, but receives Hugging Face" in first["$.passes.m.metadata_only"]
+    # After a pass of unknown type its input is unknown: nothing is said of metadata_only.
+    unknown = _pass_problems(_document(passes={"x": {"type": "Nope"}, "m": metadata}))
+    assert list(unknown) == ["$.passes.x.type"]
+
+
+@needs_olive
+def test_a_data_dir_not_made_yet_is_missing_and_mistakes_beside_it_still_show(
+    tmp_path: Path,
+) -> None:
+    data = {"name": "d", "load_dataset_config": {"type": "dummy_dataset", "data_dir": "data"}}
+    quantize = {"type": "OnnxStaticQuantization", "data_config": "d", "precision": "uint8"}
+
+    def problems_of(written: dict[str, Any]) -> list[Problem]:
+        model = {"type": "OnnxModel", "model_path": "m.onnx"}
+        document = _document(input_model=model, data_configs=[data], passes={"q": written})
+        passes = parse_config(document).passes
+        return check_passes(passes, "onnx", PassContext(base_dir=tmp_path))[1]
+
+    (problem,) = problems_of(quantize)
+    assert problem.path == "$.passes.q.data_config"
+    assert problem.missing
+    assert "data_dir names 'data', which is not there" in problem.problem
+    problems = problems_of({**quantize, "precision": "uint9"})
+    assert [(p.path, p.missing) for p in problems] == [
+        ("$.passes.q.data_config", True),
+        ("$.passes.q.precision", False),
+    ]

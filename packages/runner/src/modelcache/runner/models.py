@@ -47,6 +47,7 @@ __all__ = [
     "MINILM_MODEL_PATH",
     "ONNX_DATA_FILE",
     "ONNX_MODEL_FILE",
+    "ModelAbsent",
     "ModelError",
     "ModelNotDownloaded",
     "ModelNotFound",
@@ -57,6 +58,7 @@ __all__ = [
     "bundled_minilm_path",
     "model_digest",
     "model_type",
+    "onnx_graph",
     "resolve_hf_model",
 ]
 
@@ -91,9 +93,14 @@ class ModelNotFound(ModelError):
     Hugging Face cache, or not a Hugging Face model."""
 
 
-class ModelNotDownloaded(ModelNotFound):
-    """A hub model that is not (wholly) in the local Hugging Face cache: absent from this
-    machine, not wrong in the config, so a plan can still show the passes that would run."""
+class ModelAbsent(ModelNotFound):
+    """Absent from this machine, not wrong in the config: a plan can still show the passes
+    that would run. A file the config names that is not there yet (a model an example's
+    own script makes first) is one."""
+
+
+class ModelNotDownloaded(ModelAbsent):
+    """A hub model that is not (wholly) in the local Hugging Face cache."""
 
 
 class UnknownModelType(ModelError):
@@ -114,11 +121,12 @@ def model_type(path: Path) -> ModelType:
     """The type of the model in directory ``path``.
 
     ``"onnx"`` if it holds ``model.onnx`` (checked first: an ONNX model carries its source's
-    ``config.json`` too), ``"hf"`` if it holds ``config.json`` and weights. Raises
-    :class:`UnknownModelType` otherwise.
+    ``config.json`` too), or if ``path`` is itself an ``.onnx`` file (the graph of a
+    workflow's ``OnnxModel`` input, read where it lies); ``"hf"`` if it holds
+    ``config.json`` and weights. Raises :class:`UnknownModelType` otherwise.
     """
     path = Path(path)
-    if (path / ONNX_MODEL_FILE).is_file():
+    if (path / ONNX_MODEL_FILE).is_file() or (path.suffix == ".onnx" and path.is_file()):
         return "onnx"
     if (path / "config.json").is_file() and any(
         any(path.glob(pattern)) for pattern in _HF_WEIGHT_PATTERNS
@@ -130,6 +138,13 @@ def model_type(path: Path) -> ModelType:
         f"{path} holds no model: expected {ONNX_MODEL_FILE} (an ONNX model) or config.json "
         "with *.safetensors or pytorch_model*.bin weights (a Hugging Face model)"
     )
+
+
+def onnx_graph(path: Path) -> Path:
+    """The graph file of the ``"onnx"`` model at ``path``: ``path`` itself when it is a file
+    (a workflow's ``OnnxModel`` input), else its ``model.onnx``."""
+    path = Path(path)
+    return path if path.is_file() else path / ONNX_MODEL_FILE
 
 
 def model_digest(path: Path) -> str:

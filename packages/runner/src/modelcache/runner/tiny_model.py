@@ -9,6 +9,9 @@ evaluator can run on it in about a second.
 Deterministic: the same seed gives the same bytes with the same torch and transformers
 versions (``config.json`` records the transformers version; torch's initializers may draw
 differently in another torch release).
+
+:func:`build_tiny_onnx` writes a tinier ONNX file, with ``onnx.helper`` alone: the stand-in
+for an ``OnnxModel`` input, made in milliseconds.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TINY_VOCABULARY", "build_tiny_bert"]
+__all__ = ["TINY_VOCABULARY", "build_tiny_bert", "build_tiny_onnx"]
 
 _SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _LETTERS = tuple("abcdefghijklmnopqrstuvwxyz")
@@ -82,4 +85,43 @@ def build_tiny_bert(path: Path, seed: int = 0) -> Path:
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    return path
+
+
+def build_tiny_onnx(path: Path, *, weights: float = 0.5, external: bool = False) -> Path:
+    """Write a tiny ONNX graph to the file ``path`` (its folder created if needed): ``y =
+    relu(x @ W + b)``, ``x`` a float tensor ``[batch, 8]``, ``W`` an 8x8 initializer of
+    values around ``weights`` (another value, another model), at opset 17. With
+    ``external``, the initializers go to ``<name>.data`` beside it. Needs onnx and numpy
+    only; deterministic. Returns ``path``."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    matrix = (np.arange(64, dtype=np.float32).reshape(8, 8) / 64 - 0.5 + weights) / 8
+    initializers = [
+        numpy_helper.from_array(matrix, "W"),
+        numpy_helper.from_array(np.linspace(-1, 1, 8, dtype=np.float32), "b"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["z"]),
+            helper.make_node("Relu", ["z"], ["y"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what onnxruntime releases of the last years all load
+    onnx.checker.check_model(model)
+    if external:
+        onnx.save_model(model, str(path), save_as_external_data=True,
+                        location=f"{path.name}.data", size_threshold=0)  # fmt: skip
+    else:
+        onnx.save_model(model, str(path))
     return path

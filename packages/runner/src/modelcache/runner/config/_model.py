@@ -62,7 +62,8 @@ class PassParameters(Mapping[str, Any]):
 
 #: The passes in document order: (name, {"type": ..., parameters...}).
 Passes = tuple[tuple[str, Mapping[str, Any]], ...]
-#: ``input_model.model_path``: a directory, ``package:<package>/<folder>`` or a hub id.
+#: ``input_model.model_path``: a directory, ``package:<package>/<folder>``, a hub id, or a
+#: model file (``PyTorchModel``, ``OnnxModel``).
 ModelPath = NewType("ModelPath", str)
 #: ``cloud_cache_config.account_url``: an http(s) URL, perhaps carrying a SAS.
 AccountUrl = NewType("AccountUrl", str)
@@ -86,19 +87,20 @@ class InputModelConfig:
 
     ``handler_settings`` are the other fields of Olive's model handler the config gives
     (``task``, ``io_config``, ``load_kwargs``...; for ``PyTorchModel``, ``model_loader``,
-    ``model_script``...), as written: JSON values.
+    ``model_script``...), as written: JSON values. ``model_path`` is ``None`` only for a
+    ``PyTorchModel`` its loader builds from nothing (:func:`~._input.builds_itself`).
     """
 
     type: str
-    model_path: ModelPath
+    model_path: ModelPath | None = None
     revision: str | None = None
     handler_settings: Mapping[str, Any] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         if self.type not in MODEL_TYPES.values():
             raise ValueError(
-                f"model type {self.type!r} is not supported: only Hugging Face models "
-                '("type": "HfModel") are supported as input'
+                f"model type {self.type!r} is not supported: the input is a Hugging Face "
+                '("type": "HfModel"), PyTorch ("PyTorchModel") or ONNX ("OnnxModel") model'
             )
 
 

@@ -79,6 +79,7 @@ def read_olive(document: dict[str, Any], overrides: CloudOverrides) -> Reading:
     """
     reading = Reading(document=dict(document))
     _lift_engine(reading)
+    _read_output_dir(reading)
     for name in IGNORED:
         if name in reading.document:
             reading.document.pop(name)
@@ -115,6 +116,18 @@ def _lift_engine(reading: Reading) -> None:
             continue
         document[name] = value
         reading.moved(f"$.{name}", f"$.engine.{name}")
+
+
+def _read_output_dir(reading: Reading) -> None:
+    """Olive's ``"output_dir": null``, its working directory, read as modelcache's default:
+    a run replaces its output folder whole, which it must never do to the working
+    directory."""
+    if "output_dir" in reading.document and reading.document["output_dir"] is None:
+        del reading.document["output_dir"]
+        reading.note(
+            f"{reading.where('$.output_dir')} is null, which Olive reads as the working "
+            "directory; the final model is written to out/ beside the config instead"
+        )
 
 
 def _read_systems(reading: Reading) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """An evaluator as Olive writes it (``OliveEvaluatorConfig``: metric objects, a custom
 evaluator ``type``, a user script) read into modelcache's: Olive's latency and size
-metrics become modelcache's, and what modelcache cannot measure is left out with a note."""
+metrics become modelcache's, and what modelcache cannot measure is left out with a note:
+latency too when the input is not a Hugging Face model, since modelcache times sentences
+through its tokenizer."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ __all__ = ["read_evaluator"]
 
 #: Olive's metric types modelcache measures, and as which of its metrics.
 MEASURED: Final[Mapping[str, str]] = {"latency": "latency", "size_on_disk": "size"}
+#: modelcache's metrics measured on sentences, through the input model's tokenizer.
+TOKENIZED: Final = ("latency", "fidelity")
 #: Olive's other metric types (``MetricType``).
 NOT_MEASURED: Final = ("accuracy", "throughput", "custom")
 #: The fields of Olive's evaluator that choose a custom evaluator.
@@ -39,20 +43,34 @@ def read_evaluator(reading: Reading) -> None:
     if not isinstance(metrics, list) or not any(isinstance(m, dict) for m in metrics):
         return
     found = len(reading.problems)
-    kept = [_metric(reading, metric, f"{where}.metrics[{i}]") for i, metric in enumerate(metrics)]
+    model = reading.document.get("input_model")
+    kind = model.get("type") if isinstance(model, dict) else None
+    untokenized = kind if isinstance(kind, str) and kind.lower() != "hfmodel" else None
+    kept = [
+        _metric(reading, metric, f"{where}.metrics[{i}]", untokenized)
+        for i, metric in enumerate(metrics)
+    ]
     evaluator["metrics"] = [metric for metric in kept if metric is not None]
     if not evaluator["metrics"] and len(reading.problems) == found:
         del reading.document["evaluator"]
         reading.note(f"{where}: none of its metrics can be measured here, so nothing is evaluated")
 
 
-def _metric(reading: Reading, metric: Any, path: str) -> Any:
+def _metric(reading: Reading, metric: Any, path: str, untokenized: str | None) -> Any:
     """The modelcache metric an Olive metric object asks for, or ``None`` (with a note or a
-    problem); anything else is left for the converter to judge."""
+    problem); anything else is left for the converter to judge. ``untokenized``: the input
+    model's type when it has no tokenizer to time latency through."""
     if not isinstance(metric, dict):
         return metric
     kind = metric.get("type")
     label = quote(metric.get("name", kind))
+    if isinstance(kind, str) and MEASURED.get(kind.lower()) in TOKENIZED and untokenized:
+        reading.note(
+            f"{path} ({label}) is left out: modelcache times latency on sentences, through "
+            f"the tokenizer of a Hugging Face input model, which this {untokenized} input has not"
+        )
+        _check_data_config(reading, metric, path)
+        return None
     if isinstance(kind, str) and kind.lower() in MEASURED:
         ours = MEASURED[kind.lower()]
         reading.note(

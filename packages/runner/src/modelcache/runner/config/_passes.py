@@ -56,7 +56,8 @@ def check_passes(
             implementation = _olive_instead(implementation, str(raw["type"]), current)
         if isinstance(implementation, ContextDependentPass):
             receives = current or min(implementation.input_types, default="hf")
-            bound = evolve(context or PassContext(), input_type=receives)
+            bound = evolve(context or PassContext(), input_type=receives,
+                           input_known=current is not None)  # fmt: skip
             implementation = implementation.in_context(bound)
         try:
             validated = implementation.validate({k: v for k, v in raw.items() if k != "type"})

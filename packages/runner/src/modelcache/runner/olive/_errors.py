@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ..passes import PassConfigError, PassError
 
-__all__ = ["OliveMissingPackage", "OlivePassFailed", "OliveUnsupported"]
+__all__ = ["OliveFileMissing", "OliveMissingPackage", "OlivePassFailed", "OliveUnsupported"]
 
 
 class OliveUnsupported(PassConfigError):
@@ -33,6 +33,15 @@ class OliveMissingPackage(OliveUnsupported):
     def __init__(self, pass_type: str, package: str, problem: str) -> None:
         super().__init__(pass_type, problem)
         self.package = package
+
+
+class OliveFileMissing(PassConfigError):
+    """A path a pass's parameters name (a ``data_dir``, a ``user_script``) is not there: an
+    example's own script often downloads or makes it first. The pass's key cannot be known
+    (it holds the files' content), but the config need not be wrong: a plan shows the pass
+    as unknown, naming the path, and a run refuses it."""
+
+    missing: ClassVar[bool] = True
 
 
 class OlivePassFailed(PassError):

@@ -18,7 +18,7 @@ from typing import Any
 
 from attrs import frozen
 
-__all__ = ["DISTRIBUTION", "OlivePassInfo", "olive_passes", "olive_version"]
+__all__ = ["DISTRIBUTION", "INPUT_CHOSEN_BY", "OlivePassInfo", "olive_passes", "olive_version"]
 
 #: The distribution Olive's pass library comes from.
 DISTRIBUTION = "olive-ai"
@@ -27,8 +27,18 @@ DISTRIBUTION = "olive-ai"
 #: other pass of ``olive.passes.onnx`` reads and writes ONNX, and every pass of
 #: ``olive.passes.pytorch`` reads and writes a Hugging Face model.
 _TO_ONNX = frozenset({"OnnxConversion", "ModelBuilder", "MobiusBuilder", "OptimumConversion"})
-#: Those of them that also convert a PyTorch model loaded by the user's code.
-_FROM = {"OnnxConversion": frozenset({"hf", "pytorch"})}
+#: Those of them that take other models too: ``OnnxConversion`` converts a PyTorch model
+#: loaded by the user's code; ``ModelBuilder`` with ``metadata_only`` reads an ONNX model.
+_FROM = {
+    "OnnxConversion": frozenset({"hf", "pytorch"}),
+    "ModelBuilder": frozenset({"hf", "onnx"}),
+}
+#: Passes whose parameter chooses the one model type they take: (pass) -> (the parameter,
+#: the type taken when it is true, the type taken when it is false), as Olive's
+#: ``_run_for_config`` checks it.
+INPUT_CHOSEN_BY: Mapping[str, tuple[str, str, str]] = {
+    "ModelBuilder": ("metadata_only", "onnx", "hf"),
+}
 
 
 @frozen(kw_only=True)

@@ -116,19 +116,19 @@ def _problems(error: Any, pass_type: str) -> list[PassConfigError]:
 
 def handler_for(model_dir: Path, model_type: str, settings: Mapping[str, Any]) -> Any:
     """The Olive handler of the model in ``model_dir``: ``HfModelHandler`` or
-    ``PyTorchModelHandler`` with the input model's settings, or ``ONNXModelHandler`` of
-    its ``model.onnx``."""
+    ``PyTorchModelHandler`` with the input model's settings (a ``model_path`` among them
+    replaces ``model_dir``: ``None`` for a model its loader builds), or ``ONNXModelHandler``
+    of its ``model.onnx``, or of ``model_dir`` itself when it is a workflow's ONNX file."""
     _quiet()
     if model_type == "pytorch":
         from olive.model import PyTorchModelHandler
 
-        return PyTorchModelHandler(model_path=str(model_dir), **dict(settings))
+        return PyTorchModelHandler(**{"model_path": str(model_dir), **settings})
     if model_type == "onnx":
         from olive.model import ONNXModelHandler
 
-        return ONNXModelHandler(
-            model_path=str(model_dir), onnx_file_name=ONNX_MODEL_FILE, **dict(settings)
-        )
+        name = None if model_dir.is_file() else ONNX_MODEL_FILE
+        return ONNXModelHandler(model_path=str(model_dir), onnx_file_name=name, **dict(settings))
     from olive.model import HfModelHandler
 
     return HfModelHandler(model_path=str(model_dir), **dict(settings))

@@ -38,15 +38,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..inputs import PYTORCH_FILES
+from ..inputs import ONNX_KEYED, PYTORCH_FILES
 from ..models import ONNX_MODEL_FILE, UnknownModelType, model_type
 from ..passes import PassConfigError, PassConfigProblems, PassInputError, PassUnavailable
 from ..passes._model_files import copy_along
 from ..passes._protocol import PassContext
-from ._errors import OliveMissingPackage, OlivePassFailed, OliveUnsupported
+from ._errors import OliveFileMissing, OliveMissingPackage, OlivePassFailed, OliveUnsupported
 from ._ignored import split_ignored
 from ._keys import digest_of, named_paths, resolve_paths
-from ._library import DISTRIBUTION, OlivePassInfo, extra_requirements, olive_version
+from ._library import (
+    DISTRIBUTION,
+    INPUT_CHOSEN_BY,
+    OlivePassInfo,
+    extra_requirements,
+    olive_version,
+)
 from ._memo import remembered
 
 __all__ = ["OLIVE_PREFIX", "OlivePass"]
@@ -65,6 +71,8 @@ _STACK = {
 _HF_SETTINGS = ("task", "load_kwargs", "io_config", "model_attributes")
 #: The model types Olive loads with the input model's settings.
 _LOADED = frozenset({"hf", "pytorch"})
+#: Model types as a reader says them.
+_SAID = {"hf": "Hugging Face", "onnx": "ONNX", "pytorch": "PyTorch"}
 _REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -141,12 +149,16 @@ class OlivePass:
             "execution_provider": self.context.execution_provider,
         }
         path_names, agnostic = remembered(question, self._schema)
-        files = self._files(raw, frozenset(path_names))  # before Olive: ours name the field
+        try:
+            files = self._files(raw, frozenset(path_names))  # before Olive: ours name the field
+        except OliveFileMissing as missing:
+            raise self._besides(missing, raw, frozenset(path_names)) from None
         parameters = remembered(
             {**question, "parameters": raw, "files": files,
              "base_dir": str(self.context.base_dir)},
             lambda: self._resolved(raw, frozenset(path_names)),
         )  # fmt: skip
+        self._check_input(parameters)
         validated: dict[str, Any] = {"parameters": parameters}
         if ignored:  # what Olive 0.13 drops, keyed all the same (``_ignored``)
             validated["ignored"] = ignored
@@ -160,6 +172,36 @@ class OlivePass:
         if self.context.input_type in _LOADED and self.context.input_model:
             validated["input_model"] = dict(self.context.input_model)
         return validated
+
+    def _besides(
+        self, missing: PassConfigError, raw: dict[str, Any], path_names: frozenset[str]
+    ) -> PassConfigError:
+        """``missing`` (paths not there yet), with what Olive finds wrong besides in the
+        parameters: a file not made yet must not hide a mistake."""
+        found = list(missing.errors) if isinstance(missing, PassConfigProblems) else [missing]
+        try:
+            self._resolved(raw, path_names)
+        except PassConfigError as error:
+            found += error.errors if isinstance(error, PassConfigProblems) else [error]
+        return PassConfigProblems(found) if len(found) > 1 else found[0]
+
+    def _check_input(self, parameters: Mapping[str, Any]) -> None:
+        """A pass whose parameter chooses the model type it takes (:data:`INPUT_CHOSEN_BY`)
+        refused when it receives the other: Olive's pass would fail when it ran."""
+        rule = INPUT_CHOSEN_BY.get(self.info.name)
+        receives = self.context.input_type
+        if rule is None or not self.context.input_known:
+            return
+        name, when_true, when_false = rule
+        takes = when_true if parameters.get(name) else when_false
+        if receives == takes:
+            return
+        chosen = bool(parameters.get(name))
+        setting = f"with {name} true" if chosen else f"without {name}"
+        raise PassConfigError(self.type, name if chosen else None, (
+            f"{setting}, {self.type} takes {_SAID[takes]} models, but receives "
+            f"{_SAID.get(receives, receives)} models; reorder the passes or change {name}"
+        ))  # fmt: skip
 
     def _schema(self) -> tuple[list[str], bool]:
         """Olive's answers about the pass itself: the parameters that name paths, and
@@ -189,7 +231,7 @@ class OlivePass:
             digest = digest_of(self.context.base_dir / Path(written).expanduser())
             if digest is None:
                 field = location.partition(".")[0].partition("[")[0]
-                errors.append(PassConfigError(self.type, field, (
+                errors.append(OliveFileMissing(self.type, field, (
                     f"{location} names {written!r}, which is not there (relative paths are "
                     "relative to the config file's folder)"
                 )))  # fmt: skip
@@ -219,12 +261,13 @@ class OlivePass:
                 output = cls(accelerator, olive_config).run(handler, str(Path(scratch) / "out"))
             except Exception as error:
                 raise OlivePassFailed(self.type, error, self._hint(parameters)) from error
-            along = input_dir if found != "pytorch" else None  # the user's file, not ours
+            along = input_dir if input_dir.is_dir() and found != "pytorch" else None
             _lay_out(Path(output.model_path), output_dir, along, self.output_type)
 
     def _input_type(self, input_dir: Path) -> str:
         """The type of the model at ``input_dir``: a folder made by a pass or a Hugging Face
-        input, or, first in a chain from a ``PyTorchModel``, the user's own model file."""
+        input, or, first in a chain from a ``PyTorchModel`` or an ``OnnxModel``, the user's
+        own model file (the first has no riding-along files of ours)."""
         if self.context.input_type == "pytorch":
             return "pytorch"
         try:
@@ -252,6 +295,8 @@ class OlivePass:
         if found == "pytorch":
             settings = dict(self.context.input_model)
             return resolve_paths(settings, self.context.base_dir, frozenset(PYTORCH_FILES))  # type: ignore[no-any-return]
+        if input_dir.is_file():  # the workflow's OnnxModel: Olive hands its settings over
+            return {k: v for k, v in self.context.input_model.items() if k in ONNX_KEYED}
         settings = {k: v for k, v in self.context.input_model.items() if k in _HF_SETTINGS}
         if found == "hf":
             return settings

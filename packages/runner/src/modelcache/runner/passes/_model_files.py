@@ -47,8 +47,11 @@ def rides_along(relative: Path) -> bool:
 
 def copy_along(input_dir: Path, output_dir: Path) -> list[Path]:
     """Copy every file of ``input_dir`` that rides along into ``output_dir``, keeping its
-    relative path. Returns the relative paths copied, sorted."""
+    relative path. Returns the relative paths copied, sorted. Nothing rides along with a
+    workflow's ``OnnxModel`` input, a file read where it lies (``input_dir`` is that file)."""
     copied: list[Path] = []
+    if not input_dir.is_dir():
+        return copied
     for folder, dirs, files in os.walk(input_dir, followlinks=True):
         base = Path(folder).relative_to(input_dir)
         if base == Path("."):

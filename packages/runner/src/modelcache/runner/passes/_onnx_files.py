@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..models import ONNX_DATA_FILE, ONNX_MODEL_FILE
+from ..models import ONNX_DATA_FILE, ONNX_MODEL_FILE, onnx_graph
 
 __all__ = ["load_onnx", "save_onnx", "uses_external_data"]
 
@@ -20,10 +20,11 @@ _INLINE_LIMIT = 2**31 - 2**27
 
 
 def load_onnx(model_dir: Path) -> Any:
-    """The ``onnx_ir`` model in ``model_dir``; external tensors are read lazily."""
+    """The ``onnx_ir`` model in ``model_dir`` (or the ONNX file ``model_dir``: a workflow's
+    ``OnnxModel`` input); external tensors are read lazily."""
     import onnx_ir as ir
 
-    return ir.load(model_dir / ONNX_MODEL_FILE)
+    return ir.load(onnx_graph(model_dir))
 
 
 def uses_external_data(model: Any) -> bool:

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..models import ONNX_DATA_FILE, ONNX_MODEL_FILE
+from ..models import ONNX_DATA_FILE, ONNX_MODEL_FILE, onnx_graph
 from ._builtin import BuiltinPass
 from ._errors import PassConfigError
 from ._model_files import copy_along
@@ -322,7 +322,7 @@ class OnnxDynamicQuantization(BuiltinPass):
     def _run(self, input_dir: Path, output_dir: Path, config: dict[str, Any]) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        source = input_dir / ONNX_MODEL_FILE
+        source = onnx_graph(input_dir)
         external = config["save_as_external_data"] or uses_external_data(load_onnx(input_dir))
         with tempfile.TemporaryDirectory(prefix=".quantize-", dir=output_dir.parent) as scratch:
             if config["quant_preprocess"]:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..models import ONNX_DATA_FILE, ONNX_MODEL_FILE
+from ..models import ONNX_DATA_FILE, ONNX_MODEL_FILE, onnx_graph
 from ._builtin import BuiltinPass
 from ._environment import cpu_features
 from ._model_files import copy_along
@@ -74,7 +74,7 @@ class OrtGraphOptimization(BuiltinPass):
                     "session.optimized_model_external_initializers_file_name", ONNX_DATA_FILE
                 )
             ort.InferenceSession(
-                str(input_dir / ONNX_MODEL_FILE), options, providers=["CPUExecutionProvider"]
+                str(onnx_graph(input_dir)), options, providers=["CPUExecutionProvider"]
             )
             save_onnx(load_onnx(Path(scratch)), output_dir, external=external)
         copy_along(input_dir, output_dir)

@@ -38,7 +38,9 @@ class Pass(Protocol):
     Models are directories. ``"hf"``: a Hugging Face model directory (``config.json``,
     weights, tokenizer files). ``"onnx"``: ``model.onnx`` (and its external-data file, if
     any) with the source model's ``config.json`` and tokenizer files beside it. See
-    :mod:`modelcache.runner.models`.
+    :mod:`modelcache.runner.models`. One exception: the first pass of a workflow whose
+    input is Olive's ``OnnxModel`` receives that ``.onnx`` file itself, read where it lies
+    (:func:`~modelcache.runner.models.onnx_graph` finds the graph either way).
     """
 
     @property
@@ -127,6 +129,9 @@ class PassContext:
     base_dir: Path = Path(".")
     #: The model type the pass receives (``"hf"`` or ``"onnx"``).
     input_type: str = "hf"
+    #: False when :attr:`input_type` is a guess: what the pass before makes is unknown (its
+    #: type is), so a pass must not refuse its parameters for the input they need.
+    input_known: bool = True
     #: The workflow input model's loading settings (Olive's ``task``, ``io_config``,
     #: ``load_kwargs``, ...), as JSON values; a pass that reads a Hugging Face model with
     #: them must key them.

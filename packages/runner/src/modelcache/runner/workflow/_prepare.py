@@ -210,9 +210,10 @@ def _collecting(
 
 
 def _resolve_model(config: WorkflowConfig) -> ResolvedModel:
-    """The input model; a problem at ``$.input_model.model_path`` if it cannot be used."""
-    from ..inputs import resolve_pytorch_model
-    from ..models import ModelError, ModelNotDownloaded, resolve_hf_model
+    """The input model; a problem at ``$.input_model.model_path`` if it cannot be used, a
+    missing one if it is only absent from this machine (:class:`~..models.ModelAbsent`)."""
+    from ..inputs import resolve_onnx_model, resolve_pytorch_model
+    from ..models import ModelAbsent, ModelError, resolve_hf_model
 
     unsupported = unsupported_input_model(config)
     if unsupported is not None:
@@ -223,10 +224,15 @@ def _resolve_model(config: WorkflowConfig) -> ResolvedModel:
             return resolve_pytorch_model(
                 model.model_path, model.handler_settings, base_dir=config.base_dir
             )
+        assert model.model_path is not None  # only a PyTorchModel may build itself
+        if model.type == "OnnxModel":
+            return resolve_onnx_model(
+                model.model_path, model.handler_settings, base_dir=config.base_dir
+            )
         return resolve_hf_model(model.model_path, model.revision, base_dir=config.base_dir)
     except ModelError as error:
         problem = Problem(path="$.input_model.model_path", problem=str(error),
-                          missing=isinstance(error, ModelNotDownloaded))  # fmt: skip
+                          missing=isinstance(error, ModelAbsent))  # fmt: skip
         raise ConfigError.of([problem]) from None
 
 
@@ -240,10 +246,10 @@ def _checked_passes(config: WorkflowConfig) -> tuple[dict[str, PassInstance], li
     the chain, a package missing)."""
     from ..passes import PassContext, PassUnavailable, key_packages
 
-    context = PassContext(
-        base_dir=config.base_dir,
-        input_model=config.input_model.handler_settings,
-    )
+    settings = dict(config.input_model.handler_settings)
+    if config.input_model.model_path is None:
+        settings["model_path"] = None  # Olive's loader is called with none: keyed so
+    context = PassContext(base_dir=config.base_dir, input_model=settings)
     # A model a run cannot start from is a problem of its own, not of the first pass.
     supported = unsupported_input_model(config) is None
     input_type = _INPUT_TYPES[config.input_model.type] if supported else None
@@ -288,6 +294,14 @@ def _evaluation(config: WorkflowConfig, *, reference: Path) -> tuple[Evaluator |
     if config.evaluator is None or config.evaluator.evaluate == "none":
         return None, Evaluation.nothing()
     from ..evaluation import Evaluator
+
+    tokenized = [m for m in config.evaluator.metrics if m in ("latency", "fidelity")]
+    if tokenized and config.input_model.type != "HfModel":
+        raise ConfigError(path="$.evaluator.metrics", problem=(
+            f"{' and '.join(tokenized)} {'is' if len(tokenized) == 1 else 'are'} measured on "
+            "sentences, through the tokenizer of a Hugging Face input model, which this "
+            f'{config.input_model.type} input has not; measure "size" only'
+        ))  # fmt: skip
 
     evaluator = Evaluator(config.evaluator, reference=reference)
     target = config.evaluator.evaluate
