@@ -6,10 +6,10 @@ failures end in one line on stderr, never a traceback: tracebacks are for bugs.
 :data:`~.exit.EXIT_STATUS` is the one table that chooses.
 
 The parser (:mod:`.commands`) imports only the standard library; each command names its
-handler, in :mod:`.run` (``run``, ``plan``, ``passes``) or :mod:`.cache` (``cache ...``),
-and :func:`main` imports it once the command is chosen. So a command pays for what it uses
-only: ``run`` of a warm cache never imports rich, cryptography, the maintenance code or the
-passes' libraries (``tests/test_cli_imports.py``).
+handler, in :mod:`.run` (``run``, ``plan``, ``passes``), :mod:`.sweep` (``sweep``) or
+:mod:`.cache` (``cache ...``), and :func:`main` imports it once the command is chosen. So a
+command pays for what it uses only: ``run`` of a warm cache never imports rich,
+cryptography, the maintenance code or the passes' libraries (``tests/test_cli_imports.py``).
 """
 
 from __future__ import annotations

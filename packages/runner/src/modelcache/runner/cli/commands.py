@@ -68,6 +68,12 @@ def _add_run_commands(commands: _Commands[argparse.ArgumentParser]) -> None:
     passes = commands.add_parser("passes", help="list the passes available")
     passes.set_defaults(handler=("run", "passes_command"))
 
+    from . import sweep as sweep_command  # the standard library only, as this module
+
+    sweep = commands.add_parser("sweep", help="plan and run many workflows over one cache")
+    sweep_command.add_arguments(sweep)
+    sweep.set_defaults(handler=("sweep", "handle"))
+
 
 def _cache_switches(command: argparse.ArgumentParser) -> None:
     command.add_argument("--no-cloud", action="store_true",

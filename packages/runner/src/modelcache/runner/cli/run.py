@@ -111,7 +111,13 @@ def plan_command(args: argparse.Namespace) -> int:
     """``modelcache plan``: the plan drawn on stdout; moves nothing. Without the cloud (and
     without ``--require-cloud``), the plan is made from the local cache, with a note. What
     is missing from this machine (a hub model not downloaded, a package a pass needs) ends
-    the plan there: the passes from it on are shown as unknown, with a note saying why."""
+    the plan there: the passes from it on are shown as unknown, with a note saying why.
+    Given a sweep file, the sweep's plan (:mod:`.sweep`)."""
+    from .sweep import is_sweep_file
+    from .sweep import plan_command as plan_sweep
+
+    if is_sweep_file(args.config):
+        return plan_sweep(args)
     with naming_config_file(args.config):
         prepared, unknown = prepare_known(_load(args), _options(args))
         plan = _plan(prepared, require_cloud=args.require_cloud) if prepared else None

@@ -1,0 +1,62 @@
+"""Sweeps: many workflows over one cache, planned as one graph, run on a pool of workers.
+
+:func:`load_sweep` reads a sweep file (a base workflow and a matrix, or a list of
+workflows) into variants; :func:`prepare_sweep` prepares each as ``modelcache run`` would;
+:func:`plan_sweep` plans them as one graph (:func:`modelcache.planner.make_sweep_plan`);
+:func:`run_sweep` carries the plan out on this machine's local engine; :func:`results_of`
+and :func:`report_document` give the table, the Pareto front and the ``--report`` document.
+``docs/sweeps.md`` describes it all.
+
+Modules: ``_file`` (the sweep file), ``_matrix`` (its axes and variant names),
+``_planning`` (variants prepared, the snapshot, the plan), ``_render`` (the plan as a tree),
+``_engine`` (the scheduler and its pool), ``_worker`` (a worker's segment and variant runs),
+``_results`` (the Pareto front, pure), ``_report`` (the table and the report document).
+"""
+
+from ._engine import SweepReporter, SweepRun, default_jobs, run_sweep
+from ._file import SweepFile, Variant, load_sweep, parse_sweep
+from ._matrix import MAX_VARIANTS
+from ._planning import CacheRequired, PreparedSweep, plan_sweep, prepare_sweep, sweep_snapshot
+from ._render import render_tree
+from ._report import (
+    SWEEP_REPORT_FORMAT,
+    SweepResults,
+    VariantRow,
+    report_document,
+    results_of,
+    results_table,
+)
+from ._results import OBJECTIVES, Measures, dominates, measures_of, pareto_front
+from ._worker import SegmentOutcome, SweepRecord, VariantOutcome
+
+__all__ = [
+    "MAX_VARIANTS",
+    "OBJECTIVES",
+    "SWEEP_REPORT_FORMAT",
+    "CacheRequired",
+    "Measures",
+    "PreparedSweep",
+    "SegmentOutcome",
+    "SweepFile",
+    "SweepRecord",
+    "SweepReporter",
+    "SweepResults",
+    "SweepRun",
+    "Variant",
+    "VariantOutcome",
+    "VariantRow",
+    "default_jobs",
+    "dominates",
+    "load_sweep",
+    "measures_of",
+    "pareto_front",
+    "parse_sweep",
+    "plan_sweep",
+    "prepare_sweep",
+    "render_tree",
+    "report_document",
+    "results_of",
+    "results_table",
+    "run_sweep",
+    "sweep_snapshot",
+]

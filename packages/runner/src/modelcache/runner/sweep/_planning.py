@@ -1,0 +1,139 @@
+"""A sweep's variants prepared as ``modelcache run`` prepares them, and planned as one graph.
+
+Preparing reads (the input models, the passes' parameters, the stores' settings) and writes
+nothing; planning reads the cache once for every key of the sweep, in each tier, and hands
+the chains, their evaluations and that snapshot to the pure sweep planner
+(:func:`modelcache.planner.make_sweep_plan`).
+"""
+
+from __future__ import annotations
+
+from attrs import evolve, frozen
+
+from modelcache.planner import (
+    CachePolicy,
+    Snapshot,
+    SnapshotEntry,
+    Sweep,
+    SweepPlan,
+    Workflow,
+    make_sweep_plan,
+)
+from modelcache.store import StoreUnavailable
+
+from ..config import ConfigError, Problem
+from ..errors import UserError
+from ..workflow import Prepared, RunOptions, prepare
+from ..workflow._deliver import output_dir  # the check `run` makes before any work
+from ._file import SweepFile
+
+_NO_OPTIONS = RunOptions()
+
+__all__ = ["CacheRequired", "PreparedSweep", "plan_sweep", "prepare_sweep", "sweep_snapshot"]
+
+
+@frozen(kw_only=True)
+class PreparedSweep:
+    """Every variant prepared, in the sweep's order, and the options they were prepared with."""
+
+    sweep: SweepFile
+    options: RunOptions
+    prepared: tuple[tuple[str, Prepared], ...]
+
+    @property
+    def first(self) -> Prepared:
+        """The first variant's: its stores and policy are every variant's (one cache)."""
+        return self.prepared[0][1]
+
+    def of(self, name: str) -> Prepared:
+        return dict(self.prepared)[name]
+
+    def workflows(self) -> Sweep:
+        """What the sweep planner plans: each variant's chain and evaluation."""
+        return Sweep(
+            workflows=[
+                Workflow(name=name, chain=p.chain, evaluation=p.evaluation)
+                for name, p in self.prepared
+            ]
+        )
+
+
+class CacheRequired(UserError):
+    """A sweep shares its work through the cache, so it cannot run with the cache off."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a sweep shares its variants' work through the local cache; run without --no-cache"
+        )
+
+
+def prepare_sweep(sweep: SweepFile, options: RunOptions = _NO_OPTIONS) -> PreparedSweep:
+    """Prepare every variant; check each output folder as ``run`` would, before any work.
+
+    :raises ConfigError: naming every problem of every variant, each once, with the
+        variants it concerns when not all.
+    :raises CacheRequired: ``options.no_cache``.
+    """
+    if options.no_cache:
+        raise CacheRequired()
+    prepared: list[tuple[str, Prepared]] = []
+    found: dict[Problem, list[str]] = {}
+    for variant in sweep.variants:
+        try:
+            ready = prepare(variant.config, options)
+            output_dir(ready)
+        except ConfigError as error:
+            # A config's paths are the workflow's; in a sweep they name its file, or its
+            # place in the sweep file.
+            origin = f"{error.source}: $" if error.source else variant.origin
+            for problem in error.problems:
+                path = origin + problem.path.removeprefix("$")
+                located = Problem(path=path, problem=problem.problem)
+                found.setdefault(located, []).append(variant.name)
+            continue
+        prepared.append((variant.name, ready))
+    if found:
+        every = len(sweep.variants)
+        raise ConfigError.of(
+            problem
+            if len(names) == every
+            else evolve(problem, problem=f"{problem.problem} ({_variants(names)})")
+            for problem, names in found.items()
+        )
+    return PreparedSweep(sweep=sweep, options=options, prepared=tuple(prepared))
+
+
+def _variants(names: list[str]) -> str:
+    return f"variant {names[0]}" if len(names) == 1 else f"variants {', '.join(names)}"
+
+
+def sweep_snapshot(prepared: PreparedSweep, *, cloud: bool = True) -> Snapshot:
+    """The cache's contents for every key of the sweep: one listing per tier used."""
+    first = prepared.first
+    keys = tuple(dict.fromkeys(key for _, p in prepared.prepared for key in p.keys))
+    listing: list[SnapshotEntry] = []
+    if first.policy.enable_local_cache:
+        listing.extend(first.local.snapshot(keys))
+    if cloud and first.cloud is not None:
+        listing.extend(first.cloud.snapshot(keys))
+    return Snapshot.from_listing(listing)
+
+
+def plan_sweep(prepared: PreparedSweep) -> tuple[SweepPlan, CachePolicy, str | None]:
+    """What the sweep would do now. Without the cloud (and without ``--require-cloud``), the
+    plan is made from the local tier.
+
+    :return: the plan, the policy it was made with, and a note if the cloud was lost.
+    :raises StoreUnavailable: the cloud did not answer, and the options require it.
+    """
+    policy = prepared.first.policy
+    note = None
+    try:
+        current = sweep_snapshot(prepared)
+    except StoreUnavailable as error:
+        if prepared.options.require_cloud:
+            raise
+        note = f"cloud cache unreachable ({error}); planning locally"
+        current = sweep_snapshot(prepared, cloud=False)
+        policy = evolve(policy, enable_cloud_cache=False)
+    return make_sweep_plan(prepared.workflows(), current, policy), policy, note

@@ -1,0 +1,72 @@
+"""A sweep prepared and planned as ``modelcache run`` prepares each variant: the plan drawn
+without running or writing anything, and each variant's mistakes named once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelcache.planner import SweepPlan, loads
+from modelcache.runner.cli.sweep import add_arguments, handle, is_sweep_file
+from modelcache.runner.config import ConfigError
+from modelcache.runner.sweep import CacheRequired, parse_sweep, prepare_sweep
+from modelcache.runner.workflow import RunOptions
+
+
+def _sweep(model: Path, matrix: dict[str, list[Any]]) -> dict[str, Any]:
+    return {
+        "base": {
+            "input_model": {"type": "HfModel", "model_path": str(model)},
+            "passes": {
+                "prune": {"type": "MagnitudePruning", "sparsity": 0.5},
+                "cast": {"type": "TorchDtypeCast", "dtype": "float16"},
+            },
+            "cache_dir": "cache",
+        },
+        "matrix": matrix,
+    }
+
+
+def test_plan_draws_the_sweep_and_writes_nothing(
+    tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps(_sweep(tiny_bert, {"passes.cast.dtype": ["float16", "bfloat16"]})))
+    assert is_sweep_file(path)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+
+    assert handle(parser.parse_args([str(path), "--plan", "--format", "json"])) == 0
+
+    plan = loads(capsys.readouterr().out, SweepPlan)
+    assert [w.name for w in plan.workflows] == ["dtype=float16", "dtype=bfloat16"]
+    assert [len(s.keys) for s in plan.segments] == [1, 1, 1]  # prune, shared; a cast each
+    assert plan.totals.runs == 3
+    assert not (tmp_path / "cache").exists()
+    assert handle(parser.parse_args([str(path), "--plan"])) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "segment 0: all 2 variants"
+
+
+def test_a_mistake_of_some_variants_is_named_once_with_them(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    matrix = {"passes.prune.sparsity": [0.5, 2.0], "passes.cast.exclude": [[], ["x"]]}
+    sweep = parse_sweep(_sweep(tiny_bert, matrix), folder=tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        prepare_sweep(sweep)
+    # The inline base's paths are under its place in the sweep file.
+    assert caught.value.lines() == (
+        "sweep: $.base.passes.cast.exclude: unknown parameter; TorchDtypeCast takes: dtype",
+        "sweep: $.base.passes.prune.sparsity: must be below 1.0, got 2.0 "
+        "(variants sparsity=2.0,exclude=[], sparsity=2.0,exclude=[x])",
+    )
+
+
+def test_a_sweep_needs_the_cache(tiny_bert: Path, tmp_path: Path) -> None:
+    sweep = parse_sweep(_sweep(tiny_bert, {"passes.prune.sparsity": [0.5]}), folder=tmp_path)
+    with pytest.raises(CacheRequired):
+        prepare_sweep(sweep, RunOptions(no_cache=True))
