@@ -76,12 +76,19 @@ def _add_run_commands(commands: _Commands[argparse.ArgumentParser]) -> None:
 
 
 def _cache_switches(command: argparse.ArgumentParser) -> None:
+    cloud_switches(command, no_cache=True)
+
+
+def cloud_switches(command: argparse.ArgumentParser, *, no_cache: bool = False) -> None:
+    """The switches over the caches that ``run``, ``plan`` and ``sweep`` share; ``--no-cache``
+    with ``no_cache`` (a sweep shares its work through the cache, so it has none)."""
     command.add_argument("--no-cloud", action="store_true",
                          help="do not use the cloud cache for this run")  # fmt: skip
     command.add_argument("--no-upload", action="store_true",
                          help="read the cloud cache but upload nothing this run")  # fmt: skip
-    command.add_argument("--no-cache", action="store_true",
-                         help="use no cache at all: every pass runs")  # fmt: skip
+    if no_cache:
+        command.add_argument("--no-cache", action="store_true",
+                             help="use no cache at all: every pass runs")  # fmt: skip
     command.add_argument("--require-cloud", action="store_true",
                          help="fail if the cloud is lost mid-run")  # fmt: skip
     # Olive's spellings (olive run --account_name), and the usual ones.

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
-from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .commands import cloud_switches
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -62,29 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --plan: a tree of shared prefixes, or the plan's JSON",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress or table")
-    parser.add_argument(
-        "--no-cloud", action="store_true", help="do not use the cloud cache for this sweep"
-    )
-    parser.add_argument(
-        "--no-upload", action="store_true", help="read the cloud cache but upload nothing"
-    )
-    parser.add_argument("--require-cloud", action="store_true", help="fail if the cloud is lost")
-    parser.add_argument(
-        "--account_name",
-        "--account-name",
-        dest="account_name",
-        type=_checked("check_account_name"),
-        metavar="NAME",
-        help="the cloud cache's storage account, over the workflows'",
-    )
-    parser.add_argument(
-        "--container_name",
-        "--container-name",
-        dest="container_name",
-        type=_checked("check_container_name"),
-        metavar="NAME",
-        help="the cloud cache's container, over the workflows'",
-    )
+    cloud_switches(parser)
 
 
 def _positive(text: str) -> int:
@@ -95,19 +73,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of workers, 1 or more")
     return value
-
-
-def _checked(check: str) -> Callable[[str], str]:
-    """The config's ``check`` as an argparse ``type``, imported when the argument is given."""
-
-    def argument(text: str) -> str:
-        checked: Callable[[str], str] = getattr(import_module("..config", __package__), check)
-        try:
-            return checked(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    return argument
 
 
 def is_sweep_file(path: Path) -> bool:

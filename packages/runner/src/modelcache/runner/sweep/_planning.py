@@ -13,7 +13,6 @@ from attrs import evolve, frozen
 from modelcache.planner import (
     CachePolicy,
     Snapshot,
-    SnapshotEntry,
     Sweep,
     SweepPlan,
     Workflow,
@@ -23,7 +22,7 @@ from modelcache.store import StoreUnavailable
 
 from ..config import ConfigError, Problem
 from ..errors import UserError
-from ..workflow import Prepared, RunOptions, prepare
+from ..workflow import Prepared, RunOptions, prepare, snapshot
 from ..workflow._deliver import output_dir  # the check `run` makes before any work
 from ._file import SweepFile
 
@@ -109,14 +108,8 @@ def _variants(names: list[str]) -> str:
 
 def sweep_snapshot(prepared: PreparedSweep, *, cloud: bool = True) -> Snapshot:
     """The cache's contents for every key of the sweep: one listing per tier used."""
-    first = prepared.first
     keys = tuple(dict.fromkeys(key for _, p in prepared.prepared for key in p.keys))
-    listing: list[SnapshotEntry] = []
-    if first.policy.enable_local_cache:
-        listing.extend(first.local.snapshot(keys))
-    if cloud and first.cloud is not None:
-        listing.extend(first.cloud.snapshot(keys))
-    return Snapshot.from_listing(listing)
+    return snapshot(prepared.first, cloud=cloud, keys=keys)
 
 
 def plan_sweep(prepared: PreparedSweep) -> tuple[SweepPlan, CachePolicy, str | None]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -319,9 +319,12 @@ def _evaluation(config: WorkflowConfig, *, reference: Path) -> tuple[Evaluator |
     return evaluator, Evaluation.final(evaluator.fingerprint)
 
 
-def snapshot(prepared: Prepared, *, cloud: bool = True) -> Snapshot:
-    """The cache's contents for the chain's keys: the local tier, and the cloud if used."""
-    keys = prepared.keys
+def snapshot(
+    prepared: Prepared, *, cloud: bool = True, keys: Sequence[str] | None = None
+) -> Snapshot:
+    """The cache's contents for the chain's keys (or ``keys``: a sweep's, whose variants
+    share ``prepared``'s stores): the local tier, and the cloud if used."""
+    keys = prepared.keys if keys is None else keys
     listing: list[SnapshotEntry] = []
     if prepared.policy.enable_local_cache:
         listing.extend(prepared.local.snapshot(keys))
