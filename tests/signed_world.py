@@ -17,10 +17,11 @@ from attrs import Factory, define, evolve
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from modelcache.planner import Plan
 from modelcache.runner.config import parse_config
 from modelcache.runner.provenance import SIGNATURE_FILE
 from modelcache.runner.reporting import RunReport
-from modelcache.runner.workflow import execute, prepare
+from modelcache.runner.workflow import Prepared, checked_plan, execute, prepare
 from modelcache.store import (
     LocalStore,
     MaintainedStore,
@@ -99,6 +100,21 @@ class World:
         the report and the delivered model (without the signature a signing run adds to it,
         ``packages/runner/tests/test_provenance.py``)."""
         number = next(self._runs)
+        report = execute(self._prepared(number, sections))
+        model = model_files(self.folder / f"out-{number}")
+        model.pop(SIGNATURE_FILE, None)
+        return report, model
+
+    def plan(self, **sections: Any) -> tuple[Plan, list[str]]:
+        """What ``modelcache plan`` shows before the run :meth:`run` would make: the plan and
+        its notes."""
+        return checked_plan(self._prepared(next(self._runs), sections))
+
+    def fingerprint(self, **sections: Any) -> str:
+        """The evaluation fingerprint of the workflow with these sections."""
+        return self._prepared(next(self._runs), sections).evaluation.fingerprint
+
+    def _prepared(self, number: int, sections: dict[str, Any]) -> Prepared:
         local = self.shared_dir if self.container is None else self.folder / f"local-{number}"
         document = {
             "input_model": {"type": "HfModel", "model_path": str(self.model)},
@@ -111,10 +127,7 @@ class World:
         if self.container is not None:
             prepared.cloud = self.store()
             prepared.policy = evolve(prepared.policy, enable_cloud_cache=True, upload_to_cloud=True)
-        report = execute(prepared)
-        model = model_files(self.folder / f"out-{number}")
-        model.pop(SIGNATURE_FILE, None)
-        return report, model
+        return prepared
 
     def publish(self, source: Path, manifest: Manifest, key: SigningKey | None = None) -> None:
         """Publish straight into the shared cache, signed with ``key`` if given."""

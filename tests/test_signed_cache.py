@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from attrs import evolve
 
+from modelcache.planner import Download, Evaluate, Plan, Run, Skip
 from modelcache.runner import maintenance
 from modelcache.runner.cli import main
 from modelcache.runner.signing import EcPrivateKey
-from modelcache.store import HmacKey, Trust, evaluation_name, sign_manifest
+from modelcache.store import HmacKey, Trust, TrustedStore, evaluation_name, sign_manifest
 
+from .e2e import TINY_PASSES
 from .signed_world import (
     Backend,
     Reference,
@@ -271,6 +273,95 @@ def _evaluation(world: World, key: str) -> tuple[str, dict[str, Any]]:
     return fingerprint, json.loads(data)
 
 
+# -- the plan sees what the run will refuse ----------------------------------------------------
+
+
+def _primary(plan: Plan) -> list[str]:
+    return [type(step).__name__.lower() for step in plan.steps
+            if isinstance(step, Run | Skip | Download)]  # fmt: skip
+
+
+@pytest.mark.parametrize("attacker_signs", [False, True], ids=["unsigned", "own-key"])
+def test_the_plan_recomputes_what_the_run_will_refuse(
+    world: World, reference: Reference, keys: dict, attacker_signs: bool
+) -> None:
+    first, final = reference.keys
+    world.publish(*honest_entry(reference, first, world.folder), key_of(keys["ci"]))
+    world.publish(*poisoned(reference, final, world.folder),
+                  key_of(keys["attacker"]) if attacker_signs else None)  # fmt: skip
+    sections = {**signing(keys["ci"]), **trusting(keys["ci"])}
+
+    plan, said = world.plan(**sections)
+
+    tier = "local" if world.backend == "local" else "cloud"
+    reads_first = "skip" if tier == "local" else "download"
+    assert _primary(plan) == [reads_first, "run"]
+    words = "signed by key" if attacker_signs else "unsigned, and signatures are required"
+    (note,) = said
+    assert note.startswith(f"{tier} entry {final[:12]} refused ({words}")
+    report, model = world.run(**sections)  # the run does what the plan said, after its refusal
+    assert steps(report)[-2:] == [reads_first, "run"]
+    assert model == reference.final
+    # Without a trust section nothing is read before the plan is drawn, nor refused.
+    plain, said = world.plan()
+    assert said == []
+    assert "run" not in _primary(plain)
+
+
+def test_the_plan_leaves_signatures_it_cannot_check_to_the_run(
+    world: World, reference: Reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, final = reference.keys
+    world.publish(*honest_entry(reference, first, world.folder), HmacKey("team", SECRET.encode()))
+    world.publish(*honest_entry(reference, final, world.folder))  # unsigned
+    monkeypatch.delenv("TEAM_SECRET", raising=False)  # a laptop without the team's secret
+    team = {"hmac_secret_env": "TEAM_SECRET", "key_id": "team"}
+
+    plan, said = world.plan(trust={"signers": [team], "require_signatures": True})
+
+    assert _primary(plan)[-1] == "run"  # the unsigned entry is refused all the same
+    assert said[0].endswith("refused (unsigned, and signatures are required): planned "
+                            "without it, as the run will")  # fmt: skip
+    assert said[1] == (
+        "1 signature(s) by keys this plan could not read were not checked ($.trust.signers[0]: "
+        "the environment variable TEAM_SECRET holding the secret is not set); the run checks them"
+    )
+    monkeypatch.setenv("TEAM_SECRET", SECRET)
+    plan, said = world.plan(trust={"signers": [team], "require_signatures": True})
+    assert len(said) == 1  # checked now, and accepted
+
+
+def test_the_plan_measures_again_a_result_the_run_will_refuse(
+    world: World, reference: Reference, keys: dict
+) -> None:
+    ci = key_of(keys["ci"])
+    for key in reference.keys:
+        world.publish(*honest_entry(reference, key, world.folder), ci)
+    sections = {**signing(keys["ci"]), **trusting(keys["ci"]), **EVALUATOR}
+    fingerprint = world.fingerprint(**sections)
+    signed = TrustedStore(world.store(), Trust(signing_key=ci))
+    signed.write_evaluation(reference.final_key, fingerprint, {"size_bytes": 5})
+
+    plan, said = world.plan(**sections)
+    assert said == []
+    assert [step.cached for step in plan.steps if isinstance(step, Evaluate)] == [True]
+
+    store = world.store()
+    name = evaluation_name(reference.final_key, fingerprint)
+    stored = next(store.list_objects(name))
+    forged = {**json.loads(store.read_object(name, 1 << 20) or b""), "size_bytes": 1}
+    assert store.delete_object(stored)
+    assert store.create_object(name, json.dumps(forged).encode())
+
+    plan, said = world.plan(**sections)
+    assert [step.cached for step in plan.steps if isinstance(step, Evaluate)] == [False]
+    assert said == [
+        f"evaluation result {fingerprint} of entry {reference.final_key} is untrusted: its "
+        f"signature by key {ci.key_id} does not match it (tampered with, or copied from another "
+        "entry): the plan has it measured again, as the run will"
+    ]
+
+
 # -- the command line -----------------------------------------------------------------------------
 
 
@@ -298,3 +389,26 @@ def test_cache_ls_says_who_signed_and_verify_removes_the_untrusted(
     assert f"untrusted entry {last}: signed by key" in capsys.readouterr().out
     assert main(["cache", "verify", "--repair", "--config", str(config)]) == 0
     assert main(["cache", "verify", "--config", str(config)]) == 0
+
+
+def test_modelcache_plan_says_what_it_refused(
+    reference: Reference, keys: dict, tiny_model: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    world = World(backend="local", folder=tmp_path, model=tiny_model)
+    final = reference.final_key
+    world.publish(*poisoned(reference, final, tmp_path), key_of(keys["attacker"]))
+    config = tmp_path / "workflow.json"
+    config.write_text(json.dumps({
+        "input_model": {"type": "HfModel", "model_path": str(tiny_model)},
+        "passes": TINY_PASSES,
+        "cache_dir": "shared",
+        **trusting(keys["ci"]),
+    }))  # fmt: skip
+
+    assert main(["plan", "--format", "json", str(config)]) == 0
+
+    drawn = capsys.readouterr()
+    assert f"local entry {final[:12]} refused (signed by key" in drawn.err
+    steps = json.loads(drawn.out)["steps"]
+    assert [step["kind"] for step in steps if step["key"] == final] == ["run"]

@@ -244,11 +244,15 @@ def test_an_untrusted_fetch_leaves_nothing(tmp_path: Path, two: tuple) -> None:
     memory = MemoryStore()
     TrustedStore(memory, Trust(signing_key=OTHER)).publish(source, manifest)
     reader = TrustedStore(memory, REQUIRED)
+    moved: list[int] = []
     with pytest.raises(UntrustedEntry, match="does not trust"):
-        reader.fetch(manifest.key, tmp_path / "out")
+        reader.fetch(manifest.key, tmp_path / "out", progress=moved.append)
+    assert moved == []  # refused on its manifest, before any file was moved
     assert not (tmp_path / "out").exists()
     with pytest.raises(UntrustedEntry):
         reader.read_manifest(manifest.key)
+    TrustedStore(memory, Trust()).fetch(manifest.key, tmp_path / "out", progress=moved.append)
+    assert sum(moved) == len(b"weights a")  # the same fetch, unchecked, moves the files
 
 
 def test_a_trusted_store_signs_and_checks_evaluation_results() -> None:

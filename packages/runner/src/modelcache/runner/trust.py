@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from attrs import evolve
+from attrs import evolve, frozen
 
 from modelcache.store import (
     HmacKey,
@@ -32,7 +32,7 @@ from .signing import EcPrivateKey, EcPublicKey, read_pem
 if TYPE_CHECKING:
     from .workflow import Prepared
 
-__all__ = ["configured", "load_trust", "trust_of", "with_trust"]
+__all__ = ["PlanTrust", "configured", "load_trust", "plan_trust", "trust_of", "with_trust"]
 
 _T = TypeVar("_T")
 
@@ -70,6 +70,69 @@ def load_trust(config: WorkflowConfig, environ: Mapping[str, str] = os.environ) 
         require_signatures=required,
         signing_key=signing_key,
     )
+
+
+@frozen(kw_only=True)
+class PlanTrust:
+    """What ``modelcache plan`` can check of signatures with what it reads here: the trusted
+    signers, the writer's own key's public half, whether signatures are required.
+
+    :param unchecked: None when every key the run would trust was read. Otherwise why not
+        (a key file missing here, a secret not in this environment, a Key Vault key without
+        its ``public_key``): a signature by a key outside ``trust`` may then be one the run
+        accepts, so the plan does not refuse it; the run checks it.
+    """
+
+    trust: Trust
+    unchecked: str | None = None
+
+
+def plan_trust(config: WorkflowConfig, environ: Mapping[str, str] = os.environ) -> PlanTrust | None:
+    """The signatures a plan checks, None without a ``trust`` section (nothing is refused).
+
+    Reads what :func:`load_trust` reads, except that it never calls a Key Vault and takes
+    only the public half of the writer's key; what it cannot read is not an error here (the
+    run reports it), only a reason some signatures stay unchecked.
+    """
+    section = config.trust
+    if section is None:
+        return None
+    problems: list[Problem] = []
+    keys: list[VerifyingKey] = []
+    for index, signer in enumerate(section.signers):
+        found = _collect(problems, f"$.trust.signers[{index}]", _signer, signer,
+                         config.base_dir, environ)  # fmt: skip
+        if found is not None:
+            keys.append(found)
+    unchecked = None
+    if config.signing is not None:
+        before = len(problems)
+        own = _collect(problems, "$.signing", _own_verifier, config.signing,
+                       config.base_dir, environ)  # fmt: skip
+        if own is not None:
+            keys.append(own)
+        elif len(problems) == before:
+            unchecked = "$.signing: a Key Vault key without public_key is not read by a plan"
+    if problems:
+        unchecked = f"{problems[0].path}: {problems[0].problem}"
+    trust = Trust(checking=True, signers=tuple(keys),
+                  require_signatures=section.require_signatures)  # fmt: skip
+    return PlanTrust(trust=trust, unchecked=unchecked)
+
+
+def _own_verifier(
+    section: SigningConfig, base_dir: Path, environ: Mapping[str, str]
+) -> VerifyingKey | None:
+    """The public half of the writer's key; None for a Key Vault key given without one."""
+    if section.key is not None:
+        pem = read_pem(section.key, base_dir=base_dir, environ=environ)
+        return EcPrivateKey.from_pem(pem).verifier()
+    if section.azure_key_vault_key is not None:
+        public = section.public_key
+        if public is None:
+            return None
+        return EcPublicKey.from_pem(read_pem(public, base_dir=base_dir, environ=environ))
+    return _hmac_key(section, environ)
 
 
 def _collect(

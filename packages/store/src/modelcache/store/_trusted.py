@@ -65,8 +65,12 @@ class TrustedStore:
         return check_manifest(self.inner.read_manifest(key), self.trust)
 
     def fetch(self, key: str, destination: Path, *, progress: Progress | None = None) -> Manifest:
-        """The entry, fetched with ``inner``'s one manifest read and then checked: on
-        refusal ``destination`` is removed, so nothing of an untrusted entry is left."""
+        """The entry, if ``trust`` accepts it. Its manifest is checked before any file is
+        moved (a refused entry costs one manifest read, not its model), and the manifest the
+        fetch went by is checked again: on refusal ``destination`` is removed, so nothing of
+        an untrusted entry is left."""
+        if self.trust.checking:
+            check_manifest(self.inner.read_manifest(key), self.trust)
         manifest = self.inner.fetch(key, destination, progress=progress)
         problem = manifest_problem(manifest, self.trust)
         if problem is not None:

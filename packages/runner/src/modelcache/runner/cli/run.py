@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from attrs import evolve
 
-from modelcache.planner import Chain, Plan, dumps, make_plan
+from modelcache.planner import Chain, Plan, dumps
 from modelcache.store import StoreUnavailable
 
 from ..config import CloudOverrides, WorkflowConfig, load_config, naming_config_file
 from ..errors import UserError
 from ..passes import available_passes
 from ..reporting import Reporter, RunReport
-from ..workflow import Prepared, RunOptions, execute, prepare, prepare_known, snapshot
+from ..workflow import Prepared, RunOptions, checked_plan, execute, prepare, prepare_known
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -151,15 +151,16 @@ class NothingToDraw(UserError):
 
 def _plan(prepared: Prepared, *, require_cloud: bool) -> Plan:
     try:
-        current = snapshot(prepared)
-        policy = prepared.policy
+        plan, notes = checked_plan(prepared)
     except StoreUnavailable as error:
         if require_cloud:
             raise
         _note(_stderr(), f"cloud cache unreachable ({error}); planning locally")
-        current = snapshot(prepared, cloud=False)
         policy = evolve(prepared.policy, enable_cloud_cache=False)
-    return make_plan(prepared.chain, prepared.evaluation, current, policy)
+        plan, notes = checked_plan(prepared, cloud=False, policy=policy)
+    for note in notes:
+        _note(_stderr(), note)
+    return plan
 
 
 # -- run -------------------------------------------------------------------------------------

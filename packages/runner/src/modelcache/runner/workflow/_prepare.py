@@ -13,13 +13,11 @@ from modelcache.planner import (
     Chain,
     Evaluation,
     PassSpec,
-    Plan,
     Snapshot,
     SnapshotEntry,
     chain_keys,
-    make_plan,
 )
-from modelcache.store import LocalStore, Store
+from modelcache.store import LocalStore, Store, Tier
 
 from ..config import (
     ConfigError,
@@ -41,7 +39,7 @@ __all__ = [
     "Prepared",
     "RunOptions",
     "UnknownPass",
-    "plan_workflow",
+    "listings",
     "prepare",
     "prepare_known",
     "snapshot",
@@ -319,21 +317,23 @@ def _evaluation(config: WorkflowConfig, *, reference: Path) -> tuple[Evaluator |
     return evaluator, Evaluation.final(evaluator.fingerprint)
 
 
+def listings(
+    prepared: Prepared, *, cloud: bool = True, keys: Sequence[str] | None = None
+) -> dict[Tier, list[SnapshotEntry]]:
+    """Each tier's listing of the chain's keys (or ``keys``: a sweep's, whose variants share
+    ``prepared``'s stores): the local tier's if it counts, the cloud's if used."""
+    keys = prepared.keys if keys is None else keys
+    found: dict[Tier, list[SnapshotEntry]] = {}
+    if prepared.policy.enable_local_cache:
+        found["local"] = prepared.local.snapshot(keys)
+    if cloud and prepared.cloud is not None:
+        found["cloud"] = prepared.cloud.snapshot(keys)
+    return found
+
+
 def snapshot(
     prepared: Prepared, *, cloud: bool = True, keys: Sequence[str] | None = None
 ) -> Snapshot:
-    """The cache's contents for the chain's keys (or ``keys``: a sweep's, whose variants
-    share ``prepared``'s stores): the local tier, and the cloud if used."""
-    keys = prepared.keys if keys is None else keys
-    listing: list[SnapshotEntry] = []
-    if prepared.policy.enable_local_cache:
-        listing.extend(prepared.local.snapshot(keys))
-    if cloud and prepared.cloud is not None:
-        listing.extend(prepared.cloud.snapshot(keys))
-    return Snapshot.from_listing(listing)
-
-
-def plan_workflow(prepared: Prepared) -> Plan:
-    """The dry run: what :func:`~modelcache.runner.workflow.run_workflow` would do now.
-    Reads the cache, writes nothing."""
-    return make_plan(prepared.chain, prepared.evaluation, snapshot(prepared), prepared.policy)
+    """The cache's contents for the chain's keys (or ``keys``), both tiers' listings in one."""
+    found = listings(prepared, cloud=cloud, keys=keys)
+    return Snapshot.from_listing(entry for tier in found.values() for entry in tier)
