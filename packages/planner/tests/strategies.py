@@ -214,9 +214,11 @@ def policies(
     bandwidth: bool | None = None,
     disabled: bool = True,
     local: bool | None = None,
+    judged: bool = False,
 ) -> CachePolicy:
     """A cache policy. ``bandwidth`` and ``local`` force a bandwidth and the local tier on or
-    off (None: either); ``disabled=False`` never turns both caches off."""
+    off (None: either); ``disabled=False`` never turns both caches off; ``judged`` draws the
+    upload policy too (else the seed's, ``all``)."""
     enable_local = draw(st.booleans()) if local is None else local
     enable_cloud = draw(st.booleans())
     if not disabled and not (enable_local or enable_cloud):
@@ -227,6 +229,7 @@ def policies(
         upload_to_cloud=draw(st.booleans()),
         enable_local_cache=enable_local,
         bandwidth=given,
+        upload_policy=draw(st.sampled_from(["all", "worthwhile"])) if judged else "all",
     )
 
 
@@ -260,6 +263,7 @@ def worlds(
     disabled: bool = True,
     local: bool | None = None,
     strangers: bool = True,
+    judged: bool = False,
 ) -> World:
     """A chain, its evaluation targets, a snapshot listing and a policy. The flags are those of
     :func:`chains`, :func:`evaluations`, :func:`listings` and :func:`policies`."""
@@ -269,7 +273,7 @@ def worlds(
         chain=chain,
         evaluation=draw(evaluations(chain, evaluate=evaluate)),
         listing=tuple(draw(listings(chain_keys(chain), priced=priced, strangers=strangers))),
-        policy=draw(policies(bandwidth=bandwidth, disabled=disabled, local=local)),
+        policy=draw(policies(bandwidth=bandwidth, disabled=disabled, local=local, judged=judged)),
     )
 
 

@@ -26,6 +26,7 @@ from ._plan import PLAN_FORMAT, Download, Evaluate, Location, Plan, Run, Skip, S
 from ._planning import Cost, estimate_cost, make_plan
 from ._sweep_plan import SWEEP_FORMAT, Segment, SweepPlan, SweepStep, WorkflowPath
 from ._sweep_planning import make_sweep_plan
+from ._uploads import UploadPolicy, UploadVerdict, upload_verdict
 from ._wire import converter, dumps, loads, structure, unstructure
 
 __all__ = [
@@ -73,6 +74,9 @@ __all__ = [
     "Totals",
     "unstructure",
     "Upload",
+    "upload_verdict",
+    "UploadPolicy",
+    "UploadVerdict",
     "Workflow",
     "WorkflowPath",
 ]

@@ -16,6 +16,7 @@ from attrs import field, frozen, validators
 
 from ._errors import InvalidChain
 from ._json import JsonMap
+from ._uploads import UploadPolicy
 
 __all__ = [
     "CachePolicy",
@@ -260,13 +261,18 @@ class CachePolicy:
     (both default true). ``enable_local_cache`` lets the local tier count; with both caches
     disabled every pass runs and nothing else happens. ``bandwidth`` (bytes per second), with
     the snapshot's sizes and run times, lets the planner recompute a cached output when that
-    is estimated to be cheaper than downloading it.
+    is estimated to be cheaper than downloading it. ``upload_policy`` ``"worthwhile"`` uploads
+    an intermediate output only when recomputing it costs more than moving it
+    (:func:`~modelcache.planner.upload_verdict`); ``"all"``, the seed's, uploads every one.
     """
 
     enable_cloud_cache: bool = True
     upload_to_cloud: bool = True
     enable_local_cache: bool = True
     bandwidth: float | None = field(default=None, validator=_positive)
+    upload_policy: UploadPolicy = field(
+        default="all", validator=validators.in_(("all", "worthwhile"))
+    )
 
     @property
     def uploads(self) -> bool:

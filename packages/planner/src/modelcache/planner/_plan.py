@@ -66,12 +66,15 @@ class Download:
 @frozen(kw_only=True)
 class Upload:
     """Publish the pass's output, present in the local tier by now, to the cloud.
-    ``size`` is known when the output is already cached locally."""
+    ``size`` is known when the output is already cached locally. ``if_worthwhile``: only if,
+    once the pass has run, :func:`~modelcache.planner.upload_verdict` says so (the
+    ``worthwhile`` upload policy, for an intermediate output the plan runs)."""
 
     pass_name: str
     key: str
     reason: str
     size: int | None
+    if_worthwhile: bool = False
 
 
 @frozen(kw_only=True)

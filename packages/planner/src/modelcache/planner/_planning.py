@@ -28,7 +28,9 @@ seconds, then the number of transfers and runs. Without a cached output's size a
 or without a bandwidth, it is always downloaded rather than recomputed, as the seed does.
 
 Uploads follow: with uploads on, every output that is run and not yet in the cloud, and every
-output in the local tier only, is uploaded once. Evaluation steps come last for each pass.
+output in the local tier only, is uploaded once; under the ``worthwhile`` upload policy an
+intermediate output only when recomputing it costs more than moving it (``_uploads.py``).
+Evaluation steps come last for each pass.
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from ._keys import chain_keys
 from ._model import CachePolicy, Chain, Evaluation, Snapshot, SnapshotEntry
 from ._plan import Download, Evaluate, Location, Plan, Run, Skip, Step, Upload
 from ._sweep_plan import SweepPlan
+from ._uploads import upload_verdict
 
 __all__ = [
     "Cost",
@@ -55,6 +58,7 @@ __all__ = [
     "result_cached",
     "upload_step",
     "view_of",
+    "with_reason",
 ]
 
 Way: TypeAlias = Literal["skip", "local", "download", "run"]
@@ -261,24 +265,42 @@ def primary_step(
     return Run(pass_name=name, key=key, reason=reason, input_key=input_key)
 
 
-def upload_step(way: Way, view: View, name: str, key: str, policy: CachePolicy) -> Upload | None:
+def upload_step(
+    way: Way, view: View, name: str, key: str, policy: CachePolicy, *, final: bool
+) -> tuple[Upload | None, str | None]:
     """The upload after an output's primary step, if it has one: runs and local-only outputs
-    not yet in the cloud, with uploads on."""
+    not yet in the cloud, with uploads on; under the ``worthwhile`` policy an intermediate
+    only if worth it (:mod:`._uploads`). Also, when an upload is left out for that policy,
+    why, for the primary step's reason."""
     if not policy.uploads or (view.entry is not None and view.entry.in_cloud):
-        return None
+        return None, None
+    judged = policy.upload_policy == "worthwhile" and not final
     if way == "run":
-        return Upload(
-            pass_name=name, key=key, size=None, reason="computed here and not yet in the cloud"
-        )
-    if view.location == "local":
-        assert view.entry is not None
-        return Upload(
-            pass_name=name,
-            key=key,
-            size=view.entry.size,
-            reason="in the local cache only; sharing it",
-        )
-    return None
+        if judged:
+            reason = (
+                "computed here; uploaded if recomputing it would cost more than moving it, "
+                "judged once its run time and size are known"
+            )
+            return Upload(pass_name=name, key=key, size=None, reason=reason,
+                          if_worthwhile=True), None  # fmt: skip
+        reason = "computed here and not yet in the cloud"
+        return Upload(pass_name=name, key=key, size=None, reason=reason), None
+    if view.location != "local":
+        return None, None
+    assert view.entry is not None
+    reason = "in the local cache only; sharing it"
+    if judged:
+        verdict = upload_verdict(recompute_seconds=view.entry.run_seconds,
+                                 size=view.entry.size, bandwidth=policy.bandwidth)  # fmt: skip
+        if not verdict.upload:
+            return None, verdict.reason
+        reason = f"in the local cache only; {verdict.reason}"
+    return Upload(pass_name=name, key=key, size=view.entry.size, reason=reason), None
+
+
+def with_reason(step: Step, more: str) -> Step:
+    """``step`` with ``more`` added to its reason."""
+    return evolve(step, reason=f"{step.reason}; {more}")
 
 
 def evaluate_step(name: str, key: str, cached: bool) -> Evaluate:
@@ -323,8 +345,9 @@ def make_plan(
     steps: list[Step] = []
     for i, (spec, key, view, way) in enumerate(zip(chain.passes, keys, views, ways, strict=True)):
         input_key = keys[i - 1] if i else None
-        steps.append(primary_step(way, view, spec.name, key, input_key, needs[i], policy))
-        upload = upload_step(way, view, spec.name, key, policy)
+        primary = primary_step(way, view, spec.name, key, input_key, needs[i], policy)
+        upload, kept = upload_step(way, view, spec.name, key, policy, final=i == len(keys) - 1)
+        steps.append(primary if kept is None else with_reason(primary, kept))
         if upload is not None:
             steps.append(upload)
         if i in wanted:

@@ -43,6 +43,7 @@ from ._planning import (
     result_cached,
     upload_step,
     view_of,
+    with_reason,
 )
 from ._sweep_plan import Segment, SweepPlan, SweepStep, WorkflowPath
 
@@ -123,8 +124,11 @@ def _output_steps(
     needs = _needs(output, outputs, ways, not all(cached.values()), sweep)
     input_key = outputs[output.parent].key if output.parent >= 0 else None
     primary = primary_step(way, view, output.pass_name, output.key, input_key, needs, policy)
+    upload, kept = upload_step(way, view, output.pass_name, output.key, policy,
+                               final=bool(output.final_of))  # fmt: skip
+    if kept is not None:
+        primary = with_reason(primary, kept)
     steps = [SweepStep(workflow=output.workflow, step=primary)]
-    upload = upload_step(way, view, output.pass_name, output.key, policy)
     if upload is not None:
         steps.append(SweepStep(workflow=output.workflow, step=upload))
     for fingerprint, (workflow, pass_name) in output.wanted.items():

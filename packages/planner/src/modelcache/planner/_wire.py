@@ -67,10 +67,16 @@ _STEP_TAGS: dict[type, str] = {
     Evaluate: "evaluate",
 }
 
+#: Fields left out of the wire form when they hold their default, so that plans that do not
+#: use them read exactly as before the field existed.
+_OPTIONAL: dict[type, dict[str, Any]] = {Upload: {"if_worthwhile": override(omit_if_default=True)}}
+
 for _step in _STEP_TAGS:
     converter.register_unstructure_hook(
         _step,
-        make_dict_unstructure_fn(_step, converter, pass_name=override(rename="pass")),
+        make_dict_unstructure_fn(
+            _step, converter, pass_name=override(rename="pass"), **_OPTIONAL.get(_step, {})
+        ),
     )
     converter.register_structure_hook(
         _step,

@@ -10,12 +10,15 @@ from typing import Any, NewType
 
 from attrs import field, frozen, validators
 
+from modelcache.planner import UploadPolicy
+
 from ._trust import SigningConfig, TrustConfig
 
 __all__ = [
     "METRICS",
     "MODEL_TYPES",
     "AccountUrl",
+    "Bandwidth",
     "CloudCacheConfig",
     "EvaluatorConfig",
     "InputModelConfig",
@@ -67,6 +70,8 @@ Passes = tuple[tuple[str, Mapping[str, Any]], ...]
 ModelPath = NewType("ModelPath", str)
 #: ``cloud_cache_config.account_url``: an http(s) URL, perhaps carrying a SAS.
 AccountUrl = NewType("AccountUrl", str)
+#: ``cloud_cache_config.bandwidth``: the link's bytes per second (given as ``"50 MB/s"``...).
+Bandwidth = NewType("Bandwidth", float)
 
 
 def check_metrics(value: Any) -> tuple[str, ...]:
@@ -113,6 +118,12 @@ class CloudCacheConfig:
     account_url: AccountUrl | None = None
     container_name: str | None = None
     upload_to_cloud: bool = True
+    #: ``all`` (the seed's) uploads every output; ``worthwhile`` an intermediate one only
+    #: when recomputing it costs more than moving it (``docs/performance.md``).
+    upload_policy: UploadPolicy = "all"
+    #: The link's speed, for the upload policy and for recomputing rather than downloading;
+    #: None: measured from this machine's transfers (``worthwhile`` only), else not used.
+    bandwidth: Bandwidth | None = None
 
 
 @frozen(kw_only=True)

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import cattrs
@@ -22,9 +22,12 @@ from attrs import evolve
 from cattrs.errors import AttributeValidationNote, ClassValidationError
 from cattrs.gen import make_dict_structure_fn, override
 
+from modelcache.planner import UploadPolicy
+
 from ._input import split_handler_settings
 from ._model import (
     AccountUrl,
+    Bandwidth,
     CloudCacheConfig,
     EvaluatorConfig,
     InputModelConfig,
@@ -139,6 +142,41 @@ def _structure_account_url(value: Any, _type: Any) -> AccountUrl:
 
 
 converter.register_structure_hook(AccountUrl, _structure_account_url)
+
+#: A bandwidth's units, in bytes per second.
+_RATES: Final = {
+    "B/s": 1.0, "kB/s": 1e3, "KB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9,
+    "kbit/s": 125.0, "Mbit/s": 125e3, "Gbit/s": 125e6,
+}  # fmt: skip
+_BANDWIDTH = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+/s)\s*")
+
+
+def _structure_bandwidth(value: Any, _type: Any) -> Bandwidth:
+    shape = (
+        'a speed such as "50 MB/s" or "400 Mbit/s" (B/s, kB/s, MB/s, GB/s, kbit/s, Mbit/s, '
+        "Gbit/s), or a number of bytes per second"
+    )
+    rate: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        rate = float(value)
+    elif isinstance(value, str) and (found := _BANDWIDTH.fullmatch(value)):
+        unit = _RATES.get(found[2])
+        rate = None if unit is None else float(found[1]) * unit
+    if rate is None or not 0 < rate < float("inf"):
+        raise ValueError(f"bandwidth must be {shape}, above zero; got {value!r}")
+    return Bandwidth(rate)
+
+
+converter.register_structure_hook(Bandwidth, _structure_bandwidth)
+
+
+def _structure_upload_policy(value: Any, _type: Any) -> UploadPolicy:
+    if value == "all" or value == "worthwhile":
+        return value  # type: ignore[no-any-return]
+    raise ValueError(
+        f'upload_policy must be "all" (every output, the default) or "worthwhile" (an '
+        f"intermediate only when recomputing it costs more than moving it); got {value!r}"
+    )
 
 
 def _structure_evaluate(value: Any, _type: Any) -> str | tuple[str, ...]:
@@ -274,6 +312,7 @@ def _structure_evaluator(value: Any, _type: Any) -> EvaluatorConfig:
 _cloud_fields = make_dict_structure_fn(
     CloudCacheConfig, converter, _cattrs_forbid_extra_keys=True,
     container_name=override(struct_hook=_structure_container_name),
+    upload_policy=override(struct_hook=_structure_upload_policy),
 )  # fmt: skip
 _evaluator_fields = make_dict_structure_fn(
     EvaluatorConfig, converter, _cattrs_forbid_extra_keys=True

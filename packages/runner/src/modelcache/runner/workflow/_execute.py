@@ -104,6 +104,10 @@ def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
             deliver(run, run.plan.final_key)
     report.wall_seconds = time.perf_counter() - started
     _record(prepared, report, cloud=cloud_up and run.uploads_allowed)
+    if prepared.cloud is not None and cloud_up:
+        from ._link import cloud_name, note_speed
+
+        note_speed(local_root, cloud_name(prepared.cloud), report.steps)
     return report
 
 
@@ -117,6 +121,7 @@ def _until_a_plan_succeeds(
     cloud_up = prepared.cloud is not None
     policy = prepared.policy
     dropped: set[str] = set()
+    unshared: dict[str, float] = {}
     materialized: dict[str, Path] = {}
     for _attempt in range(2 * len(prepared.chain.passes) + 3):
         try:
@@ -137,6 +142,7 @@ def _until_a_plan_succeeds(
             uploads_allowed=policy.uploads,
             materialized=materialized,
             dropped=dropped,
+            unshared=unshared,
         )
         try:
             carry_out(run)

@@ -15,6 +15,7 @@ from modelcache.planner import (
     PassSpec,
     Snapshot,
     SnapshotEntry,
+    UploadPolicy,
     chain_keys,
 )
 from modelcache.store import LocalStore, Store, Tier
@@ -189,7 +190,7 @@ def _assemble(
         passes=instances,
         local=local,
         cloud=cloud,
-        policy=_policy(config, options, cloud_open=cloud is not None),
+        policy=_policy(config, options, local, cloud),
         evaluation=evaluation,
         evaluator=evaluator,
     )
@@ -277,13 +278,23 @@ def _open_cloud(config: WorkflowConfig, options: RunOptions) -> Store | None:
     return open_cloud_store(config.cloud_cache_config)
 
 
-def _policy(config: WorkflowConfig, options: RunOptions, *, cloud_open: bool) -> CachePolicy:
+def _policy(
+    config: WorkflowConfig, options: RunOptions, local: LocalStore, cloud: Store | None
+) -> CachePolicy:
     cloud_config = config.cloud_cache_config
+    upload_policy: UploadPolicy = "all" if cloud_config is None else cloud_config.upload_policy
+    bandwidth: float | None = None if cloud_config is None else cloud_config.bandwidth
+    if bandwidth is None and upload_policy == "worthwhile" and cloud is not None:
+        from ._link import cloud_name, measured_speed
+
+        bandwidth = measured_speed(local.root, cloud_name(cloud))
     return CachePolicy(
-        enable_cloud_cache=cloud_open,
+        enable_cloud_cache=cloud is not None,
         upload_to_cloud=bool(cloud_config and cloud_config.upload_to_cloud)
         and not options.no_upload,
         enable_local_cache=not options.no_cache,
+        bandwidth=bandwidth,
+        upload_policy=upload_policy,
     )
 
 

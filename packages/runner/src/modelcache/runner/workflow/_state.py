@@ -62,6 +62,9 @@ class Execution:
     claims: dict[str, Claim] = Factory(dict)
     #: Keys whose cloud entry turned out unusable (damaged) in this run.
     dropped: set[str] = Factory(set)
+    #: Outputs the ``worthwhile`` upload policy kept local, by key: the seconds recomputing
+    #: each would take (its pass's run time, and its unshared inputs' before it).
+    unshared: dict[str, float] = Factory(dict)
 
     def input_path(self, key: str | None) -> Path:
         """The model a step reads: the input model (``None``) or an output."""

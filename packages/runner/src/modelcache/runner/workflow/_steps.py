@@ -27,7 +27,9 @@ from modelcache.planner import (
     Skip,
     Step,
     Upload,
+    UploadVerdict,
     key_document,
+    upload_verdict,
 )
 from modelcache.store import (
     AccessDenied,
@@ -141,7 +143,28 @@ def upload_source(run: Execution, step: Upload) -> Path | StepResult:
     """
     if run.prepared.cloud is None or not run.uploads_allowed:
         return 0, "skipped", "uploads are off"
+    if step.if_worthwhile:
+        verdict = _judge_upload(run, step)
+        if not verdict.upload:
+            return 0, "skipped", verdict.reason
     return run.materialize(step.key)
+
+
+def _judge_upload(run: Execution, step: Upload) -> UploadVerdict:
+    """The ``worthwhile`` policy's verdict on an output this run computed, from its recorded
+    run time and size (:func:`~modelcache.planner.upload_verdict`). Recomputing it means
+    running its pass, and the passes of its inputs this policy kept local before it."""
+    manifest = run.prepared.local.read_manifest(step.key)
+    made_from = next((s.input_key for s in run.plan.steps
+                      if isinstance(s, Run) and s.key == step.key), None)  # fmt: skip
+    carried = 0.0 if made_from is None else run.unshared.get(made_from, 0.0)
+    own = manifest.run_seconds
+    recompute = None if own is None else own + carried
+    verdict = upload_verdict(recompute_seconds=recompute, size=manifest.size,
+                             bandwidth=run.prepared.policy.bandwidth)  # fmt: skip
+    if not verdict.upload and recompute is not None:
+        run.unshared[step.key] = recompute
+    return verdict
 
 
 def publish(run: Execution, step: Upload, path: Path) -> StepResult:
