@@ -106,6 +106,30 @@ def test_an_output_dir_holding_other_files_is_never_overwritten(
     assert (mine / "notes.txt").read_text() == "precious"
 
 
+def test_a_warm_run_leaves_an_intact_delivered_model_in_place(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    cloud = MemoryStore()
+    execute(_prepared(tiny_bert, tmp_path, cloud, "a"))
+    out = tmp_path / "out-a"
+    weights = out / "model.safetensors"
+    honest = weights.read_bytes()
+    before = {p.name: p.stat().st_ino for p in out.iterdir()}
+
+    warm = execute(_prepared(tiny_bert, tmp_path, cloud, "a"))
+
+    assert _kinds(warm) == [("skip", "prune", "done"), ("skip", "cast", "done")]
+    assert {p.name: p.stat().st_ino for p in out.iterdir()} == before  # not copied again
+    assert warm.output_dir == str(out)
+    assert warm.final_key is not None
+    # Changed bytes (of the same size) or a file of someone else's: delivered anew, whole.
+    weights.write_bytes(bytes(len(honest)))
+    (out / "stray.txt").write_text("left by hand")
+    execute(_prepared(tiny_bert, tmp_path, cloud, "a"))
+    assert weights.read_bytes() == honest
+    assert not (out / "stray.txt").exists()
+
+
 def test_the_report_document_keeps_its_wire_format(tiny_bert: Path, tmp_path: Path) -> None:
     report = execute(_prepared(tiny_bert, tmp_path, MemoryStore(), "a"))
     document = json.loads(json.dumps(report.to_json()))

@@ -24,6 +24,7 @@ only when they run.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from types import MappingProxyType
@@ -98,8 +99,11 @@ def available_passes() -> dict[str, Pass]:
     return found
 
 
+@functools.cache
 def _entry_points() -> Iterable[metadata.EntryPoint]:
-    return metadata.entry_points(group=ENTRY_POINT_GROUP)
+    """The passes other distributions register; read once per process (the read scans
+    every installed distribution's metadata, ~15 ms, and a run loads each of its passes)."""
+    return tuple(metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 def _registry(entry_points: Iterable[metadata.EntryPoint]) -> dict[str, list[_Registration]]:

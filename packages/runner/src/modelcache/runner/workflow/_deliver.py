@@ -10,13 +10,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from modelcache.store import LocalStore, Manifest, StoreError, blob_name, describe_directory
+
 from ..config import ConfigError
 from ..provenance import SIGNATURE_FILE, sign_model
 from ..trust import trust_of
 from ._prepare import Prepared
 from ._state import PRODUCER, Execution
 
-__all__ = ["OUTPUT_MARKER", "deliver", "output_dir"]
+__all__ = ["OUTPUT_MARKER", "already_delivered", "deliver", "output_dir"]
 
 #: The file that marks a folder as a modelcache output, which a later run may replace.
 OUTPUT_MARKER = ".modelcache-output.json"
@@ -37,10 +39,49 @@ def output_dir(prepared: Prepared) -> Path:
     return output
 
 
+def already_delivered(run: Execution, final_key: str) -> bool:
+    """Whether ``output_dir`` holds the final model ``final_key`` byte for byte as delivering
+    it would leave it: its marker names the key (and this modelcache), and its files are
+    exactly the local entry's, sizes and SHA-256 checked, and the entry's own files are all
+    in the local tier. Then a warm run need not copy the
+    model twice (into its scratch folder, then into ``output_dir``) nor delete the old one;
+    hashing it costs a fraction of that. Never for a writer that signs: a delivered model is
+    signed anew. Anything unreadable is a no: the model is delivered as usual."""
+    trust = trust_of(run.prepared.local)
+    if trust is not None and trust.signing_key is not None:
+        return False
+    output = output_dir(run.prepared)
+    try:
+        marker = json.loads((output / OUTPUT_MARKER).read_text(encoding="utf-8"))
+        if marker != {"key": final_key, "producer": PRODUCER}:
+            return False
+        manifest = run.prepared.local.read_manifest(final_key)
+        found = describe_directory(output)
+        if tuple(f for f in found if f.path != OUTPUT_MARKER) != manifest.files:
+            return False
+        return _blobs_present(run.prepared.local, manifest)
+    except (OSError, ValueError, StoreError):
+        return False
+
+
+def _blobs_present(local: LocalStore, manifest: Manifest) -> bool:
+    """Whether the local entry's files are all there at their sizes (not hashed): an entry
+    missing one is left to the run's usual read, which repairs it from the cloud."""
+    for item in manifest.files:
+        stored = next(iter(local.list_objects(blob_name(item.sha256))), None)
+        if stored is None or stored.size != item.size:
+            return False
+    return True
+
+
 def deliver(run: Execution, final_key: str) -> None:
     """Copy the final model to ``output_dir``, replacing an earlier modelcache output whole,
-    sign it if the writer has a key, and note where it went in the report."""
+    sign it if the writer has a key, and note where it went in the report. A model the run
+    found there already (:func:`already_delivered`) is left as it is."""
     output = output_dir(run.prepared)
+    if run.delivered == final_key:
+        _delivered(run, final_key, output, signed=False)
+        return
     source = run.materialize(final_key)
     output.parent.mkdir(parents=True, exist_ok=True)
     # Staged under the output's own name: a model signature records the folder's name.
@@ -68,6 +109,10 @@ def deliver(run: Execution, final_key: str) -> None:
         shutil.rmtree(holder, ignore_errors=True)
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
+    _delivered(run, final_key, output, signed=signed)
+
+
+def _delivered(run: Execution, final_key: str, output: Path, *, signed: bool) -> None:
     run.report.final_key = final_key
     run.report.output_dir = str(output)
     if signed:

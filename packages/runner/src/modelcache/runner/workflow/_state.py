@@ -65,6 +65,8 @@ class Execution:
     #: Outputs the ``worthwhile`` upload policy kept local, by key: the seconds recomputing
     #: each would take (its pass's run time, and its unshared inputs' before it).
     unshared: dict[str, float] = Factory(dict)
+    #: The final output's key, once found already delivered in ``output_dir``.
+    delivered: str | None = None
 
     def input_path(self, key: str | None) -> Path:
         """The model a step reads: the input model (``None``) or an output."""
