@@ -77,8 +77,7 @@ def azure_container(azurite: Any) -> Iterator[tuple[str, str]]:
 # ---------------------------------------------------------------------------------------------
 # The tiny model, for the runner's tests and the end-to-end tests alike.
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
+import runpy  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 
@@ -86,43 +85,75 @@ from pathlib import Path  # noqa: E402
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random BERT (``modelcache.runner.tiny_model.build_tiny_bert``, seed 0), built
     once per session by the example's script, ``examples/tiny/make_tiny_model.py``, so that
-    the suite runs the script the documentation shows. Read-only: tests must not change it.
+    the suite runs the script the documentation shows: its ``main``, in this process, which
+    spares a second interpreter importing torch (the builder leaves torch's generator as it
+    found it). Read-only: tests must not change it.
     """
     folder = tmp_path_factory.mktemp("tiny-model") / "model"
     script = Path(__file__).parent / "examples" / "tiny" / "make_tiny_model.py"
-    done = subprocess.run(
-        [sys.executable, str(script), str(folder)], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    assert runpy.run_path(str(script))["main"]([str(folder)]) == 0
     return folder
 
 
 # ---------------------------------------------------------------------------------------------
-# The order tests start in: the longest modules first.
+# The order tests start in: the longest modules first, on every worker.
 
-#: Modules by the time their tests take, longest first (the sum of each module's setup, call
-#: and teardown durations printed by ``pytest -n 2 --durations=0``, 2026-12-03). Started
-#: first, they are spread over the workers while the many short tests fill the gaps, instead
-#: of one of them starting last and running alone. A stale list only costs speed.
-LONGEST_FIRST = (
-    "tests/test_damaged_cache.py",
-    "tests/test_store_contract.py",
-    "tests/test_cli_e2e.py",
-    "tests/test_cache_cli.py",
-    "tests/test_faults.py",
-    "tests/test_read_only_credential.py",
-    "packages/runner/tests/test_determinism.py",
-    "tests/test_concurrency.py",
-    "tests/test_input_model_identity.py",
-    "packages/runner/tests/test_passes.py",
-    "tests/test_hostile_configs.py",
-    "tests/test_broken_outputs.py",
-    "tests/test_secrets_in_artifacts.py",
-)
+#: The modules whose tests take longest, with about how many seconds (the sum of their setup,
+#: call and teardown durations printed by ``pytest -n 2 --durations=0``, 2026-12-03, on a
+#: busy machine: the proportions are what count). A stale figure only costs speed.
+LONGEST_FIRST: dict[str, float] = {
+    "tests/test_faults.py": 114,
+    "tests/test_store_contract.py": 105,
+    "packages/runner/tests/test_passes.py": 61,
+    "tests/test_concurrency.py": 49,
+    "packages/runner/tests/test_determinism.py": 44,
+    "tests/test_cli_e2e.py": 42,
+    "tests/test_sweep_e2e.py": 35,
+    "tests/test_sweep_ray.py": 34,
+    "tests/test_hostile_configs.py": 27,
+    "packages/azure_adapter/tests/test_lock.py": 25,
+    "packages/runner/tests/test_olive_parameters.py": 24,
+    "tests/test_broken_outputs.py": 19,
+    "tests/test_olive_workflow.py": 18,
+    "packages/azure_adapter/tests/test_store.py": 18,
+    "packages/runner/tests/test_output_check.py": 16,
+    "tests/test_cache_cli.py": 15,
+    "packages/azure_adapter/tests/test_testing.py": 14,
+    "tests/test_damaged_cache.py": 13,
+    "packages/runner/tests/test_provenance.py": 12,
+    "tests/test_config_errors.py": 12,
+    "packages/planner/tests/test_planning.py": 10,
+}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put the tests of :data:`LONGEST_FIRST`'s modules first, in its order; every module's
-    tests stay together and in their order (module fixtures are set up once)."""
-    rank = {module: place for place, module in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start every xdist worker on long modules, so that none ends alone on one.
+
+    ``--dist worksteal`` first hands the collection out in equal runs of tests, one run per
+    worker, in order; a worker that runs out steals from the end of another's. So
+    :data:`LONGEST_FIRST`'s modules are dealt out, longest first, each to the lane with the least
+    time so far, one lane per worker; each lane leads a run, the other tests fill the runs
+    up. A module's tests stay together and in their order (module fixtures are set up once).
+    """
+    lanes = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    loads = [0.0] * lanes
+    dealt: list[list[pytest.Item]] = [[] for _ in range(lanes)]
+    for module in sorted(LONGEST_FIRST, key=LONGEST_FIRST.__getitem__, reverse=True):
+        if module in modules:
+            lane = loads.index(min(loads))
+            loads[lane] += LONGEST_FIRST[module]
+            dealt[lane] += modules.pop(module)
+    rest = [item for tests in modules.values() for item in tests]
+    ordered: list[pytest.Item] = []
+    for lane, tests in enumerate(dealt):
+        # Where worksteal's run for this lane ends: the lane's tests, then the rest up to it.
+        end = len(items) * (lane + 1) // lanes
+        ordered += tests
+        fill = max(0, end - len(ordered)) if lane < lanes - 1 else len(rest)
+        ordered += rest[:fill]
+        del rest[:fill]
+    assert len(ordered) == len(items)
+    items[:] = ordered

@@ -1,24 +1,37 @@
-"""The end-to-end tests' helpers, written once: the real ``modelcache`` command in a
-subprocess, workflow configs over the tiny BERT, containers on Azurite, and what a run left.
+"""The end-to-end tests' helpers, written once: the real ``modelcache`` command, in a
+subprocess or in this process, workflow configs over the tiny BERT, containers on Azurite,
+and what a run left.
 
 The session fixtures built from them (the tiny model, the published container and its
 copies) are in ``conftest.py``. Every command runs offline (``HF_HUB_OFFLINE``), without
 progress bars, and with no cloud credential or transfer tuning but the ones a test gives:
 the developer's own environment never leaks into a run.
+
+A command in a subprocess (:func:`modelcache`) spends seconds starting Python and importing
+torch before it does anything; the same command in this process (:func:`modelcache_here`),
+once the worker has imported them, takes a tenth of a second for the tiny model's cheap
+passes. So the tests run it here unless what they check is the process itself (signals,
+concurrent runners, imports, what a shell sees); ``run``, ``plan`` and the ``cache`` commands
+also keep a test or more in a subprocess (``test_cli_e2e.py``, ``test_cache_cli.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +172,122 @@ def finished(
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def run_ok(config: Path, connection_string: str | None, *switches: str) -> dict[str, Any]:
-    """``modelcache run CONFIG --quiet --report ...``; the parsed report. Fails unless it
-    exits 0 without a traceback."""
+def modelcache_here(
+    *args: str | Path,
+    connection_string: str | None,
+    transfer: str | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """:func:`modelcache`, in this process: ``modelcache.runner.cli.main(ARGS)`` with the
+    environment of :func:`environment`, in ``cwd``; what :func:`modelcache` returns.
+
+    stdout and stderr are captured at their file descriptors, so what native code writes
+    there is seen too, as a shell would. A usage error (argparse's ``SystemExit``) is its
+    exit code. What a command changes in its process (environment variables, the working
+    folder, warning filters, logger levels) is put back once it returns; a bug's exception
+    propagates, with its traceback, as the test's failure.
+    """
+    from modelcache.runner.cli import main
+
+    argv = [str(arg) for arg in args]
+    with _process_state(environment(connection_string, transfer), cwd), _output() as output:
+        try:
+            code = main(argv)
+        except SystemExit as done:  # argparse: a usage error, --help, --version
+            if isinstance(done.code, str):
+                print(done.code, file=sys.stderr)
+            code = done.code if isinstance(done.code, int) else int(done.code is not None)
+    return subprocess.CompletedProcess(
+        ["modelcache", *argv], code, output["stdout"], output["stderr"]
+    )
+
+
+@contextlib.contextmanager
+def _process_state(env: Mapping[str, str], cwd: Path | None) -> Iterator[None]:
+    """Run in ``env`` and ``cwd``, with no handler on the root logger (pytest's), as in a new
+    process: a record nobody handles reaches stderr. Then put back the environment, the
+    working folder, the warning filters, the root's handlers and every logger's level
+    (NOTSET for a logger made meanwhile)."""
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    levels = {name: logger.level for name, logger in _loggers()}
+    _replace_environment(env)
+    try:
+        with warnings.catch_warnings():
+            if cwd is not None:
+                os.chdir(cwd)
+            root.handlers.clear()
+            yield
+    finally:
+        root.handlers[:] = handlers
+        os.chdir(saved_cwd)
+        _replace_environment(saved_env)
+        for name, logger in _loggers():
+            logger.setLevel(levels.get(name, logging.NOTSET))
+
+
+def _loggers() -> Iterator[tuple[str, logging.Logger]]:
+    yield "", logging.getLogger()
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger):  # not a PlaceHolder
+            yield name, logger
+
+
+def _replace_environment(env: Mapping[str, str]) -> None:
+    for variable in set(os.environ) - set(env):
+        del os.environ[variable]
+    for variable, value in env.items():
+        if os.environ.get(variable) != value:
+            os.environ[variable] = value
+
+
+@contextlib.contextmanager
+def _output() -> Iterator[dict[str, str]]:
+    """Python's stdout and stderr, and file descriptors 1 and 2, into files of their own, as
+    a subprocess's pipes would take them; yields where ``stdout`` and ``stderr`` are put,
+    once the block is over."""
+    captured: dict[str, str] = {}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+        streams = sys.stdout, sys.stderr
+        try:
+            os.dup2(out.fileno(), 1)
+            os.dup2(err.fileno(), 2)
+            sys.stdout = _text(1, "strict")  # as Python sets them up for a pipe
+            sys.stderr = _text(2, "backslashreplace")
+            yield captured
+        finally:
+            sys.stdout, sys.stderr = streams
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            captured["stdout"], captured["stderr"] = _read(out), _read(err)
+
+
+def _text(fd: int, errors: str) -> io.TextIOWrapper:
+    # Unbuffered, and never closing the descriptor: the files hold every write at once.
+    raw = open(fd, "wb", buffering=0, closefd=False)  # noqa: SIM115
+    return io.TextIOWrapper(raw, encoding="utf-8", errors=errors, write_through=True)
+
+
+def _read(file: Any) -> str:
+    file.seek(0)
+    text: str = file.read().decode("utf-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # text=True's newlines
+
+
+def run_ok(
+    config: Path, connection_string: str | None, *switches: str, here: bool = True
+) -> dict[str, Any]:
+    """``modelcache run CONFIG --quiet --report ...``, in this process (or, if not ``here``,
+    in a subprocess); the parsed report. Fails unless it exits 0 without a traceback."""
     report = config.with_name(f"{config.stem}.{uuid.uuid4().hex[:6]}.report.json")
-    result = modelcache(
+    command = modelcache_here if here else modelcache
+    result = command(
         "run", config, "--quiet", "--report", report, *switches,
         connection_string=connection_string,
     )  # fmt: skip

@@ -1,8 +1,11 @@
 """End to end: the ``modelcache`` command over a tiny BERT, with Azurite as the cloud.
 
-Every scenario runs the real command in a subprocess, with the Azurite connection string in
+Every scenario runs the real command, with the Azurite connection string in
 ``AZURE_STORAGE_CONNECTION_STRING`` and a config naming only ``container_name``. Each test
-has a container, a ``cache_dir`` and an ``output_dir`` of its own.
+has a container, a ``cache_dir`` and an ``output_dir`` of its own. Most run it in this process
+(``e2e.modelcache_here``: starting Python and importing torch costs seconds a run); ``run``
+and ``plan`` also run in a subprocess, as a shell runs them: the download of the final model,
+``plan --format json`` and the one-line failure of ``--require-cloud``.
 
 Converting to ONNX is the slow step, so it happens once: the cold run of the first scenario
 is the session's published ONNX workflow (``publish`` in ``conftest.py``), and later scenarios
@@ -28,6 +31,7 @@ from .e2e import (
     files,
     model_files,
     modelcache,
+    modelcache_here,
     new_container,
     run_ok,
     steps,
@@ -78,7 +82,7 @@ def test_second_run_with_empty_local_cache_downloads_only_the_final_model(
     azurite: Any, cold: Published, tiny_model: Path, warm: str, tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, tiny_model, ONNX_PASSES, container=warm)
-    report = run_ok(config, azurite.connection_string)
+    report = run_ok(config, azurite.connection_string, here=False)  # in a subprocess
 
     assert steps(report, "run") == []
     assert steps(report, "upload") == []
@@ -160,7 +164,8 @@ def test_plan_writes_nothing_and_renders_every_format(
     before = blobs(azurite.connection_string, warm)
     rendered: dict[str, str] = {}
     for format_ in ("json", "mermaid", "dot"):
-        result = modelcache(
+        command = modelcache if format_ == "json" else modelcache_here  # one in a subprocess
+        result = command(
             "plan", config, "--format", format_, connection_string=azurite.connection_string
         )
         assert result.returncode == 0, result.stderr

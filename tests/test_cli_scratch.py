@@ -1,10 +1,12 @@
 """A run never leaves a mess: SIGTERM cleans up like Ctrl-C, and the scratch folder of a run
 that was killed outright is swept by the next run, while a live run's is left alone.
 
-Each run is the real command in a subprocess over the tiny model, without a cloud. To stop a
-run at a known moment, the subprocess patches the reporter's ``step_started`` hook to signal
-its own process when the first step starts: the scratch folder exists then, and the signal
-goes through the real handler (or, for ``SIGKILL``, through none).
+Each run is the real command over the tiny model, without a cloud. A run that is signalled
+is a subprocess: to stop it at a known moment, it patches the reporter's ``step_started`` hook
+to signal its own process when the first step starts: the scratch folder exists then, and the
+signal goes through the real handler (or, for ``SIGKILL``, through none). The run that sweeps
+runs in this process (``e2e.modelcache_here``): the live scratch folder this process holds is
+locked with ``flock``, which another descriptor of the same file cannot take either.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 
 from modelcache.runner.workflow._scratch import OWNER_FILE, scratch_folder
 
-from .e2e import TINY_PASSES, environment, modelcache, write_config
+from .e2e import TINY_PASSES, environment, modelcache_here, write_config
 
 _SIGNAL_AT_FIRST_STEP = """
 import os, sys
@@ -73,7 +75,7 @@ def test_the_next_run_sweeps_a_killed_run_s_scratch_but_not_a_live_one_s(config:
 
     with scratch_folder(cache) as live:  # a runner still at work, sharing the cache
         (live / "half-done.bin").write_bytes(b"in use")
-        result = modelcache("run", config, "--quiet", connection_string=None)
+        result = modelcache_here("run", config, "--quiet", connection_string=None)
         assert result.returncode == 0, result.stderr
         assert _leftovers(cache) == [live.name]
         assert (live / "half-done.bin").read_bytes() == b"in use"

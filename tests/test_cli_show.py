@@ -2,7 +2,9 @@
 and the report's evaluation counts the plan's.
 
 One workflow (the float16 cast of the tiny model, its size measured) is run twice through the
-real command, without a cloud: the first run evaluates, the second reads the cached result.
+real command (in this process, ``e2e.run_ok``), without a cloud: the first run evaluates, the
+second reads the cached result. ``cache show`` runs in a subprocess, as a shell sees it, then
+in this process for its ``--json`` form.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .e2e import HALF, modelcache, run_ok, write_config
+from .e2e import HALF, modelcache, modelcache_here, run_ok, write_config
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +43,8 @@ def test_cache_show_prints_the_metric_values_and_a_rounded_run_time(
     assert re.search(r"; run time: \d+\.\d s$", producer), shown.stdout
 
     cache = config.parent / "cache"
-    as_json = modelcache("cache", "show", key, "--cache-dir", cache, "--json",
-                         connection_string=None)  # fmt: skip
+    as_json = modelcache_here("cache", "show", key, "--cache-dir", cache, "--json",
+                              connection_string=None)  # fmt: skip
     document = json.loads(as_json.stdout)
     [fingerprint] = document["evaluations"]
     assert document["metrics"] == {fingerprint: {"size_bytes": size}}
@@ -53,7 +55,7 @@ def test_the_report_counts_evaluations_as_the_plan_does(
 ) -> None:
     config, (first, second) = twice
     planned = json.loads(
-        modelcache("plan", config, "--format", "json", connection_string=None).stdout
+        modelcache_here("plan", config, "--format", "json", connection_string=None).stdout
     )["totals"]
     assert (planned["evaluations"], planned["cached_evaluations"]) == (0, 1)
     assert (second["totals"]["evaluations"], second["totals"]["cached_evaluations"]) == (0, 1)

@@ -5,6 +5,10 @@ The cloud cases overwrite objects of a copy of the session's published container
 (``warm_container``) with raw blob writes; the local cases damage a copy of its local cache
 and run the same workflow without a cloud. The same damage, through the API and for every
 case, is in ``packages/runner/tests/test_damaged_cache.py`` (runs) and ``test_verify.py``.
+
+The commands run in this process (``e2e.modelcache_here``): what is checked is what they do
+to the caches and what they say, not the process (``test_cache_cli.py`` runs ``cache
+verify`` in a subprocess).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from .e2e import (
     TINY_PASSES,
     Published,
     model_files,
-    modelcache,
+    modelcache_here,
     run_ok,
     write_config,
 )
@@ -67,7 +71,9 @@ HOSTILE: dict[str, tuple[Rewrite, str]] = {
 
 
 def verify(*args: str | Path, connection_string: str, code: int) -> dict[str, Any]:
-    result = modelcache("cache", "verify", *args, "--json", connection_string=connection_string)
+    result = modelcache_here(
+        "cache", "verify", *args, "--json", connection_string=connection_string
+    )
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
     document: dict[str, Any] = json.loads(result.stdout)

@@ -1,6 +1,7 @@
 """A hub model's cache keys follow the files of its local snapshot, through the real CLI
 (issue 12: a snapshot that gains tokenizer files, or new weights, under the same commit must
-miss, never serve the entry made from the old files)."""
+miss, never serve the entry made from the old files). The command runs in this process
+(``e2e.run_ok``)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ def test_a_hub_snapshot_that_changes_under_one_commit_misses(
     for name in ("config.json", "model.safetensors"):
         _put(hub, name, tiny_model / name)
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    # The runs are in this process (``e2e.run_ok``), where huggingface_hub may have read
+    # HF_HUB_CACHE already: it is set where it was read too.
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
     monkeypatch.setenv("MODELCACHE_DIGEST_CACHE", str(tmp_path / "digests"))
     config = write_config(tmp_path / "work", Path("org/tiny"), {"half": HALF})  # a hub id
 

@@ -7,8 +7,8 @@ when it uploads it, says so (on stderr, in the summary and in the report's notes
 the upload as ``refused``, and exits 0 with the final model delivered. The container is left
 exactly as it was.
 
-The real command runs in a subprocess over a tiny BERT and two cheap passes (magnitude
-pruning, then an fp16 cast), with Azurite as the cloud.
+The real command runs in this process (``e2e.modelcache_here``) over a tiny BERT and two
+cheap passes (magnitude pruning, then an fp16 cast), with Azurite as the cloud.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from .e2e import blobs, container_sas_url, modelcache, new_container, write_config
+from .e2e import blobs, container_sas_url, modelcache_here, new_container, write_config
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 
@@ -49,7 +49,7 @@ def run(
     evaluator = {"metrics": ["size"], "evaluate": "all"}
     config = write_config(folder, model, passes, cloud=cloud, evaluator=evaluator)
     report = folder / "report.json"
-    result = modelcache(
+    result = modelcache_here(
         "run", config, "--report", report, connection_string=connection_string, cwd=folder
     )
     assert result.returncode == 0, result.stderr

@@ -1,7 +1,8 @@
 """Secrets never leave the environment: every artefact of real ``modelcache`` runs against
 Azurite is searched for the account key, the SAS signature and the connection string.
 
-The runs (the real command, in a subprocess, over a tiny BERT and two cheap passes):
+The runs (the real command, in this process, ``e2e.modelcache_here``, which captures its
+stdout and stderr down to the file descriptors, over a tiny BERT and two cheap passes):
 
 * ``connection-string``: a cold run with ``AZURE_STORAGE_CONNECTION_STRING`` (which holds
   the account key) in the environment; it uploads both outputs;
@@ -11,8 +12,7 @@ The runs (the real command, in a subprocess, over a tiny BERT and two cheap pass
   signature was tampered with: both fail;
 * ``plan-*``: ``modelcache plan --format json`` and ``--format text`` with each credential.
 
-The cold run comes first; the other runs, which need nothing but it, then run at once, and
-then the plans, at once too.
+The cold run comes first, then the other runs, which need nothing but it, then the plans.
 
 The artefacts: stdout, stderr, the ``--report`` JSON, every file the run left in its folder
 (the local cache, the output model; not the config, which the user wrote), and every blob in
@@ -35,7 +35,7 @@ import pytest
 
 from modelcache.azure.testing import ACCOUNT_KEY
 
-from .e2e import container_sas_url, finished, new_container, start_modelcache, write_config
+from .e2e import container_sas_url, modelcache_here, new_container, write_config
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 
@@ -113,23 +113,21 @@ class Scenario:
 Command = tuple[str, dict[str, Any], str | None, str, tuple[str, ...]]
 
 
-def run_together(root: Path, model: Path, commands: list[Command]) -> dict[str, Run]:
-    """Run ``commands`` at once (they are independent), each in a folder of its own with a
-    config of its own; what each left, by name."""
-    started: list[tuple[str, Path, Path, subprocess.Popen[str]]] = []
+def run_each(root: Path, model: Path, commands: list[Command]) -> dict[str, Run]:
+    """Run ``commands`` in turn, each in a folder of its own with a config of its own; what
+    each left, by name."""
+    runs: dict[str, Run] = {}
     for name, cloud, connection_string, dtype, words in commands:
         folder = root / name
         config = write_config(
             folder, model, passes(dtype), cloud=cloud, evaluator=EVALUATOR, name="workflow.json"
         )
-        args = (words[0], config, *words[1:])
+        args: tuple[str | Path, ...] = (words[0], config, *words[1:])
         if words[0] == "run":
             args = (*args, "--report", folder / "report.json")
-        process = start_modelcache(*args, connection_string=connection_string, cwd=folder)
-        started.append((name, folder, config, process))
-    return {
-        name: Run(folder, config, finished(process)) for name, folder, config, process in started
-    }
+        result = modelcache_here(*args, connection_string=connection_string, cwd=folder)
+        runs[name] = Run(folder, config, result)
+    return runs
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +163,9 @@ def scenario(
     root = tmp_path_factory.mktemp("secrets")
     run = ("run",)
     # The cold run first: the SAS run downloads its first output. Then the runs that need
-    # nothing but it, together; then the plans, which read what the runs left.
-    runs = run_together(root, tiny_model, [("connection-string", by_name, key, "float16", run)])
-    runs |= run_together(
+    # nothing but it; then the plans, which read what the runs left.
+    runs = run_each(root, tiny_model, [("connection-string", by_name, key, "float16", run)])
+    runs |= run_each(
         root,
         tiny_model,
         [
@@ -184,7 +182,7 @@ def scenario(
         )
         for format_ in ("json", "text")
     ]
-    runs |= run_together(root, tiny_model, plans)
+    runs |= run_each(root, tiny_model, plans)
     yield Scenario(container, secrets, runs)
     with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
         service.delete_container(container)

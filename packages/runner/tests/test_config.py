@@ -143,3 +143,27 @@ def test_the_evaluator_fingerprint_ignores_latency_runs_when_latency_is_not_meas
 
     assert fingerprint(metrics=["size"], latency_runs=3) == fingerprint(metrics=["size"])
     assert fingerprint(metrics=["latency"], latency_runs=3) != fingerprint(metrics=["latency"])
+    assert fingerprint(metrics=["throughput"], latency_runs=3) != fingerprint(
+        metrics=["throughput"]
+    )
+    # Throughput is a metric of its own: asking for it is another evaluator; the default
+    # evaluator (no metrics given) is the one it was before throughput existed.
+    assert fingerprint(metrics=["latency", "throughput"]) != fingerprint(metrics=["latency"])
+    assert fingerprint() == fingerprint(metrics=["size", "latency", "fidelity"])
+
+
+def test_throughput_is_the_sentences_per_second_of_the_median_timed_pass(
+    tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelcache.runner import evaluation
+
+    ticks = iter(range(1000))  # each timed pass takes one tick of 0.25 s
+    monkeypatch.setattr(evaluation.time, "perf_counter", lambda: next(ticks) * 0.25)
+    config = EvaluatorConfig(metrics=["latency", "throughput"], latency_runs=3)
+    result = Evaluator(config, reference=tiny_bert).evaluate(tiny_bert, "hf")
+    assert result == {
+        "latency_ms": 250.0,
+        "throughput_sps": round(len(evaluation.SENTENCES) / 0.25, 3),
+    }
+    alone = Evaluator(EvaluatorConfig(metrics=["throughput"], latency_runs=3), reference=tiny_bert)
+    assert set(alone.evaluate(tiny_bert, "hf")) == {"throughput_sps"}

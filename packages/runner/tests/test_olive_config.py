@@ -23,7 +23,7 @@ from modelcache.runner.olive import olive_version
 from modelcache.runner.passes import PassContext
 
 needs_olive = pytest.mark.skipif(olive_version() is None, reason="needs olive-ai")
-SEARCH = "search is not supported until sweeps exist (issue 14)"
+SWEEP = "run it with `modelcache sweep"
 
 
 def _document(**change: Any) -> dict[str, Any]:
@@ -134,14 +134,17 @@ def test_a_search_is_one_clear_problem(strategy: Any) -> None:
     (path, problem), *others = _problems(_document(engine={"search_strategy": strategy})).items()
     assert not others
     assert path == "$.engine.search_strategy"
-    assert problem == f"{SEARCH}; set search_strategy to false"
+    assert problem == (
+        "this config searches: run it with `modelcache sweep <this file>`, which runs each "
+        "point of the search as a variant (docs/olive.md), or set search_strategy to false"
+    )
 
 
 def test_several_configs_for_a_pass_are_a_search_and_one_is_the_pass() -> None:
     config = parse_config(_document(passes={"c": [{"type": "OnnxConversion", "target_opset": 17}]}))
     assert dict(config.passes[0][1]) == {"type": "OnnxConversion", "target_opset": 17}
     problems = _problems(_document(passes={"c": [{"type": "OnnxConversion"}] * 2}))
-    assert SEARCH in problems["$.passes.c"]
+    assert SWEEP in problems["$.passes.c"]
     problems = _pass_problems(_document(passes={"c": [{"type": "OnnxConversion", "opset": 1}]}))
     assert "unknown parameter" in problems["$.passes.c[0].opset"]
 
@@ -200,12 +203,14 @@ def test_olive_metric_objects_become_modelcache_metrics_or_notes() -> None:
         {"name": "lat", "type": "latency", "sub_types": [{"name": "avg"}]},
         {"name": "disk", "type": "size_on_disk"},
         {"name": "acc", "type": "accuracy", "data_config": "d"},
+        {"name": "tput", "type": "throughput", "sub_types": [{"name": "avg"}]},
     ]
     config = parse_config(
         _document(data_configs=[{"name": "d"}], evaluator={"metrics": metrics, "type": "X"})
     )
     assert config.evaluator is not None
-    assert config.evaluator.metrics == ("latency", "size")
+    assert config.evaluator.metrics == ("latency", "size", "throughput")
+    assert "measured as modelcache's 'throughput'" in _notes(config, "$.evaluator.metrics[3]")[0]
     assert len(_notes(config, "$.evaluator.metrics[0]")) == 1
     assert "left out" in _notes(config, "$.evaluator.metrics[2]")[0]
     assert _notes(config, "$.evaluator.type")
@@ -219,7 +224,8 @@ def test_olive_metric_objects_become_modelcache_metrics_or_notes() -> None:
 
 @pytest.mark.parametrize("kind", ["OnnxModel", "pytorchmodel"])
 def test_olive_latency_is_left_out_for_an_input_with_no_tokenizer(kind: str) -> None:
-    metrics = [{"name": "lat", "type": "latency"}, {"name": "disk", "type": "size_on_disk"}]
+    metrics = [{"name": "lat", "type": "latency"}, {"name": "disk", "type": "size_on_disk"},
+               {"name": "tput", "type": "throughput"}]  # fmt: skip
     model = {"type": kind, "model_path": "m", "model_loader": "l", "model_script": "s.py"}
     if kind == "OnnxModel":
         model = {"type": kind, "model_path": "m.onnx"}
@@ -228,6 +234,8 @@ def test_olive_latency_is_left_out_for_an_input_with_no_tokenizer(kind: str) -> 
     assert config.evaluator.metrics == ("size",)
     (note,) = _notes(config, "$.evaluator.metrics[0]")
     assert "left out: modelcache times latency on sentences" in note
+    (note,) = _notes(config, "$.evaluator.metrics[2]")
+    assert "left out: modelcache times throughput on sentences" in note
 
 
 # -- passes ------------------------------------------------------------------------------------
@@ -268,7 +276,7 @@ def test_pass_keys_that_are_not_parameters_are_taken_out_with_notes() -> None:
     problems = _problems(
         _document(passes={"c": {"type": "OnnxConversion", "disable_search": False, "host": "h"}})
     )
-    assert SEARCH in problems["$.passes.c.disable_search"]
+    assert "`modelcache sweep`" in problems["$.passes.c.disable_search"]
     assert "no system named 'h'" in problems["$.passes.c.host"]
 
 
@@ -336,12 +344,12 @@ def test_data_configs_need_distinct_names() -> None:
     assert older.data_configs == {"a": {"type": "x", "name": "a"}}
 
 
-def test_pass_flows_other_than_the_written_order_are_a_problem() -> None:
+def test_pass_flows_other_than_the_written_order_point_at_the_sweep() -> None:
     passes = {"a": {"type": "OnnxConversion"}, "b": {"type": "OnnxDynamicQuantization"}}
     config = parse_config(_document(passes=passes, pass_flows=[["a", "b"]]))
     assert _notes(config, "$.pass_flows")
     problems = _problems(_document(passes=passes, pass_flows=[["a"], ["a", "b"]]))
-    assert "issue 14" in problems["$.pass_flows"]
+    assert "run them with `modelcache sweep <this file>`" in problems["$.pass_flows"]
 
 
 # -- input model -------------------------------------------------------------------------------

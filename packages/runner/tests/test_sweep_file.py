@@ -122,7 +122,7 @@ def test_every_mistake_of_a_matrix_is_one_line_at_its_path(tmp_path: Path) -> No
     )
     assert lines == [
         "sweep.json: $: unknown field(s) ['outptu_dir']; a sweep has "
-        "['base', 'matrix', 'workflows', 'output_dir', 'cache_dir']",
+        "['base', 'matrix', 'workflows', 'output_dir', 'cache_dir', 'resources']",
         "sweep.json: $.matrix[\"passes.quantise.per_channel\"]: no pass called 'quantise' in "
         "the base workflow; its passes are prune, quantize",
         'sweep.json: $.matrix["passes.quantize.reduce_range"]: give a non-empty list of the '
@@ -201,3 +201,75 @@ def test_a_sweep_file_that_is_not_json_is_one_line(tmp_path: Path) -> None:
 def test_a_workflow_config_given_as_a_sweep_says_what_to_do(tmp_path: Path) -> None:
     (line,) = _lines(BASE, tmp_path)
     assert line.startswith("sweep.json: $: a workflow config, not a sweep: run it with `modelcache")
+
+
+# -- YAML --------------------------------------------------------------------------------------
+
+MATRIX = {"passes.quantize.per_channel": [True, False], "passes.prune.sparsity": [0.5, 0.7]}
+
+
+def _both(folder: Path, document: Any) -> tuple[Path, Path]:
+    """``document`` as ``sweep.json`` and as ``sweep.yaml``."""
+    import yaml  # type: ignore[import-untyped]
+
+    json_path = _write(folder, document)
+    yaml_path = folder / "sweep.yaml"
+    yaml_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return json_path, yaml_path
+
+
+@pytest.mark.parametrize("form", ["matrix", "workflows"])
+def test_a_yaml_sweep_file_is_read_as_its_json_twin(tmp_path: Path, form: str) -> None:
+    (tmp_path / "base.yml").write_text(json.dumps(BASE), encoding="utf-8")  # JSON is YAML
+    document: dict[str, Any] = (
+        {"base": "base.yml", "matrix": MATRIX, "output_dir": "o"}
+        if form == "matrix"
+        else {"workflows": ["base.yml", {"name": "inline", "workflow": BASE}]}
+    )
+    from_json, from_yaml = (load_sweep(path) for path in _both(tmp_path, document))
+    assert [v.name for v in from_yaml.variants] == [v.name for v in from_json.variants]
+    assert [v.config for v in from_yaml.variants] == [v.config for v in from_json.variants]
+    assert len(from_yaml.variants) == (4 if form == "matrix" else 2)
+
+
+def test_the_mistakes_of_a_yaml_sweep_file_are_named_as_in_json(tmp_path: Path) -> None:
+    document = {
+        "base": BASE,
+        "matrix": {"passes.quantise.per_channel": [True], "passes.prune.sparsity": [0.5, 0.5]},
+        "outptu_dir": "x",
+    }
+    lines = []
+    for path in _both(tmp_path, document):
+        with pytest.raises(ConfigError) as caught:
+            load_sweep(path)
+        lines.append([line.replace(str(path), "SWEEP") for line in caught.value.lines()])
+    assert lines[0] == lines[1]
+    assert lines[1] == [
+        "SWEEP: $: unknown field(s) ['outptu_dir']; a sweep has "
+        "['base', 'matrix', 'workflows', 'output_dir', 'cache_dir', 'resources']",
+        "SWEEP: $.matrix[\"passes.quantise.per_channel\"]: no pass called 'quantise' in "
+        "the base workflow; its passes are prune, quantize",
+        'SWEEP: $.matrix["passes.prune.sparsity"][1]: duplicate of [0]',
+    ]
+
+
+def test_a_yaml_sweep_file_that_is_not_yaml_is_one_line_at_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text("base: base.json\nmatrix: {passes.q.x: [1, 2]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_sweep(path)
+    (line,) = caught.value.lines()
+    assert line.startswith(f"{path}: $: not YAML: ")
+    assert " at line 3 column 1" in line
+
+
+def test_sweep_files_are_told_from_workflow_configs_whatever_their_format(tmp_path: Path) -> None:
+    from modelcache.runner.sweep import is_sweep_file
+
+    json_path, yaml_path = _both(tmp_path, {"base": "base.json", "matrix": MATRIX})
+    searching = tmp_path / "olive.yml"
+    searching.write_text(json.dumps({**BASE, "engine": {"search_strategy": True}}), "utf-8")
+    plain = tmp_path / "workflow.yaml"
+    plain.write_text(json.dumps({**BASE, "search_strategy": False}), "utf-8")
+    assert [is_sweep_file(p) for p in (json_path, yaml_path, searching)] == [True] * 3
+    assert [is_sweep_file(p) for p in (plain, tmp_path / "missing.yaml")] == [False, False]

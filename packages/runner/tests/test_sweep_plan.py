@@ -49,6 +49,42 @@ def test_plan_draws_the_sweep_and_writes_nothing(
     assert not (tmp_path / "cache").exists()
     assert handle(parser.parse_args([str(path), "--plan"])) == 0
     assert capsys.readouterr().out.splitlines()[1] == "segment 0: all 2 variants"
+    assert handle(parser.parse_args([str(path), "--plan", "--format", "mermaid"])) == 0
+    drawn = capsys.readouterr().out.splitlines()
+    assert drawn[0] == "flowchart LR"
+    assert [line for line in drawn if "-->" in line] == [
+        "    model --> k0", "    k0 --> k1", "    k0 --> k2",
+    ]  # fmt: skip
+    assert handle(parser.parse_args([str(path), "--plan", "--format", "dot"])) == 0
+    assert capsys.readouterr().out.startswith("digraph modelcache_sweep {")
+
+
+def test_a_sweep_plan_leaves_out_what_its_trust_refuses(tiny_bert: Path, tmp_path: Path) -> None:
+    from modelcache.runner.sweep import plan_sweep
+    from modelcache.store import LocalStore, manifest_name
+
+    document = _sweep(tiny_bert, {"passes.cast.dtype": ["float16", "bfloat16"]})
+    trusted = _sweep(tiny_bert, {"passes.cast.dtype": ["float16", "bfloat16"]})
+    secret = {"hmac_secret_env": "SWEEP_TEST_SECRET", "key_id": "team"}
+    trusted["base"]["trust"] = {"signers": [secret], "require_signatures": True}
+    plain = prepare_sweep(parse_sweep(document, folder=tmp_path), RunOptions(no_cloud=True))
+    from modelcache.runner.workflow import execute
+
+    first = plain.prepared[0][1]
+    execute(first)  # an unsigned prune in the local cache
+    prune = first.keys[0]
+    assert LocalStore(tmp_path / "cache").read_object(manifest_name(prune), 1 << 20)
+
+    unchecked, _policy, notes = plan_sweep(plain)
+    assert unchecked.totals.runs == 1  # the other cast only
+    checked = prepare_sweep(parse_sweep(trusted, folder=tmp_path), RunOptions(no_cloud=True))
+    plan, _policy, notes = plan_sweep(checked)
+    assert plan.totals.runs == 3  # the unsigned entries are made again, as each run would
+    assert notes == tuple(
+        f"local entry {key[:12]} refused (unsigned, and signatures are required): planned "
+        "without it, as the run will"
+        for key in first.keys
+    )
 
 
 def test_a_mistake_of_some_variants_is_named_once_with_them(

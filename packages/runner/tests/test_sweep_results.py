@@ -16,9 +16,11 @@ from modelcache.planner import (
     PassSpec,
     Snapshot,
     Sweep,
+    SweepPlan,
     Workflow,
     make_sweep_plan,
 )
+from modelcache.runner.cli.render import render_sweep_dot, render_sweep_mermaid
 from modelcache.runner.reporting import RunReport
 from modelcache.runner.sweep import (
     OBJECTIVES,
@@ -115,7 +117,19 @@ def test_the_table_marks_the_front_and_says_why_a_variant_failed() -> None:
     ]
 
 
-def test_the_tree_shows_which_variants_share_which_passes() -> None:
+def test_the_table_shows_throughput_when_it_was_measured() -> None:
+    run = _run({"a": {"latency_ms": 2.0, "throughput_sps": 4000.0},
+                "b": {"latency_ms": 4.0, "throughput_sps": 2000.0}})  # fmt: skip
+    table = results_table(results_of(run, {"a": "cast", "b": "cast"})).splitlines()
+    assert table[:3] == [
+        "variant  latency ms  sentences/s  front",
+        "a        2.000       4000.0       *",
+        "b        4.000       2000.0",
+    ]
+
+
+def _two_quantizations() -> SweepPlan:
+    """Two variants sharing their conversion, each quantizing its own way."""
     model = HubModel(repo_id="org/model", revision="0" * 40)
     convert = PassSpec(name="convert", type="OnnxConversion", version="1")
     workflows = [
@@ -133,7 +147,11 @@ def test_the_tree_shows_which_variants_share_which_passes() -> None:
         for bits in (4, 8)
     ]
     local = CachePolicy(enable_cloud_cache=False)
-    text = render_tree(make_sweep_plan(Sweep(workflows=workflows), Snapshot.empty(), local))
+    return make_sweep_plan(Sweep(workflows=workflows), Snapshot.empty(), local)
+
+
+def test_the_tree_shows_which_variants_share_which_passes() -> None:
+    text = render_tree(_two_quantizations())
     lines = text.splitlines()
     assert lines[0].startswith("sweep: 2 variants, 3 segments (0 idle); 3 runs, 0 downloads")
     assert lines[1] == "segment 0: all 2 variants"
@@ -143,3 +161,26 @@ def test_the_tree_shows_which_variants_share_which_passes() -> None:
     assert lines[5].startswith("│       evaluate  quantize  ")
     assert lines[6] == "└── segment 2 after 0: q8"
     assert len(lines) == 9
+
+
+def test_the_sweep_drawings_show_each_output_once_under_its_input() -> None:
+    plan = _two_quantizations()
+    convert, q4 = plan.workflows[0].keys
+    _, q8 = plan.workflows[1].keys
+
+    mermaid = render_sweep_mermaid(plan).splitlines()
+    assert mermaid[:2] == ["flowchart LR", '    model(["input model"])']
+    nodes = [line for line in mermaid if '["' in line and "model" not in line]
+    assert nodes == [
+        f'    k0["convert<br/>run<br/>{convert[:12]}"]:::run',
+        f'    k1["quantize<br/>run + evaluate<br/>{q4[:12]}<br/>final: q4"]:::run',
+        f'    k2["quantize<br/>run + evaluate<br/>{q8[:12]}<br/>final: q8"]:::run',
+    ]
+    assert [line for line in mermaid if "-->" in line] == [
+        "    model --> k0", "    k0 --> k1", "    k0 --> k2",
+    ]  # fmt: skip
+    dot = render_sweep_dot(plan)
+    assert dot.startswith("digraph modelcache_sweep {")
+    assert "    k0 -> k1;" in dot
+    assert "    k0 -> k2;" in dot
+    assert f'k2 [label="quantize\\nrun + evaluate\\n{q8[:12]}\\nfinal: q8"' in dot

@@ -1,12 +1,14 @@
-"""Evaluation of pass outputs: size, latency and fidelity to the input model.
+"""Evaluation of pass outputs: size, latency, throughput and fidelity to the input model.
 
 Fidelity is the mean cosine similarity between the output model's sentence embeddings (mean
 pooling of the last hidden state over the attention mask) and the input model's, on a small
 built-in set of sentences. Latency is the median wall time of one forward pass over that
-set, after a warm-up. Results are small JSON objects, stored in the cache under the model's
-key and the evaluator's :attr:`Evaluator.fingerprint`, which changes whenever anything that
-affects the numbers does (metrics, sentences, evaluator and runtime versions, and the run
-count when latency is measured).
+set, after a warm-up; throughput, the sentences per second of that median pass (Olive's
+``throughput`` metric: samples per second), from the same timed runs. Results are small
+JSON objects, stored in the cache under the model's key and the evaluator's
+:attr:`Evaluator.fingerprint`, which changes whenever anything that affects the numbers does
+(metrics, sentences, evaluator and runtime versions, and the run count when latency or
+throughput is measured).
 
 A model the evaluator cannot run (onnxruntime cannot load it, or its inputs have fixed sizes
 the sentences do not fit) is a :class:`~modelcache.runner.config.ConfigError` naming the
@@ -70,7 +72,7 @@ class Evaluator:
             "sentences": list(SENTENCES),
             "packages": _versions("torch", "transformers", "onnxruntime"),
         }
-        if "latency" in config.metrics:  # the run count changes nothing else measured
+        if _timed(config.metrics):  # the run count changes nothing else measured
             document["latency_runs"] = config.latency_runs
         digest = hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
         #: Names this evaluator in the cache: results are stored per (model key, fingerprint).
@@ -96,21 +98,31 @@ class Evaluator:
         result: dict[str, Any] = {}
         if "size" in self.config.metrics:
             result["size_bytes"] = model_size(directory)
-        if "latency" in self.config.metrics or "fidelity" in self.config.metrics:
+        metrics = self.config.metrics
+        if _timed(metrics) or "fidelity" in metrics:
             embed = _embedder(directory, model_type)
             embeddings = embed()
-            if "latency" in self.config.metrics:
+            if _timed(metrics):
                 timings = []
                 for _ in range(self.config.latency_runs):
                     started = time.perf_counter()
                     embed()
                     timings.append(time.perf_counter() - started)
-                result["latency_ms"] = round(statistics.median(timings) * 1000, 3)
+                median = statistics.median(timings)
+                if "latency" in metrics:
+                    result["latency_ms"] = round(median * 1000, 3)
+                if "throughput" in metrics:
+                    result["throughput_sps"] = round(len(SENTENCES) / median, 3)
             if "fidelity" in self.config.metrics:
                 if self._reference_embeddings is None:
                     self._reference_embeddings = _embedder(self.reference, "hf")()
                 result["fidelity"] = round(_mean_cosine(embeddings, self._reference_embeddings), 6)
         return result
+
+
+def _timed(metrics: tuple[str, ...]) -> bool:
+    """Whether the metrics time forward passes (``latency_runs`` of them)."""
+    return "latency" in metrics or "throughput" in metrics
 
 
 def _embedder(directory: Path, model_type: str) -> Any:

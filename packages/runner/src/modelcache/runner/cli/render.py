@@ -1,5 +1,6 @@
 """Drawing for people: a plan as a coloured table, a Mermaid flowchart or a Graphviz graph;
-a run's summary table; sizes."""
+a sweep's plan as a flowchart or graph of its shared prefixes; a run's summary table;
+sizes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from modelcache.planner import Chain, Download, Evaluate, Plan, Run, Skip, Step, Upload
+from modelcache.planner import (
+    Chain,
+    Download,
+    Evaluate,
+    Plan,
+    Run,
+    Skip,
+    Step,
+    SweepPlan,
+    Upload,
+)
 
 if TYPE_CHECKING:
     from ..workflow import UnknownPass
@@ -23,6 +34,8 @@ __all__ = [
     "format_size",
     "render_dot",
     "render_mermaid",
+    "render_sweep_dot",
+    "render_sweep_mermaid",
     "render_text",
     "summary_table",
 ]
@@ -169,6 +182,69 @@ def render_dot(plan: Plan, chain: Chain) -> str:
         lines.append(f'    p{i} [label="{label}", fillcolor="{fill}"];')
         lines.append(f"    {previous} -> p{i};")
         previous = f"p{i}"
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+#: Variants named on a final output's node before the rest are counted.
+_NAMED = 4
+
+
+def _sweep_nodes(plan: SweepPlan) -> list[tuple[str, str | None, tuple[str, ...], str]]:
+    """A sweep's outputs, each once, in the order the variants reach them: its node's name,
+    its input's node (None: the input model), the facts its label shows, its action."""
+    steps: dict[str, list[Step]] = {}
+    for segment in plan.segments:
+        for item in segment.steps:
+            steps.setdefault(item.step.key, []).append(item.step)
+    parents: dict[str, str | None] = {}
+    finals: dict[str, list[str]] = {}
+    for path in plan.workflows:
+        for before, key in zip((None, *path.keys), path.keys, strict=False):
+            parents.setdefault(key, before)
+        if path.keys:
+            finals.setdefault(path.keys[-1], []).append(path.name)
+    names = {key: f"k{i}" for i, key in enumerate(parents)}
+    nodes = []
+    for key, parent in parents.items():
+        primary = next(s for s in steps[key] if isinstance(s, (Run, Skip, Download)))
+        extras = dict.fromkeys(type(s).__name__.lower() for s in steps[key]
+                               if isinstance(s, (Upload, Evaluate)))  # fmt: skip
+        action = _primary(primary)
+        facts = [primary.pass_name, " + ".join([action, *extras]), key[:12]]
+        ending = finals.get(key, [])
+        if ending:
+            more = f" and {len(ending) - _NAMED} more" if len(ending) > _NAMED else ""
+            facts.append(f"final: {', '.join(ending[:_NAMED])}{more}")
+        nodes.append((names[key], None if parent is None else names[parent], tuple(facts), action))
+    return nodes
+
+
+def render_sweep_mermaid(plan: SweepPlan) -> str:
+    """A Mermaid flowchart of a sweep: one node per output, shared prefixes drawn once, each
+    coloured by its action, each final output naming its variants."""
+    lines = ["flowchart LR", '    model(["input model"])']
+    for node, parent, facts, action in _sweep_nodes(plan):
+        text = "<br/>".join(_mermaid_text(fact) for fact in facts)
+        lines.append(f'    {node}["{text}"]:::{action}')
+        lines.append(f"    {parent or 'model'} --> {node}")
+    for action, (_style, fill) in ACTION_STYLES.items():
+        lines.append(f"    classDef {action} fill:{fill},stroke:#333")
+    return "\n".join(lines) + "\n"
+
+
+def render_sweep_dot(plan: SweepPlan) -> str:
+    """A Graphviz digraph of a sweep, as :func:`render_sweep_mermaid` draws it."""
+    lines = [
+        "digraph modelcache_sweep {",
+        "    rankdir=LR;",
+        '    node [shape=box, style="rounded,filled", fontname="Helvetica"];',
+        '    model [label="input model", shape=ellipse, fillcolor="#ffffff"];',
+    ]
+    for node, parent, facts, action in _sweep_nodes(plan):
+        label = "\\n".join(_dot_text(fact) for fact in facts)
+        lines.append(f'    {node} [label="{label}", fillcolor="{ACTION_STYLES[action][1]}"];')
+        lines.append(f"    {parent or 'model'} -> {node};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

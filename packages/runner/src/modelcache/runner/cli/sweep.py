@@ -1,5 +1,6 @@
 """``modelcache sweep``: many workflows over one cache, planned as one graph and run on a
-pool of worker processes; the variants' table with the Pareto front marked, ``--report``.
+pool of workers (processes of this machine, or Ray actors: ``--engine``); the variants'
+table with the Pareto front marked, ``--report``.
 
 :func:`add_arguments` fills the command's parser, :func:`handle` runs it. ``--plan`` shows
 what the sweep would do (the tree of shared prefixes, or the planner's JSON) and moves
@@ -8,13 +9,13 @@ nothing; :func:`plan_command` does the same for ``modelcache plan`` given a swee
 
 The module imports only the standard library, as the parser does
 (:mod:`.commands`): the parser may call :func:`add_arguments` while building itself, and a
-command pays only for what it uses. The rest is imported when the command runs.
+command pays only for what it uses. The rest is imported when the command runs; Ray
+(``modelcache.ray``, the ``[ray]`` extra) only for ``--engine ray``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,12 +25,15 @@ from .commands import cloud_switches
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..sweep import PreparedSweep, SweepReporter
+    from ..sweep import Engine, PreparedSweep, SweepReporter
 
 __all__ = ["add_arguments", "handle", "is_sweep_file", "plan_command"]
 
-#: How a sweep plan can be shown: the tree for people, the planner's JSON for programs.
-SWEEP_PLAN_FORMATS = ("text", "json")
+#: How a sweep plan can be shown: the tree for people, the planner's JSON for programs, a
+#: Mermaid flowchart or a Graphviz graph of its shared prefixes.
+SWEEP_PLAN_FORMATS = ("text", "json", "mermaid", "dot")
+#: Where the workers are: this machine's processes, or actors of a Ray cluster.
+ENGINES = ("local", "ray")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,14 +42,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "sweep",
         type=Path,
         metavar="SWEEP",
-        help="sweep file (JSON): a base workflow and a matrix, or workflows",
+        help="sweep file (JSON or YAML): a base workflow and a matrix, or workflows; or an "
+        "Olive config that searches or has several pass_flows",
     )
     parser.add_argument(
         "--jobs",
         "-j",
         type=_positive,
         metavar="N",
-        help="worker processes (default: 2, or 1 on a one-core machine)",
+        help="workers: processes, or Ray actors (default: 2, or 1 on a one-core machine)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="where the workers run: this machine's processes, or actors of a Ray cluster "
+        "(pip install 'modelcache-runner[ray]')",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --engine ray: join the Ray cluster at ADDR (host:port of its head, or "
+        "auto); default: start one on this machine for the sweep",
     )
     parser.add_argument("--report", type=Path, help="write a JSON report of the sweep here")
     parser.add_argument(
@@ -59,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=SWEEP_PLAN_FORMATS,
         default="text",
-        help="with --plan: a tree of shared prefixes, or the plan's JSON",
+        help="with --plan: a tree of shared prefixes, the plan's JSON, or a Mermaid or "
+        "Graphviz drawing of it",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress or table")
     cloud_switches(parser)
@@ -76,15 +95,12 @@ def _positive(text: str) -> int:
 
 
 def is_sweep_file(path: Path) -> bool:
-    """Whether ``path`` holds a sweep (a JSON object with ``matrix`` or ``workflows``) rather
-    than a workflow config; a file that cannot be read is not one (the caller says why)."""
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return False
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(document, dict) and ("matrix" in document or "workflows" in document)
+    """Whether ``path`` holds a sweep (see :func:`modelcache.runner.sweep.is_sweep_file`)
+    rather than a workflow config; a file that cannot be read is not one (the caller says
+    why)."""
+    from ..sweep import is_sweep_file as holds_a_sweep
+
+    return holds_a_sweep(path)
 
 
 def _prepare(args: argparse.Namespace, sweep_path: Path) -> PreparedSweep:
@@ -120,11 +136,18 @@ def _show_plan(prepared: PreparedSweep, drawing: str) -> None:
     from modelcache.planner import dumps
 
     from ..sweep import plan_sweep, render_tree
+    from .render import render_sweep_dot, render_sweep_mermaid
 
-    plan, _policy, note = plan_sweep(prepared)
-    if note is not None:
+    plan, _policy, notes = plan_sweep(prepared)
+    for note in notes:
         _say(_stderr(), "note", "yellow", note)
-    sys.stdout.write(render_tree(plan) if drawing == "text" else dumps(plan) + "\n")
+    drawn = {
+        "text": render_tree,
+        "json": lambda made: dumps(made) + "\n",
+        "mermaid": render_sweep_mermaid,
+        "dot": render_sweep_dot,
+    }[drawing](plan)
+    sys.stdout.write(drawn)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -138,14 +161,15 @@ def handle(args: argparse.Namespace) -> int:
     from .exit import EXIT_STATUS
     from .run import _check_report, _write_report  # run's own checks, not copies of them
 
+    engine = _engine(args.engine, args.address, plan=args.plan)
     if args.report is not None and not args.plan:
         _check_report(args.report)
     prepared = _prepare(args, args.sweep)
-    if args.plan:
+    if engine is None:
         _show_plan(prepared, args.format)
         return 0
     reporter = _progress(_stderr(), quiet=args.quiet)
-    run = run_sweep(prepared, jobs=args.jobs, reporter=reporter)
+    run = run_sweep(prepared, jobs=args.jobs, reporter=reporter, engine=engine)
     finals = {name: p.chain.passes[-1].name for name, p in prepared.prepared if p.chain.passes}
     results = results_of(run, finals)
     if args.report is not None:
@@ -159,6 +183,28 @@ def handle(args: argparse.Namespace) -> int:
     if not failed:
         return 0
     return max(EXIT_STATUS["user" if o.fault == "user" else "environment"] for o in failed)
+
+
+def _engine(name: str, address: str | None, *, plan: bool) -> Engine | None:
+    """The engine ``--engine`` names, its arguments checked; None with ``--plan``, which
+    runs nothing (and needs no Ray)."""
+    from ..errors import UserError
+
+    if address is not None and name != "ray":
+        raise UserError("--address joins a Ray cluster: give --engine ray with it")
+    if plan:
+        return None
+    if name == "local":
+        from ..sweep import LocalEngine
+
+        return LocalEngine()
+    try:
+        from modelcache.ray import RayEngine
+    except ImportError:
+        raise UserError(
+            "--engine ray needs Ray and the Ray engine: pip install 'modelcache-runner[ray]'"
+        ) from None
+    return RayEngine(address=address)
 
 
 def _stderr() -> Console:

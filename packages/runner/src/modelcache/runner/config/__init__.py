@@ -26,7 +26,7 @@ are relative to the configuration file's folder. ``docs/config.md`` is the refer
 from ._cloud import CloudOverrides, check_account_name
 from ._errors import ConfigError, Problem, naming_config_file
 from ._input import HANDLER_FIELDS, unsupported_input_model
-from ._load import check_directories, load_config
+from ._load import YAML_SUFFIXES, check_directories, load_config, read_document
 from ._model import (
     MODEL_TYPES,
     CloudCacheConfig,
@@ -35,7 +35,7 @@ from ._model import (
     PassParameters,
     WorkflowConfig,
 )
-from ._olive import OLIVE_FIELDS
+from ._olive import OLIVE_FIELDS, pass_flows_of, search_strategy_of, searches
 from ._parse import parse_config
 from ._passes import check_passes
 from ._structure import check_container_name
@@ -45,6 +45,7 @@ __all__ = [
     "HANDLER_FIELDS",
     "MODEL_TYPES",
     "OLIVE_FIELDS",
+    "YAML_SUFFIXES",
     "CloudCacheConfig",
     "CloudOverrides",
     "ConfigError",
@@ -63,5 +64,9 @@ __all__ = [
     "load_config",
     "naming_config_file",
     "parse_config",
+    "read_document",
+    "pass_flows_of",
+    "search_strategy_of",
+    "searches",
     "unsupported_input_model",
 ]

@@ -15,7 +15,7 @@ from ._model import WorkflowConfig
 from ._parse import parse_config
 from ._passes import check_passes
 
-__all__ = ["check_directories", "load_config"]
+__all__ = ["YAML_SUFFIXES", "check_directories", "load_config", "read_document"]
 
 
 #: The suffixes of a config read as YAML; any other is read as JSON.
@@ -29,11 +29,7 @@ def load_config(path: Path, *, overrides: CloudOverrides = NO_OVERRIDES) -> Work
 
     :param overrides: the command line's account and container, over the config's.
     """
-    text = _read_text(path)
-    if path.suffix.lower() in YAML_SUFFIXES:
-        document = _read_yaml(path, text)
-    else:
-        document = _read_json(path, text)
+    document = read_document(path)
     config = parse_config(
         document, base_dir=path.parent.resolve(), source=str(path), overrides=overrides
     )
@@ -41,6 +37,15 @@ def load_config(path: Path, *, overrides: CloudOverrides = NO_OVERRIDES) -> Work
     if problems:
         raise ConfigError.of([*problems, *check_passes(config.passes)[1]], source=str(path))
     return config
+
+
+def read_document(path: Path) -> Any:
+    """The JSON values of the file ``path``: YAML if its name ends in ``.yaml`` or ``.yml``,
+    else JSON; :class:`ConfigError` naming the file for one that cannot be read or parsed."""
+    text = _read_text(path)
+    if path.suffix.lower() in YAML_SUFFIXES:
+        return _read_yaml(path, text)
+    return _read_json(path, text)
 
 
 def _read_text(path: Path) -> str:

@@ -29,7 +29,10 @@ __all__ = [
     "check_metrics",
 ]
 
-METRICS = ("size", "latency", "fidelity")
+METRICS = ("size", "latency", "throughput", "fidelity")
+#: What an evaluator without ``metrics`` measures (as before ``throughput`` existed, so that
+#: its fingerprint, and the results cached under it, stay).
+DEFAULT_METRICS = ("size", "latency", "fidelity")
 
 #: The input model types a config may name, by their lowercase spelling (Olive matches
 #: them whatever their case); ``prepare`` decides which it can use.
@@ -132,7 +135,7 @@ class EvaluatorConfig:
     ``"final"``, ``"all"`` or a list of pass names). ``latency_runs`` timed runs give the
     median latency."""
 
-    metrics: tuple[str, ...] = field(default=METRICS, converter=check_metrics)
+    metrics: tuple[str, ...] = field(default=DEFAULT_METRICS, converter=check_metrics)
     evaluate: str | tuple[str, ...] = "final"
     latency_runs: int = field(default=20, validator=validators.ge(1))
 

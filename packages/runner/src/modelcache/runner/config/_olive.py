@@ -24,11 +24,18 @@ from typing import Any, Final
 
 from ._cloud import CloudOverrides, read_cloud
 from ._olive_evaluator import read_evaluator
-from ._olive_passes import SEARCH_PROBLEM, read_data_configs, read_passes
+from ._olive_passes import read_data_configs, read_passes
 from ._reading import Reading, flatten_nested, json_type
 from ._systems import read_system, resolve_system
 
-__all__ = ["ENGINE_FIELDS", "IGNORED", "OLIVE_FIELDS", "read_olive"]
+__all__ = [
+    "ENGINE_FIELDS",
+    "IGNORED",
+    "OLIVE_FIELDS",
+    "read_olive",
+    "search_strategy_of",
+    "searches",
+]
 
 #: Olive fields that change nothing here, and why (or what modelcache does instead).
 IGNORED: Final[Mapping[str, str]] = {
@@ -38,7 +45,9 @@ IGNORED: Final[Mapping[str, str]] = {
     "ort_py_log_severity_level": "onnxruntime's own logs are kept to errors",
     "log_to_file": "modelcache writes to the console; --report FILE records a run",
     "output_name": "the final model is written to output_dir under its own file names",
-    "plot_pareto_frontier": "modelcache does not search, so there is no frontier to plot",
+    "plot_pareto_frontier": (
+        "nothing is plotted; `modelcache sweep` marks the Pareto front in its table"
+    ),
     "no_artifacts": "modelcache writes only the final model to output_dir",
     "packaging_config": "modelcache does not package outputs; the final model is in output_dir",
     "azureml_client": "modelcache runs locally and caches in Azure Blob Storage instead",
@@ -70,10 +79,10 @@ OLIVE_FIELDS: Final = frozenset({
 })  # fmt: skip
 
 
-def read_olive(document: dict[str, Any], overrides: CloudOverrides) -> Reading:
+def read_olive(document: dict[str, Any], overrides: CloudOverrides, source: str = "") -> Reading:
     """``document`` (a JSON object) rewritten into modelcache's schema, with the problems
     and notes of its Olive fields; ``document`` itself is left as it was (what is rewritten
-    is copied first).
+    is copied first). ``source``: the config file, for the commands a problem suggests.
 
     :raises RecursionError: the document is nested too deeply to walk.
     """
@@ -86,11 +95,11 @@ def read_olive(document: dict[str, Any], overrides: CloudOverrides) -> Reading:
             reading.note(f"{reading.where('$.' + name)} is ignored: {IGNORED[name]}")
     read_data_configs(reading)
     systems = _read_systems(reading)
-    _read_search(reading)
+    _read_search(reading, source)
     evaluators = _read_evaluators(reading)
     _flatten_input_model(reading)
     read_passes(reading, systems=systems, evaluators=evaluators)
-    _read_pass_flows(reading)
+    _read_pass_flows(reading, source)
     read_cloud(reading, overrides)
     return reading
 
@@ -148,12 +157,56 @@ def _read_systems(reading: Reading) -> dict[str, Any]:
     return systems
 
 
-def _read_search(reading: Reading) -> None:
+def search_strategy_of(document: Any) -> tuple[str, Any] | None:
+    """Where ``document`` (an Olive config, as written) gives its ``search_strategy`` (the top
+    level or ``engine``) and its value; ``None`` if it gives none."""
+    if not isinstance(document, dict):
+        return None
+    if "search_strategy" in document:
+        return "$.search_strategy", document["search_strategy"]
+    engine = document.get("engine")
+    if isinstance(engine, dict) and "search_strategy" in engine:
+        return "$.engine.search_strategy", engine["search_strategy"]
+    return None
+
+
+def pass_flows_of(document: Any) -> tuple[str, Any] | None:
+    """Where ``document`` (an Olive config, as written) gives its ``pass_flows`` and their
+    value; ``None`` if it gives none. (A top-level field: inside ``engine`` it is an error,
+    as in Olive.)"""
+    if not isinstance(document, dict) or "pass_flows" not in document:
+        return None
+    return "$.pass_flows", document["pass_flows"]
+
+
+def searches(document: Any) -> bool:
+    """Whether ``document`` is an Olive config that searches: its ``search_strategy`` is
+    given and is not ``false``, ``null`` or ``{}`` (which Olive 0.13 refuses; read as no
+    search). ``modelcache sweep`` runs such a config as a sweep."""
+    found = search_strategy_of(document)
+    return found is not None and not _no_search(found[1])
+
+
+def _no_search(strategy: Any) -> bool:
+    return strategy is None or strategy is False or strategy == {}
+
+
+def _read_search(reading: Reading, source: str) -> None:
     if "search_strategy" not in reading.document:
         return
     strategy = reading.document.pop("search_strategy")
-    if strategy not in (None, False, {}):
-        reading.problem(reading.where("$.search_strategy"), SEARCH_PROBLEM)
+    if not _no_search(strategy):
+        reading.searching = True
+        reading.problem(reading.where("$.search_strategy"), _search_problem(source))
+
+
+def _search_problem(source: str) -> str:
+    """What ``modelcache run`` says of a config that searches, read from ``source``."""
+    command = f"modelcache sweep {source}" if source else "modelcache sweep <this file>"
+    return (
+        f"this config searches: run it with `{command}`, which runs each point of the "
+        "search as a variant (docs/olive.md), or set search_strategy to false"
+    )
 
 
 def _read_evaluators(reading: Reading) -> dict[str, Any]:
@@ -200,7 +253,7 @@ def _flatten_input_model(reading: Reading) -> None:
         reading.moved(f"$.input_model.{name}", f"$.input_model.config.{name}")
 
 
-def _read_pass_flows(reading: Reading) -> None:
+def _read_pass_flows(reading: Reading, source: str) -> None:
     if "pass_flows" not in reading.document:
         return
     flows = reading.document.pop("pass_flows")
@@ -209,9 +262,9 @@ def _read_pass_flows(reading: Reading) -> None:
     if flows is None or flows == [names]:
         reading.note("$.pass_flows is ignored: it runs the passes in the order written")
         return
+    command = f"modelcache sweep {source}" if source else "modelcache sweep <this file>"
     reading.problem(
-        "$.pass_flows",
-        "modelcache runs one chain, the passes in the order written under passes: several "
-        "flows are not supported until sweeps exist (issue 14); remove pass_flows or make "
-        "it the one flow [[every pass, in order]]",
+        reading.where("$.pass_flows"),
+        f"several flows are several chains: run them with `{command}`, which runs each flow "
+        "as a variant (docs/olive.md), or make pass_flows the one flow [[every pass, in order]]",
     )

@@ -1,6 +1,6 @@
 """An evaluator as Olive writes it (``OliveEvaluatorConfig``: metric objects, a custom
-evaluator ``type``, a user script) read into modelcache's: Olive's latency and size
-metrics become modelcache's, and what modelcache cannot measure is left out with a note:
+evaluator ``type``, a user script) read into modelcache's: Olive's latency, throughput and
+size metrics become modelcache's, and what modelcache cannot measure is left out with a note:
 latency too when the input is not a Hugging Face model, since modelcache times sentences
 through its tokenizer."""
 
@@ -14,11 +14,13 @@ from ._reading import Reading, quote
 __all__ = ["read_evaluator"]
 
 #: Olive's metric types modelcache measures, and as which of its metrics.
-MEASURED: Final[Mapping[str, str]] = {"latency": "latency", "size_on_disk": "size"}
+MEASURED: Final[Mapping[str, str]] = {
+    "latency": "latency", "throughput": "throughput", "size_on_disk": "size",
+}  # fmt: skip
 #: modelcache's metrics measured on sentences, through the input model's tokenizer.
-TOKENIZED: Final = ("latency", "fidelity")
+TOKENIZED: Final = ("latency", "throughput", "fidelity")
 #: Olive's other metric types (``MetricType``).
-NOT_MEASURED: Final = ("accuracy", "throughput", "custom")
+NOT_MEASURED: Final = ("accuracy", "custom")
 #: The fields of Olive's evaluator that choose a custom evaluator.
 _CUSTOM = ("type", "type_args", "user_script", "script_dir")
 
@@ -66,7 +68,8 @@ def _metric(reading: Reading, metric: Any, path: str, untokenized: str | None) -
     label = quote(metric.get("name", kind))
     if isinstance(kind, str) and MEASURED.get(kind.lower()) in TOKENIZED and untokenized:
         reading.note(
-            f"{path} ({label}) is left out: modelcache times latency on sentences, through "
+            f"{path} ({label}) is left out: modelcache times {MEASURED[kind.lower()]} on "
+            "sentences, through "
             f"the tokenizer of a Hugging Face input model, which this {untokenized} input has not"
         )
         _check_data_config(reading, metric, path)
@@ -81,8 +84,8 @@ def _metric(reading: Reading, metric: Any, path: str, untokenized: str | None) -
         return ours
     if isinstance(kind, str) and kind.lower() in NOT_MEASURED:
         reading.note(
-            f"{path} ({label}) is left out: modelcache measures size, latency and fidelity, "
-            f"not {kind.lower()} metrics"
+            f"{path} ({label}) is left out: modelcache measures size, latency, throughput "
+            f"and fidelity, not {kind.lower()} metrics"
         )
         _check_data_config(reading, metric, path)
         return None

@@ -14,14 +14,11 @@ from ._model import PassParameters
 from ._reading import Reading, flatten_nested, json_type
 from ._systems import resolve_system
 
-__all__ = ["PASS_KEYS", "SEARCH_PROBLEM", "read_data_configs", "read_passes"]
+__all__ = ["PASS_KEYS", "read_data_configs", "read_passes"]
 
-SEARCH_PROBLEM: Final = (
-    "search is not supported until sweeps exist (issue 14); set search_strategy to false"
-)
 _SEVERAL_CONFIGS = (
-    "several configs for one pass are a search: search is not supported until sweeps exist "
-    "(issue 14); give one config"
+    "several configs for one pass are a search: give the config a search_strategy and run "
+    "it with `modelcache sweep` (docs/olive.md), or give one config"
 )
 #: The keys of Olive's pass config (``RunPassConfig``, and older ones) that are not the
 #: pass's parameters, and what modelcache makes of them (``None``: checked apart).
@@ -84,7 +81,7 @@ def read_passes(
                 reading.problem(path, "an empty list of configs; give one config")
                 del passes[name]
                 continue
-            if len(spec) > 1:  # the first is still checked, for its own problems
+            if len(spec) > 1 and not reading.searching:  # the first is still checked
                 reading.problem(path, _SEVERAL_CONFIGS)
             spec = passes[name] = spec[0]
             reading.moved(path, f"{path}[0]")
@@ -169,11 +166,13 @@ def _pass_evaluator(
 
 
 def _disable_search(reading: Reading, value: Any, where: str) -> None:
-    if value is True or value is None:
-        reading.note(f"{where} is ignored: modelcache never searches")
+    if value is True or value is None or (value is False and reading.searching):
+        reading.note(f"{where} is ignored: nothing is searched without a search_strategy")
     elif value is False:
         reading.problem(
-            where, "search is not supported until sweeps exist (issue 14); set it to true"
+            where,
+            "nothing is searched without a search_strategy: give the config one and run it "
+            "with `modelcache sweep` (docs/olive.md), or set it to true",
         )
     else:
         reading.problem(where, f"expected true or false, got {json_type(value)}")

@@ -43,7 +43,9 @@ def parse_config(
         [Problem(path="$.base_dir", problem="unknown field")] if "base_dir" in document else []
     )
     try:
-        reading = read_olive({k: v for k, v in document.items() if k != "base_dir"}, overrides)
+        reading = read_olive(
+            {k: v for k, v in document.items() if k != "base_dir"}, overrides, source
+        )
     except RecursionError:
         raise ConfigError(
             path="$", problem="not usable: nested too deeply", source=source
@@ -56,7 +58,9 @@ def parse_config(
         )
     problems.extend(reading.problems)
     if problems:
-        raise ConfigError.of(with_pass_problems(problems, reading.document), source=source)
+        if not reading.searching:  # a search's passes hold searches, not values
+            problems = with_pass_problems(problems, reading.document)
+        raise ConfigError.of(problems, source=source)
     return evolve(
         config, base_dir=base_dir, data_configs=reading.data_configs, notes=tuple(reading.notes)
     )

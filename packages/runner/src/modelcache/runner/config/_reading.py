@@ -25,6 +25,8 @@ class Reading:
     notes: list[str] = Factory(list)
     origins: dict[str, str] = Factory(dict)
     data_configs: dict[str, dict[str, Any]] = Factory(dict)
+    #: The config's ``search_strategy`` searches (a problem said once, at its path).
+    searching: bool = False
 
     def problem(self, path: str, problem: str) -> None:
         self.problems.append(Problem(path=path, problem=problem))

@@ -8,7 +8,8 @@ one meaning and one key on every machine whether or not Olive is installed; writ
 Olive's model handlers (:class:`OlivePass`); its key covers Olive's fully resolved
 configuration, olive-ai's version and its libraries', the accelerator where the pass
 depends on it, the input model's loading settings and the content of every file its
-configuration names. ``docs/olive.md`` says more.
+configuration names. :func:`search_points` draws the points Olive's search would try
+(``_search``). ``docs/olive.md`` says more.
 
 Nothing here imports Olive until a pass is validated or run.
 """
@@ -19,6 +20,7 @@ from ._errors import OliveMissingPackage, OlivePassFailed, OliveUnsupported
 from ._ignored import ignored_note
 from ._library import DISTRIBUTION, OlivePassInfo, olive_passes, olive_version
 from ._pass import OLIVE_PREFIX, OlivePass
+from ._search import PassSearch, Sampling, SearchFound, SearchProblem, search_points
 
 __all__ = [
     "DISTRIBUTION",
@@ -29,10 +31,15 @@ __all__ = [
     "OlivePassFailed",
     "OlivePassInfo",
     "OliveUnsupported",
+    "PassSearch",
+    "Sampling",
+    "SearchFound",
+    "SearchProblem",
     "find_olive_pass",
     "ignored_note",
     "olive_passes",
     "olive_version",
+    "search_points",
 ]
 
 

@@ -9,12 +9,14 @@ runs offline sends nothing.
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import functools
 import importlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ __all__ = [
     "olive_pass_class",
     "path_parameters",
     "resolve",
+    "search_samples",
+    "search_space",
 ]
 
 #: Parameters every Olive pass has beside its own, both naming user code.
@@ -112,6 +116,108 @@ def _problems(error: Any, pass_type: str) -> list[PassConfigError]:
         if name not in seen:
             seen[name] = f"{item.get('msg', 'invalid')}, got {item.get('input')!r}"
     return [PassConfigError(pass_type, name or None, problem) for name, problem in seen.items()]
+
+
+def search_space(
+    cls: Any, accelerator: Any, parameters: Mapping[str, Any], *, pass_type: str
+) -> tuple[dict[str, Any], dict[str, Any], list[str], list[str]]:
+    """The search space of ``cls`` for ``parameters`` as Olive's engine makes it with search
+    on (``get_config_params(..., disable_search=False)``): its search parameters (Olive's
+    objects) by name; the values Olive fixed for the parameters written as searches that
+    are not searched (one value to try), as JSON values; the parameters ``parameters``
+    writes as searches (``"SEARCHABLE_VALUES"``, a search parameter object, a list Olive
+    reads as the values to try); and those of them written ``"SEARCHABLE_VALUES"`` that have
+    no searchable values (Olive takes their default). Parameters Olive does not know are left
+    out (the pass's own validation names them). :class:`PassConfigError` naming each
+    parameter Olive refuses."""
+    from pydantic import ValidationError
+
+    _quiet()
+    config_class, defaults = cls.get_config_class(accelerator, disable_search=False)
+    known = {name: value for name, value in parameters.items() if name in config_class.model_fields}
+    written = _written_searches(cls, known, defaults)
+    unsearchable = [
+        name for name in written
+        if known[name] == "SEARCHABLE_VALUES" and defaults[name].search_defaults is None
+    ]  # fmt: skip
+    try:
+        with _olive_silent():
+            _, fixed, space = cls.get_config_params(accelerator, dict(known), disable_search=False)
+    except ValidationError as error:
+        errors = _problems(error, pass_type)
+        raise errors[0] if len(errors) == 1 else PassConfigProblems(errors) from None
+    except Exception as error:  # Olive's resolution raises whatever bad input makes it
+        problem = f"Olive cannot search this configuration: {type(error).__name__}: {error}"
+        raise PassConfigError(pass_type, None, " ".join(problem.split())[:500]) from None
+    one_value = {name: fixed[name] for name in written if name in fixed}
+    return space, as_json(one_value), written, unsearchable
+
+
+def _written_searches(cls: Any, known: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[str]:
+    from olive.search.search_parameter import SearchParameter
+
+    identified = cls._identify_search_values(dict(known), defaults)  # lists become Categorical
+    return [
+        name for name, value in identified.items()
+        if isinstance(value, SearchParameter) or value == "SEARCHABLE_VALUES"
+        or (isinstance(value, dict) and value.get("olive_parameter_type") == "SearchParameter")
+    ]  # fmt: skip
+
+
+def search_samples(
+    spaces: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+    strategy: Mapping[str, Any],
+    *,
+    limit: int,
+) -> tuple[int, list[dict[str, tuple[int, dict[str, Any]]] | None]]:
+    """The points Olive's ``SearchStrategy`` (``strategy``: its config, joint) draws from
+    ``spaces`` (each pass's name and its configs' search parameters, in order): the number
+    of points of the space, and each sample as ``{pass: (config index, parameters)}`` in
+    Olive's order, ``None`` for a sample Olive prunes (a value invalid for the others).
+    Nothing is drawn (an empty list) when more than ``limit`` samples would be."""
+    from olive.search.search_strategy import SearchStrategy
+
+    _quiet()
+    search = SearchStrategy(dict(strategy))
+    search.initialize(dict(spaces), "input", {})
+    size = search.max_samples
+    drawn = min(size, search.config.sampler_config.max_samples or size)
+    if search.config.max_iter is not None:
+        drawn = min(drawn, search.config.max_iter + 1)  # Olive stops after passing max_iter
+    if drawn > limit:
+        return size, []
+    samples: list[dict[str, tuple[int, dict[str, Any]]] | None] = []
+    for sample in search:
+        configs = sample.passes_configs
+        samples.append(None if configs is None else {
+            name: (int(chosen["index"]), as_json(dict(chosen["params"])))
+            for name, chosen in configs.items()
+        })  # fmt: skip
+    return size, samples
+
+
+def as_json(value: Any) -> Any:
+    """``value`` with Olive's enums as their values and tuples as lists: JSON values."""
+    if isinstance(value, enum.Enum):
+        return as_json(value.value)
+    if isinstance(value, Mapping):
+        return {str(key): as_json(inner) for key, inner in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_json(item) for item in value]
+    return value
+
+
+@contextlib.contextmanager
+def _olive_silent() -> Iterator[None]:
+    """Olive's logs off: what goes wrong comes back as its exceptions, and what it warns of
+    (a parameter without searchable values) the caller says in its notes."""
+    logger = logging.getLogger("olive")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def handler_for(model_dir: Path, model_type: str, settings: Mapping[str, Any]) -> Any:

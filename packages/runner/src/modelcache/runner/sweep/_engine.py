@@ -1,14 +1,20 @@
-"""The local engine: a sweep plan's segments on a pool of long-lived worker processes.
+"""The engines: a sweep plan's segments, in dependency order, on a pool of long-lived workers.
 
 Theory of operation
 -------------------
-The pool's workers (``forkserver`` where there is one, else ``spawn``: a fresh interpreter,
-never a fork of this one's threads) start once per sweep and import the passes' packages
-once (:func:`~._worker.start_worker`). The scheduler submits a segment as soon as the
-segments in its ``after`` are done, so no worker waits on another's lease; segments with
-nothing to do (only skips and cached evaluation results) are not submitted. Nothing but
-plans and records crosses the pool's pipes: models travel through the cache (the local tier
-every worker shares, the cloud if used).
+An engine (:class:`Engine`) starts the workers and hands back a :class:`WorkerPool`: the
+local engine (:class:`LocalEngine`) a process pool of this machine, the Ray engine
+(``modelcache.ray``) actors on a Ray cluster. Either way each worker starts once per sweep
+and imports the passes' packages once (:class:`~._worker.WorkerSetup`); the scheduler
+(:class:`_Scheduler`) is the same for both. It submits a segment as soon as the segments in
+its ``after`` are done, so no worker waits on another's lease; segments with nothing to do
+(only skips and cached evaluation results) are not submitted. Nothing but plans and records
+crosses to the workers: models travel through the cache (the local tier every worker of a
+machine shares, the cloud if used).
+
+The local engine's workers are fresh interpreters (``forkserver`` where there is one, else
+``spawn``: never a fork of this one's threads). It places nothing: the passes' resources
+(:mod:`._resources`) are only compared with the machine, and a note says which ask for more.
 
 A segment that the cache let down (``replanned``) or that failed is not waited for by its
 dependants: they are not submitted. A variant whose segments all finished, or were left,
@@ -17,6 +23,12 @@ segments that went through, it finds everything cached and only delivers its fin
 and reads its results; after one that was let down, it does the rest itself, under single
 flight. A variant whose segment failed with an error is failed with that error, not run
 again. Each key is therefore run at most once, unless the cache lets a segment down.
+
+A task whose worker died (:class:`WorkerLost`: killed, out of memory, its machine lost),
+after whatever retries the engine makes, fails as a step would: its segment or variant,
+with that error. An engine may run a task twice (Ray retries a task whose actor died, even
+after it did its work): publishing is create-only, so the second run finds the first's
+outputs published and says the cache let it down, or finds nothing left to do.
 """
 
 from __future__ import annotations
@@ -26,29 +38,109 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Any
+from functools import partial
+from typing import Any, ClassVar, ParamSpec, Protocol, TypeVar
 
-from attrs import Factory, define
+from attrs import Factory, define, frozen
 
 from modelcache.planner import Evaluate, Segment, Skip, SweepPlan
+from modelcache.store import Fault
 
+from ..errors import RunnerError
 from ._planning import PreparedSweep, plan_sweep
+from ._resources import DEFAULT_RESOURCES, PassResources, Resources, machine
 from ._worker import (
     SegmentOutcome,
     SegmentStatus,
     VariantOutcome,
+    WorkerSetup,
     quiet_state,
     run_segment,
     run_variant,
-    start_worker,
 )
 
-__all__ = ["SweepReporter", "SweepRun", "default_jobs", "run_sweep"]
+__all__ = ["Engine", "LocalEngine", "SweepReporter", "SweepRun", "WorkerLost", "WorkerPool",
+           "Workers", "default_jobs", "run_sweep"]  # fmt: skip
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def default_jobs() -> int:
     """Workers by default: two, or one on a one-core machine."""
     return max(1, min(2, os.cpu_count() or 1))
+
+
+class WorkerPool(Protocol):
+    """Where the scheduler's tasks run: ``concurrent.futures.ProcessPoolExecutor`` is one.
+
+    The scheduler submits module-level functions of :mod:`._worker` (``run_segment(segment,
+    uploads=...)``, ``run_variant(name)``) whose arguments and results are small values
+    (plans, records): they must pickle. A pool may queue tasks, and run them in any order;
+    what it must not do is run one on a worker that is busy while another that could take it
+    is idle.
+    """
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        """Run ``fn(*args, **kwargs)`` on a worker; the future of its result. Anything ``fn``
+        raised (a bug: the worker's functions return what a user or the machine caused) is
+        the future's exception; so is :class:`WorkerLost`, from a pool that can tell a
+        worker died under the task (the Ray engine's; the process pool breaks instead)."""
+        ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the workers: first, with ``wait``, let the tasks running end; with
+        ``cancel_futures``, the tasks not started are cancelled, not run."""
+        ...
+
+
+@frozen(kw_only=True)
+class Workers:
+    """What a sweep asks of an engine: at most ``jobs`` tasks at once, each worker set up with
+    ``setup``, and each task on a worker holding what it asks for (``resources.of_call``)."""
+
+    jobs: int
+    setup: WorkerSetup
+    resources: PassResources = Factory(PassResources)
+    #: What the plan's tasks ask for, one shape each: the default, and each submitted
+    #: segment's.
+    shapes: frozenset[Resources] = frozenset({DEFAULT_RESOURCES})
+
+
+class Engine(Protocol):
+    """Starts a sweep's workers: :class:`LocalEngine`, or ``modelcache.ray.RayEngine``."""
+
+    def start(self, workers: Workers, *, note: Callable[[str], None]) -> WorkerPool:
+        """The pool the sweep's tasks run on; :meth:`WorkerPool.shutdown` ends it, and
+        whatever the engine started for it.
+
+        :param note: called with each thing the user should know (resources ignored...).
+        :raises RunnerError: the workers cannot be had (an engine not installed, a cluster
+            that does not answer), saying what to do.
+        """
+        ...
+
+
+class WorkerLost(RunnerError):
+    """A worker died under a task (killed, out of memory, its machine lost), after the
+    engine's retries; the task's segment or variant fails with it."""
+
+    fault: ClassVar[Fault] = "environment"
+
+
+@frozen
+class LocalEngine:
+    """Worker processes of this machine (``--engine local``, the default)."""
+
+    def start(self, workers: Workers, *, note: Callable[[str], None]) -> WorkerPool:
+        for sentence in workers.resources.beyond(machine()):
+            note(f"{sentence}: the local engine runs every pass in its own processes all "
+                 "the same (--engine ray places passes by their resources)")  # fmt: skip
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        return ProcessPoolExecutor(
+            max_workers=workers.jobs, mp_context=context, initializer=workers.setup.start
+        )
 
 
 class SweepReporter:
@@ -81,29 +173,40 @@ class SweepRun:
     notes: list[str] = Factory(list)
     wall_seconds: float = 0.0
 
+    def note(self, message: str, reporter: SweepReporter) -> None:
+        if message not in self.notes:
+            self.notes.append(message)
+            reporter.note(message=message)
+
 
 def run_sweep(
-    prepared: PreparedSweep, *, jobs: int | None = None, reporter: SweepReporter | None = None
+    prepared: PreparedSweep,
+    *,
+    jobs: int | None = None,
+    reporter: SweepReporter | None = None,
+    engine: Engine | None = None,
 ) -> SweepRun:
-    """Plan the sweep and carry it out on ``jobs`` worker processes of this machine.
+    """Plan the sweep and carry it out on ``jobs`` workers of ``engine`` (default: the
+    :class:`LocalEngine`, worker processes of this machine).
 
     :return: every segment's and variant's outcome; each variant's model is in its
         output_dir by then, unless its outcome says why not.
     :raises StoreUnavailable: the cloud did not answer the snapshot and ``--require-cloud``.
+    :raises RunnerError: the engine could not start its workers.
     """
     reporter = reporter or SweepReporter()
     started = time.perf_counter()
-    plan, policy, note = plan_sweep(prepared)
+    plan, policy, notes = plan_sweep(prepared)
     run = SweepRun(plan=plan)
-    if note is not None:
-        run.notes.append(note)
-        reporter.note(message=note)
+    for note in notes:
+        run.note(note, reporter)
     reporter.planned(plan=plan)
-    # Warm workers import the passes' packages; a sweep with nothing to run or measure
-    # only delivers, and need not wait for torch.
-    warm = plan.totals.runs > 0 or plan.totals.evaluations > 0
-    with _pool(prepared, jobs or default_jobs(), warm=warm) as pool:
+    workers = _workers(prepared, plan, jobs or default_jobs())
+    pool = (engine or LocalEngine()).start(workers, note=lambda text: run.note(text, reporter))
+    try:
         _Scheduler(pool, run, reporter, uploads=policy.uploads).go()
+    finally:
+        pool.shutdown(wait=True)
     order = {path.name: i for i, path in enumerate(plan.workflows)}
     run.segments.sort(key=lambda outcome: outcome.segment)
     run.variants.sort(key=lambda outcome: order[outcome.name])
@@ -113,20 +216,29 @@ def run_sweep(
     return run
 
 
-def _pool(prepared: PreparedSweep, jobs: int, *, warm: bool) -> ProcessPoolExecutor:
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    configs = {name: p.config for name, p in prepared.prepared}
+def _workers(prepared: PreparedSweep, plan: SweepPlan, jobs: int) -> Workers:
+    # Warm workers import the passes' packages; a sweep with nothing to run or measure
+    # only delivers, and need not wait for torch.
+    warm = plan.totals.runs > 0 or plan.totals.evaluations > 0
     packages = sorted(
         {name for _, p in prepared.prepared for i in p.passes.values()
          for name in i.implementation.packages()}
     ) if warm else []  # fmt: skip
-    return ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=context,
-        initializer=start_worker,
-        initargs=(configs, prepared.options, packages, quiet_state()),
+    filters, levels = quiet_state()
+    setup = WorkerSetup(
+        configs=tuple((name, p.config) for name, p in prepared.prepared),
+        options=prepared.options,
+        packages=tuple(packages),
+        filters=tuple(filters),
+        levels=tuple(levels.items()),
     )
+    resources = prepared.sweep.resources
+    shapes = {DEFAULT_RESOURCES} | {resources.of_segment(s) for s in plan.segments if _busy(s)}
+    return Workers(jobs=jobs, setup=setup, resources=resources, shapes=frozenset(shapes))
+
+
+#: What the scheduler does with a task's result, and with its worker's loss.
+_Task = tuple[Callable[[Any], None], Callable[[WorkerLost], Any]]
 
 
 class _Scheduler:
@@ -134,7 +246,7 @@ class _Scheduler:
     are over; collects every outcome into the :class:`SweepRun`."""
 
     def __init__(
-        self, pool: ProcessPoolExecutor, run: SweepRun, reporter: SweepReporter, *, uploads: bool
+        self, pool: WorkerPool, run: SweepRun, reporter: SweepReporter, *, uploads: bool
     ) -> None:
         self.pool, self.run, self.reporter, self.uploads = pool, run, reporter, uploads
         plan = run.plan
@@ -145,7 +257,7 @@ class _Scheduler:
             s.id: None for s in plan.segments if not _busy(s)
         }
         self.undelivered = list(plan.workflows)
-        self.running: dict[Future[Any], Callable[[Any], None]] = {}
+        self.running: dict[Future[Any], _Task] = {}
 
     def go(self) -> None:
         try:
@@ -153,7 +265,12 @@ class _Scheduler:
             while self.running:
                 finished, _ = wait(self.running, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    self.running.pop(future)(future.result())
+                    over, lost = self.running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except WorkerLost as error:
+                        outcome = lost(error)
+                    over(outcome)
                 self._submit()
         except BaseException:
             self.pool.shutdown(wait=True, cancel_futures=True)
@@ -171,7 +288,7 @@ class _Scheduler:
                 continue
             self.reporter.segment_started(segment=segment)
             future = self.pool.submit(run_segment, segment, uploads=self.uploads)
-            self.running[future] = self._segment_over
+            self.running[future] = (self._segment_over, partial(_lost, segment))
         for path in list(self.undelivered):
             if all(i in self.over for i in path.segments):
                 self.undelivered.remove(path)
@@ -189,7 +306,8 @@ class _Scheduler:
             self._variant_over(VariantOutcome(name=name, report=None, error=error,
                                               fault=failed.fault))  # fmt: skip
             return
-        self.running[self.pool.submit(run_variant, name)] = self._variant_over
+        future = self.pool.submit(run_variant, name)
+        self.running[future] = (self._variant_over, partial(_lost_variant, name))
 
     def _variant_over(self, outcome: VariantOutcome) -> None:
         self.run.variants.append(outcome)
@@ -203,6 +321,17 @@ def _busy(segment: Segment) -> bool:
         isinstance(item.step, Skip) or (isinstance(item.step, Evaluate) and item.step.cached)
         for item in segment.steps
     )
+
+
+def _lost(segment: Segment, error: WorkerLost) -> SegmentOutcome:
+    """The outcome of a segment whose worker died under it."""
+    return SegmentOutcome(segment=segment.id, status="failed", records=(), notes=(), seconds=0.0,
+                          error=str(error), fault=error.fault)  # fmt: skip
+
+
+def _lost_variant(name: str, error: WorkerLost) -> VariantOutcome:
+    """The outcome of a variant whose worker died under its run."""
+    return VariantOutcome(name=name, report=None, error=str(error), fault=error.fault)
 
 
 def _left(segment: Segment, cause: SegmentOutcome) -> SegmentOutcome:

@@ -9,6 +9,12 @@
 
     {"workflows": ["fp16.json", {"name": "int8", "workflow": "quantized.yaml"}]}
 
+A sweep file is JSON, or YAML when its name ends in ``.yaml`` or ``.yml`` (read as
+``modelcache run`` reads a YAML config). An Olive config whose ``search_strategy`` searches
+is a sweep too: each point of its search a variant (:mod:`._search`); so is one with several
+``pass_flows``: each flow a variant, or a sweep of its own if the config searches
+(:mod:`._flows`).
+
 A workflow is a path to a workflow config (modelcache's or Olive's, JSON or YAML, as
 ``modelcache run`` reads them; relative to the sweep file) or the config itself, inline.
 Every mistake is reported at once, one :class:`~modelcache.runner.config.Problem` each. A sweep
@@ -21,12 +27,11 @@ here, rather than through a converter, so that each mistake names the place to f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from attrs import evolve, frozen
+from attrs import evolve, field, frozen
 
 from ..config import (
     CloudOverrides,
@@ -35,15 +40,20 @@ from ..config import (
     WorkflowConfig,
     load_config,
     parse_config,
+    read_document,
+    searches,
 )
+from ._flows import flow_documents, has_flows
 from ._matrix import read_axes, variants_of
+from ._resources import PassResources, read_resources
+from ._search import search_variants
 
-__all__ = ["SWEEP_FIELDS", "SweepFile", "Variant", "load_sweep", "parse_sweep"]
+__all__ = ["SWEEP_FIELDS", "SweepFile", "Variant", "is_sweep_file", "load_sweep", "parse_sweep"]
 
 _NO_OVERRIDES: Final = CloudOverrides()
 #: A variant found: its name, its config, where the sweep file gives it, and its origin.
 _Found = tuple[str, WorkflowConfig, str, str]
-SWEEP_FIELDS: Final = ("base", "matrix", "workflows", "output_dir", "cache_dir")
+SWEEP_FIELDS: Final = ("base", "matrix", "workflows", "output_dir", "cache_dir", "resources")
 
 
 @frozen(kw_only=True)
@@ -67,25 +77,36 @@ class SweepFile:
     output_dir: Path
     variants: tuple[Variant, ...]
     notes: tuple[str, ...] = ()
+    #: What each pass asks of the worker that runs it (``resources``; :mod:`._resources`).
+    resources: PassResources = field(factory=PassResources)
 
 
 def load_sweep(path: Path, *, overrides: CloudOverrides = _NO_OVERRIDES) -> SweepFile:
-    """Read the sweep file ``path`` (JSON) and the workflows it names.
+    """Read the sweep file ``path`` (JSON, or YAML for a ``.yaml`` or ``.yml`` file; or an
+    Olive config that searches) and the workflows it names.
 
     :param overrides: the command line's account and container, over every workflow's.
     :raises ConfigError: naming every mistake of the sweep file and of its workflows.
     """
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(path="$", problem="no such file", source=str(path)) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(path="$", problem=f"cannot read: {error}", source=str(path)) from None
-    except (json.JSONDecodeError, RecursionError, ValueError) as error:
-        raise ConfigError(path="$", problem=f"not JSON: {error}", source=str(path)) from None
+    document = read_document(path)
     return parse_sweep(
         document, folder=path.parent.resolve(), source=str(path), overrides=overrides
     )
+
+
+def is_sweep_file(path: Path) -> bool:
+    """Whether ``path`` holds a sweep (an object with ``matrix`` or ``workflows``, or an
+    Olive config whose ``search_strategy`` searches or that has several ``pass_flows``)
+    rather than one workflow; a file that
+    cannot be read is not one (the caller says why)."""
+    try:
+        document = read_document(path)
+    except ConfigError:
+        return False
+    return isinstance(document, dict) and (
+        "matrix" in document or "workflows" in document or searches(document)
+        or has_flows(document)
+    )  # fmt: skip
 
 
 def parse_sweep(
@@ -102,6 +123,10 @@ def parse_sweep(
     problems: list[Problem] = []
     if not isinstance(document, dict):
         raise ConfigError(path=f"{source}: $", problem="a sweep file is a JSON object")
+    if has_flows(document):
+        return _flowed(document, folder, source, overrides)
+    if searches(document):
+        return _searched(document, folder, source, overrides)
     if "passes" in document or "input_model" in document:
         problem = (
             "a workflow config, not a sweep: run it with `modelcache run`, or make it a "
@@ -127,10 +152,75 @@ def parse_sweep(
         output_dir = _default_output(document, found, folder)
     variants = [_placed(item, output_dir, cache_dir) for item in found]
     problems.extend(_unshared(variants, found, source))
+    resources = _resources(document, variants, source, problems)
     if problems:
         raise ConfigError.of(problems)
     notes = tuple(dict.fromkeys(note for v in variants for note in v.config.notes))
-    return SweepFile(source=source, output_dir=output_dir, variants=tuple(variants), notes=notes)
+    return SweepFile(source=source, output_dir=output_dir, variants=tuple(variants), notes=notes,
+                     resources=resources)  # fmt: skip
+
+
+def _searched(
+    document: dict[str, Any], folder: Path, source: str, overrides: CloudOverrides
+) -> SweepFile:
+    """The sweep of an Olive config that searches: a variant for each point of its search,
+    in the config's output_dir and cache."""
+    found, notes, problems = search_variants(
+        document, folder=folder, source=source, overrides=overrides
+    )
+    if problems:
+        raise ConfigError.of(_at(source, p.path, p.problem) for p in problems)
+    origin = f"{source}: $"
+    output_dir = found[0][1].resolve(found[0][1].output_dir)
+    variants = [_placed((name, config, "$", origin), output_dir, None) for name, config in found]
+    notes.extend(note for v in variants for note in v.config.notes)
+    return SweepFile(source=source, output_dir=output_dir, variants=tuple(variants),
+                     notes=tuple(dict.fromkeys(notes)))  # fmt: skip
+
+
+def _flowed(
+    document: dict[str, Any], folder: Path, source: str, overrides: CloudOverrides
+) -> SweepFile:
+    """The sweep of an Olive config with several ``pass_flows``: a variant for each flow
+    (each point of its search, if the config searches), in the config's output_dir."""
+    flows, problems = flow_documents(document)
+    found: list[tuple[str, WorkflowConfig]] = []
+    notes: list[str] = []
+    for flow, single in flows:
+        if searches(single):
+            points, said, wrong = search_variants(
+                single, folder=folder, source=source, overrides=overrides
+            )
+            if len(points) == 1:  # nothing to search in this flow
+                points = [(flow, points[0][1])]
+            else:
+                points = [(f"{flow}.{name}", config) for name, config in points]
+            found.extend(points)
+            notes.extend(said)
+            problems.extend(p for p in wrong if p not in problems)
+            continue
+        try:
+            found.append((flow, parse_config(single, base_dir=folder, overrides=overrides)))
+        except ConfigError as error:
+            problems.extend(p for p in error.problems if p not in problems)
+    if problems or not found:
+        raise ConfigError.of(_at(source, p.path, p.problem) for p in problems)
+    origin = f"{source}: $"
+    output_dir = found[0][1].resolve(found[0][1].output_dir)
+    variants = [_placed((name, config, "$", origin), output_dir, None) for name, config in found]
+    notes.extend(note for v in variants for note in v.config.notes)
+    return SweepFile(source=source, output_dir=output_dir, variants=tuple(variants),
+                     notes=tuple(dict.fromkeys(notes)))  # fmt: skip
+
+
+def _resources(
+    document: dict[str, Any], variants: list[Variant], source: str, problems: list[Problem]
+) -> PassResources:
+    """The ``resources`` field; its pass names are checked once every workflow was read."""
+    names = set() if problems else {name for v in variants for name, _ in v.config.passes}
+    resources, found = read_resources(document.get("resources"), passes=names, source=source)
+    problems.extend(found)
+    return resources
 
 
 def _at(source: str, path: str, problem: str) -> Problem:

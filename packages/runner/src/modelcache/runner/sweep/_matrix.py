@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,7 +27,7 @@ from modelcache.planner import canonical_json
 
 from ..config import PassParameters, Problem, WorkflowConfig
 
-__all__ = ["MAX_VARIANTS", "Axis", "read_axes", "variants_of"]
+__all__ = ["MAX_VARIANTS", "Axis", "labelled", "read_axes", "variant_name", "variants_of"]
 
 #: The most variants a matrix may make: more is a mistake, not a sweep.
 MAX_VARIANTS: Final = 10_000
@@ -69,14 +69,14 @@ def read_axes(
         checked = _values(values, at, problems, model=found.get("field") == "model_path")
         if found and checked:
             axes.append(Axis(path=path, label="", values=_located(checked, found, folder), **found))
-    labelled = _labelled(axes)
+    named = labelled(axes)
     count = 1
-    for axis in labelled:
+    for axis in named:
         count *= len(axis.values)
     if count > MAX_VARIANTS:
         problem = f"{count} combinations; a sweep makes at most {MAX_VARIANTS} variants"
         problems.append(Problem(path="$.matrix", problem=problem))
-    return labelled, problems
+    return named, problems
 
 
 def _axis(path: str, names: Sequence[str], at: str, problems: list[Problem]) -> dict[str, str]:
@@ -130,7 +130,7 @@ def _located(values: list[Any], found: Mapping[str, str], folder: Path) -> tuple
     return tuple(str((folder / v).resolve()) if (folder / v).exists() else v for v in values)
 
 
-def _labelled(axes: list[Axis]) -> list[Axis]:
+def labelled(axes: Sequence[Axis]) -> list[Axis]:
     """Each axis with its label: the parameter's name, or ``pass.parameter`` where two axes
     share it; ``model`` and ``revision`` for the input model's."""
     short = [_INPUT_FIELDS.get(axis.path) or str(axis.parameter) for axis in axes]
@@ -149,10 +149,7 @@ def variants_of(
     named: dict[str, tuple[Any, ...]] = {}
     problems: list[Problem] = []
     for combination in itertools.product(*(axis.values for axis in axes)):
-        name = ",".join(
-            f"{axis.label}={_value_text(axis, value)}"
-            for axis, value in zip(axes, combination, strict=True)
-        )
+        name = variant_name(zip(axes, combination, strict=True))
         if name in named:
             problem = (
                 f"two combinations would both be called {name!r} "
@@ -166,6 +163,12 @@ def variants_of(
             config = _changed(config, axis, value)
         variants.append((name, config))
     return variants, problems
+
+
+def variant_name(values: Iterable[tuple[Axis, Any]]) -> str:
+    """The name of the variant whose axes take these values: ``label=value``, joined with
+    commas."""
+    return ",".join(f"{axis.label}={_value_text(axis, value)}" for axis, value in values)
 
 
 def _value_text(axis: Axis, value: Any) -> str:

@@ -22,8 +22,9 @@ from modelcache.store import StoreUnavailable
 
 from ..config import ConfigError, Problem
 from ..errors import UserError
-from ..workflow import Prepared, RunOptions, prepare, snapshot
+from ..workflow import Prepared, RunOptions, listings, prepare, snapshot
 from ..workflow._deliver import output_dir  # the check `run` makes before any work
+from ..workflow._vetting import Read, checked, reads_of
 from ._file import SweepFile
 
 _NO_OPTIONS = RunOptions()
@@ -112,21 +113,43 @@ def sweep_snapshot(prepared: PreparedSweep, *, cloud: bool = True) -> Snapshot:
     return snapshot(prepared.first, cloud=cloud, keys=keys)
 
 
-def plan_sweep(prepared: PreparedSweep) -> tuple[SweepPlan, CachePolicy, str | None]:
+def plan_sweep(prepared: PreparedSweep) -> tuple[SweepPlan, CachePolicy, tuple[str, ...]]:
     """What the sweep would do now. Without the cloud (and without ``--require-cloud``), the
-    plan is made from the local tier.
+    plan is made from the local tier. With a ``trust`` section, what its signers do not vouch
+    for is left out first, as ``modelcache plan`` does for one workflow
+    (:func:`~modelcache.runner.workflow.checked_plan`).
 
-    :return: the plan, the policy it was made with, and a note if the cloud was lost.
+    :return: the plan, the policy it was made with, and its notes (the cloud lost, entries
+        and results refused).
     :raises StoreUnavailable: the cloud did not answer, and the options require it.
     """
     policy = prepared.first.policy
-    note = None
+    notes: list[str] = []
     try:
-        current = sweep_snapshot(prepared)
+        plan, refused = _checked(prepared, cloud=True, policy=policy)
     except StoreUnavailable as error:
         if prepared.options.require_cloud:
             raise
-        note = f"cloud cache unreachable ({error}); planning locally"
-        current = sweep_snapshot(prepared, cloud=False)
+        notes.append(f"cloud cache unreachable ({error}); planning locally")
         policy = evolve(policy, enable_cloud_cache=False)
-    return make_sweep_plan(prepared.workflows(), current, policy), policy, note
+        plan, refused = _checked(prepared, cloud=False, policy=policy)
+    return plan, policy, (*notes, *refused)
+
+
+def _checked(
+    prepared: PreparedSweep, *, cloud: bool, policy: CachePolicy
+) -> tuple[SweepPlan, list[str]]:
+    keys = tuple(dict.fromkeys(key for _, p in prepared.prepared for key in p.keys))
+    found = listings(prepared.first, cloud=cloud, keys=keys)
+    sweep = prepared.workflows()
+    fingerprints = {name: p.evaluation.fingerprint for name, p in prepared.prepared}
+
+    def plan(snapshot: Snapshot) -> SweepPlan:
+        return make_sweep_plan(sweep, snapshot, policy)
+
+    def reads(made: SweepPlan) -> list[Read]:
+        steps = [(item.step, fingerprints[item.workflow])
+                 for segment in made.segments for item in segment.steps]  # fmt: skip
+        return reads_of(steps, [path.keys[-1] for path in made.workflows if path.keys])
+
+    return checked(prepared.first, found, plan, reads)

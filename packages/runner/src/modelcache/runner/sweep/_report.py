@@ -80,6 +80,7 @@ def _size(value: Any) -> str:
 _COLUMNS: Final = (
     ("size", "size_bytes", _size),
     ("latency ms", "latency_ms", lambda v: f"{v:.3f}"),
+    ("sentences/s", "throughput_sps", lambda v: f"{v:.1f}"),
     ("fidelity", "fidelity", lambda v: f"{v:.6f}"),
     ("accuracy", "accuracy", lambda v: f"{v:.4f}"),
 )

@@ -1,9 +1,11 @@
-"""What a worker process of the local engine does: a segment's steps, and a variant's run.
+"""What a worker of a sweep does (a process of the local engine, an actor of Ray's): a
+segment's steps, and a variant's run.
 
 Theory of operation
 -------------------
-A worker lives for the whole sweep: :func:`start_worker` (the pool's initializer) receives
-every variant's config once and imports the passes' packages (torch, onnx...) once, so that
+A worker lives for the whole sweep: :func:`start_worker` (the pool's initializer, or a Ray
+actor's constructor; :class:`WorkerSetup` holds its arguments) receives every variant's
+config once and imports the passes' packages (torch, onnx...) once, so that
 no segment pays for them. A variant is prepared, as ``modelcache run`` prepares it (stores
 wrapped for signing and trust), the first time a segment of it comes to the worker.
 
@@ -15,6 +17,10 @@ tier, where the segment before it published it, and publishes what it makes ther
 uploads on, in the cloud). Uploads are sent in line, before the next step: a child segment
 waits for its parent's uploads anyway. Single flight stays on: a run step claims its output,
 so another sweep or a colleague computing it is waited for, not duplicated.
+
+On a cluster of several machines (the Ray engine) a segment's input may have been made on
+another machine, into that machine's local tier: it comes through the cloud, where its
+segment uploaded it, fetched as a download step of this segment (:func:`_input_steps`).
 
 When the cache lets a segment down (a :class:`Replan`: the cloud lost, an entry damaged,
 another runner published an output first), the segment stops there and says so; the
@@ -37,8 +43,8 @@ from typing import Any, Literal
 
 from attrs import frozen
 
-from modelcache.planner import Plan, Segment, SweepStep, Upload
-from modelcache.store import Claim, StoreError
+from modelcache.planner import Download, Plan, Run, Segment, SweepStep, Upload
+from modelcache.store import Claim, EntryNotFound, StoreError
 
 from ..config import WorkflowConfig
 from ..errors import RunnerError
@@ -53,8 +59,8 @@ from ..workflow._single_flight import release
 from ..workflow._state import Execution, Replan
 from ..workflow._steps import do
 
-__all__ = ["SegmentOutcome", "SegmentStatus", "SweepRecord", "VariantOutcome", "run_segment",
-           "run_variant", "quiet_state", "start_worker"]  # fmt: skip
+__all__ = ["SegmentOutcome", "SegmentStatus", "SweepRecord", "VariantOutcome", "WorkerSetup",
+           "run_segment", "run_variant", "quiet_state", "start_worker"]  # fmt: skip
 
 #: How a segment ended: ``done``; ``replanned`` when the cache let it down and the rest is
 #: left to the variants' runs; ``failed`` when a step raised an error.
@@ -135,6 +141,25 @@ def start_worker(
             importlib.import_module(name.replace("-", "_"))
 
 
+@frozen(kw_only=True)
+class WorkerSetup:
+    """What every worker of a sweep starts with, sent to it once: :func:`start_worker`'s
+    arguments (configs and options only: a worker prepares each variant itself)."""
+
+    configs: tuple[tuple[str, WorkflowConfig], ...]
+    options: RunOptions
+    #: The passes' packages to import up front; none when the sweep runs and measures nothing.
+    packages: tuple[str, ...] = ()
+    #: The parent's warning filters and log levels (:func:`quiet_state`).
+    filters: tuple[Any, ...] = ()
+    levels: tuple[tuple[str, int], ...] = ()
+
+    def start(self) -> None:
+        """Set this process up as a worker: :func:`start_worker`."""
+        quiet = (list(self.filters), dict(self.levels))
+        start_worker(dict(self.configs), self.options, self.packages, quiet)
+
+
 def _prepared(name: str, report: RunReport) -> Prepared:
     """The variant ``name`` prepared as ``run`` prepares it, its stores wrapped for signing
     and trust (once per worker); the trust note, if any, added to ``report``."""
@@ -162,7 +187,7 @@ def run_segment(segment: Segment, *, uploads: bool) -> SegmentOutcome:
         root.mkdir(parents=True, exist_ok=True)
         with scratch_folder(root) as work:
             runs = _executions(segment, prepared, report, work, uploads=uploads)
-            _carry_out(segment.steps, runs, owners)
+            _carry_out([*_input_steps(segment, runs), *segment.steps], runs, owners)
     except Replan as replan:
         return _outcome(segment, report, owners, started, status="replanned", error=replan.reason)
     except (RunnerError, StoreError, OSError) as error:
@@ -200,6 +225,25 @@ def _executions(
         )
         for name, ready in prepared.items()
     }
+
+
+def _input_steps(segment: Segment, runs: Mapping[str, Execution]) -> list[SweepStep]:
+    """A download of the segment's first input, when this machine's local tier lacks it and
+    there is a cloud: the segment before it ran on another machine, and uploaded it."""
+    first = segment.steps[0]
+    step, run = first.step, runs[first.workflow]
+    prepared = run.prepared
+    if not isinstance(step, Run) or step.input_key is None or prepared.cloud is None:
+        return []
+    try:
+        prepared.local.read_manifest(step.input_key)
+        return []
+    except EntryNotFound:
+        pass  # a damaged entry is the run step's to find, and report
+    made_by = dict(zip(prepared.keys, prepared.chain.passes, strict=True))[step.input_key]
+    reason = "made on another machine; not in this one's local cache"
+    download = Download(pass_name=made_by.name, key=step.input_key, reason=reason, size=None)
+    return [SweepStep(workflow=first.workflow, step=download)]
 
 
 def _carry_out(

@@ -304,7 +304,7 @@ def _evaluation(config: WorkflowConfig, *, reference: Path) -> tuple[Evaluator |
         return None, Evaluation.nothing()
     from ..evaluation import Evaluator
 
-    tokenized = [m for m in config.evaluator.metrics if m in ("latency", "fidelity")]
+    tokenized = [m for m in config.evaluator.metrics if m in ("latency", "throughput", "fidelity")]
     if tokenized and config.input_model.type != "HfModel":
         raise ConfigError(path="$.evaluator.metrics", problem=(
             f"{' and '.join(tokenized)} {'is' if len(tokenized) == 1 else 'are'} measured on "
