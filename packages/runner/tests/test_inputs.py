@@ -6,6 +6,7 @@ that is not there yet, absent rather than wrong."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,37 @@ def test_a_pytorch_model_its_loader_builds_is_its_code_and_loader(
     assert resolve(script_dir="code").identity != first.identity
     script.write_text("def load(path):\n    return 1\n")
     assert resolve().identity != first.identity
+
+
+def test_a_big_onnx_input_is_read_once_then_known_by_its_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelcache.runner import inputs
+
+    graph = build_tiny_onnx(tmp_path / "m" / "g.onnx", external=True)
+    later = DigestCache(directory=tmp_path / "digests", clock=lambda: time.time() + 60)
+
+    def resolve() -> Any:
+        return resolve_onnx_model("m/g.onnx", {}, base_dir=tmp_path, digests=later)
+
+    first = resolve()
+    # Remembered: neither hashed nor parsed (onnx is slow to import) while nothing changed.
+    opened: list[Path] = []
+    real_open = Path.open
+
+    def watched(self: Path, *args: Any, **kwargs: Any) -> Any:
+        opened.append(self)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", watched)
+    monkeypatch.setattr(inputs, "_external_data", lambda _graph: pytest.fail("parsed again"))
+    assert resolve().identity == first.identity
+    assert not [p for p in opened if p.name.startswith("g.onnx")]
+    monkeypatch.undo()
+    # Changed bytes are read again; a remembered external file that is gone is still missed.
+    data = graph.with_name("g.onnx.data")
+    data.write_bytes(data.read_bytes()[:-4] + b"\1\1\1\1")
+    assert resolve().identity != first.identity
+    data.unlink()
+    with pytest.raises(ModelNotFound, match=r"its external data 'g\.onnx\.data' is not beside it"):
+        resolve()

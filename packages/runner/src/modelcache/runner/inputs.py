@@ -56,11 +56,8 @@ def path_digest(path: Path, digests: DigestCache | None = None) -> str | None:
         return f"sha256-tree:{digests.digest(path)}"
     if not path.is_file():
         return None
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
+    digests = DigestCache.default() if digests is None else digests
+    return f"sha256:{digests.file_digest(path)}"
 
 
 def resolve_pytorch_model(
@@ -112,10 +109,13 @@ def resolve_onnx_model(
         parts["model_path"] = path_digest(local, digests)
         parts["onnx_file_name"] = graph.relative_to(local).as_posix()
     else:
-        parts["model_path"] = path_digest(graph)
+        digests = DigestCache.default() if digests is None else digests
+        found = path_digest(graph, digests)
+        assert found is not None  # _graph_file found the file
+        parts["model_path"] = found
         parts["external_data"] = {
-            location: path_digest(graph.parent / location)
-            for location in sorted(set(_external_data(graph)))
+            location: path_digest(graph.parent / location, digests)
+            for location in _external_files(graph, found, digests)
         }
     parts["settings"] = {k: settings[k] for k in ONNX_KEYED if settings.get(k) is not None}
     return ResolvedModel(path=graph.resolve(), identity=_identity(_ONNX_FORMAT, parts),
@@ -148,6 +148,24 @@ def _graph_file(local: Path, onnx_file_name: Any) -> Path:
             "name the graph with onnx_file_name, as Olive asks"
         )
     return found[0]
+
+
+def _external_files(graph: Path, digest: str, digests: DigestCache) -> list[str]:
+    """The external-data files ``graph`` (whose bytes hash to ``digest``) names, sorted, each
+    checked to be beside it. Reading them needs ``onnx`` (over a second to import), so they
+    are remembered by the graph's digest, which they follow from."""
+    fact = f"onnx-external-{digest.removeprefix('sha256:')}"
+    remembered = digests.recall(fact)
+    if isinstance(remembered, list) and all(isinstance(item, str) for item in remembered):
+        for location in remembered:
+            if not (graph.parent / location).is_file():
+                raise ModelNotFound(
+                    f"model_path {graph}: its external data {location!r} is not beside it"
+                )
+        return remembered
+    locations = sorted(set(_external_data(graph)))
+    digests.remember(fact, locations)
+    return locations
 
 
 def _external_data(graph: Path) -> Iterator[str]:

@@ -236,15 +236,59 @@ class DigestCache:
             _write_record(record, root, listing, digest)
         return digest
 
+    def file_digest(self, path: Path) -> str:
+        """The SHA-256 of file ``path``'s bytes, from the record if the file still stats
+        the same (a 2 GB ONNX input is then not read on every run); remembered and settled
+        as a directory's digest is."""
+        file = Path(path).resolve()
+        name = hashlib.sha256(b"file:" + os.fsencode(file)).hexdigest()
+        record = self.directory / f"{name}.json"
+        started = self.clock()
+        listing = [_stat_of(file, file.name)]
+        remembered = _read_record(record, file, listing)
+        if remembered is not None:
+            return remembered
+        digest = hashlib.sha256()
+        with file.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        settled = (started - self.settle_seconds) * 1e9
+        _, *_ids, mtime, ctime = listing[0]
+        if [_stat_of(file, file.name)] == listing and max(mtime, ctime) < settled:
+            _write_record(record, file, listing, digest.hexdigest())
+        return digest.hexdigest()
+
+    def recall(self, fact: str) -> Any:
+        """What :meth:`remember` kept as ``fact`` (a name made of content digests, so never
+        stale), or None."""
+        try:
+            return json.loads((self.directory / "facts" / f"{fact}.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def remember(self, fact: str, value: Any) -> None:
+        """Keep ``value`` (JSON) as ``fact``; best effort, as the digests' records are."""
+        folder = self.directory / "facts"
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(
+                "w", encoding="utf-8", dir=folder, prefix=".fact-", delete=False
+            ) as stream:
+                json.dump(value, stream)
+            try:
+                os.replace(stream.name, folder / f"{fact}.json")
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(stream.name)
+
+
+def _stat_of(path: Path, relative: str) -> _FileStat:
+    stat = path.stat()
+    return (relative, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
 
 def _stat_listing(root: Path) -> list[_FileStat]:
-    listing: list[_FileStat] = []
-    for relative in _files(root):
-        stat = (root / relative).stat()
-        listing.append(
-            (relative, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-        )
-    return listing
+    return [_stat_of(root / relative, relative) for relative in _files(root)]
 
 
 def _read_record(record: Path, root: Path, listing: list[_FileStat]) -> str | None:
