@@ -18,8 +18,10 @@ import pytest
 from .e2e import Published, environment, write_config
 
 #: What no command may import unless it needs it: the passes' libraries, the terminal UI,
-#: signing, Key Vault, and the maintenance commands' code.
+#: signing, Key Vault, Ray, and the maintenance commands' code.
 HEAVY = (
+    "ray",
+    "modelcache.ray",
     "torch",
     "onnx",
     "onnxruntime",
@@ -73,7 +75,9 @@ def _loaded(modules: set[str], *names: str) -> list[str]:
     return [n for n in names if any(m == n or m.startswith(f"{n}.") for m in modules)]
 
 
-@pytest.mark.parametrize("args", [("--help",), ("run", "--help"), ("cache", "prune", "--help")])
+@pytest.mark.parametrize(
+    "args", [("--help",), ("run", "--help"), ("sweep", "--help"), ("cache", "prune", "--help")]
+)
 def test_help_imports_the_parser_alone(args: tuple[str, ...]) -> None:
     modules = _modules(*args)
     assert _loaded(modules, *HEAVY, "azure", "attrs", "cattrs", "modelcache.planner") == []
