@@ -39,6 +39,7 @@ from typing import Any, Literal
 from attrs import field, frozen
 
 from modelcache.planner import LocalModel, ModelIdentity
+from modelcache.store import create_file
 
 from .errors import UserError
 
@@ -268,18 +269,9 @@ class DigestCache:
 
     def remember(self, fact: str, value: Any) -> None:
         """Keep ``value`` (JSON) as ``fact``; best effort, as the digests' records are."""
-        folder = self.directory / "facts"
         with contextlib.suppress(OSError):
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", encoding="utf-8", dir=folder, prefix=".fact-", delete=False
-            ) as stream:
-                json.dump(value, stream)
-            try:
-                os.replace(stream.name, folder / f"{fact}.json")
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(stream.name)
+            create_file(self.directory / "facts" / f"{fact}.json",
+                        [json.dumps(value).encode("utf-8")], replace=True)  # fmt: skip
 
 
 def _stat_of(path: Path, relative: str) -> _FileStat:

@@ -9,6 +9,7 @@ error family; ``modelcache.store.testing`` is the contract they must all pass. S
 ``docs/storage-layout.md`` and ``docs/storage.md``.
 """
 
+from ._atomic import create_file
 from ._errors import (
     AccessDenied,
     CorruptEntry,
@@ -155,6 +156,7 @@ __all__ = [
     # verified transfer
     "CHUNK_SIZE",
     "build_manifest",
+    "create_file",
     "counted",
     "describe_directory",
     "hash_file",

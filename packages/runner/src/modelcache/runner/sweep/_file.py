@@ -168,14 +168,7 @@ def _searched(
     found, notes, problems = search_variants(
         document, folder=folder, source=source, overrides=overrides
     )
-    if problems:
-        raise ConfigError.of(_at(source, p.path, p.problem) for p in problems)
-    origin = f"{source}: $"
-    output_dir = found[0][1].resolve(found[0][1].output_dir)
-    variants = [_placed((name, config, "$", origin), output_dir, None) for name, config in found]
-    notes.extend(note for v in variants for note in v.config.notes)
-    return SweepFile(source=source, output_dir=output_dir, variants=tuple(variants),
-                     notes=tuple(dict.fromkeys(notes)))  # fmt: skip
+    return _one_config_sweep(found, notes, problems, source)
 
 
 def _flowed(
@@ -203,7 +196,16 @@ def _flowed(
             found.append((flow, parse_config(single, base_dir=folder, overrides=overrides)))
         except ConfigError as error:
             problems.extend(p for p in error.problems if p not in problems)
-    if problems or not found:
+    return _one_config_sweep(found, notes, problems, source)
+
+
+def _one_config_sweep(
+    found: list[tuple[str, WorkflowConfig]], notes: list[str], problems: list[Problem],
+    source: str,
+) -> SweepFile:  # fmt: skip
+    """The sweep of the variants one config (``source``) made, each in its own folder of
+    the config's output_dir; or every problem, at its path in the config."""
+    if problems:
         raise ConfigError.of(_at(source, p.path, p.problem) for p in problems)
     origin = f"{source}: $"
     output_dir = found[0][1].resolve(found[0][1].output_dir)

@@ -41,7 +41,8 @@ def flow_documents(
     at, flows = found
     passes = document.get("passes")
     if not isinstance(passes, dict):
-        return [], []  # the config's own reading says what passes must be
+        return [], [Problem(path="$.passes", problem="flows name passes: give passes as an "
+                            "object of passes by name")]  # fmt: skip
     if not isinstance(flows, list) or not flows:
         return [], [Problem(path=at, problem="give a non-empty list of flows, each a list of "
                             "pass names from $.passes")]  # fmt: skip

@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
+
+from modelcache.store import create_file
 
 from ..reporting import StepRecord
 
@@ -74,10 +74,6 @@ def note_speed(folder: Path, cloud: str, steps: Iterable[StepRecord]) -> None:
     subject = _subject(cloud)
     now = moved / seconds
     speeds[subject] = now if subject not in speeds else (speeds[subject] + now) / 2
-    temporary = folder / f".{SPEEDS_FILE}.{secrets.token_hex(6)}"
-    try:
-        temporary.write_text(json.dumps(speeds, sort_keys=True), encoding="utf-8")
-        os.replace(temporary, folder / SPEEDS_FILE)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+    with contextlib.suppress(OSError):
+        document = json.dumps(speeds, sort_keys=True).encode("utf-8")
+        create_file(folder / SPEEDS_FILE, [document], replace=True)

@@ -236,10 +236,7 @@ def _judge_result(
             stored = store.read_evaluation(key, fingerprint)
         except EntryNotFound:
             continue
-        except UntrustedEntry as error:  # a store that checks itself
-            problems.append(str(error))
-            continue
-        except CorruptEntry as error:
+        except CorruptEntry as error:  # damaged, or refused by a store that checks itself
             problems.append(str(error))
             continue
         try:
