@@ -164,3 +164,29 @@ def test_the_store_imports_neither_the_runner_nor_an_adapter() -> None:
     ]
     assert python_files(STORE), f"no store sources under {STORE}"
     assert violations == []
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_the_runner_errors_tree_names_every_error_the_runner_raises() -> None:
+    """errors.py draws the family; an error added anywhere must be drawn there."""
+    import importlib
+    import pkgutil
+
+    import modelcache.runner
+    from modelcache.runner import errors
+
+    runner = modelcache.runner.__path__
+    for module in pkgutil.walk_packages(runner, "modelcache.runner."):
+        if module.name.split(".")[2] not in ("olive", "tiny_model"):  # Olive's need olive-ai
+            importlib.import_module(module.name)
+    for name in ("modelcache.runner.olive._errors", "modelcache.ray"):
+        importlib.import_module(name)
+    drawn = errors.__doc__ or ""
+    found = {cls.__name__ for cls in _subclasses(errors.RunnerError)}
+    assert {"WorkerLost", "RayUnavailable", "OlivePassFailed", "CacheRequired"} <= found
+    assert sorted(name for name in found if name not in drawn) == []

@@ -44,6 +44,15 @@ HEAVY = (
     "modelcache.runner.cli.progress",
 )
 
+#: What a warm run that moves nothing needs not import (``docs/performance.md``).
+UNUSED_WARM = (
+    "importlib.metadata",
+    "email",
+    "modelcache.planner._wire",
+    "statistics",
+    "secrets",
+)
+
 _PROGRAM = """
 import json, sys
 from modelcache.runner.cli import main
@@ -103,3 +112,10 @@ def test_a_warm_local_run_and_a_plan_import_what_they_use_only(
 
     local = _modules("plan", config, "--no-cloud", "--format", "json")
     assert _loaded(local, *HEAVY, "azure") == []
+
+    # What a run that moves nothing has no use for: a plan's JSON, the report's converter
+    # (no --report), importlib's metadata reader (with its email parser), statistics.
+    offline = _modules("run", config, "--quiet", "--no-cloud")
+    assert _loaded(offline, *HEAVY, "azure", *UNUSED_WARM) == []
+    reported = _modules("run", config, "--quiet", "--no-cloud", "--report", tmp_path / "r.json")
+    assert _loaded(reported, "modelcache.planner._wire") == []

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from modelcache.planner import PassSpec, canonical_json
+from modelcache.runner._distributions import EntryPoint
 from modelcache.runner.models import model_digest, model_type
 from modelcache.runner.olive import OlivePass
 from modelcache.runner.passes import (
@@ -111,7 +112,7 @@ def plugins(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
     def install(**entry_points: str) -> None:
         found = [
-            metadata.EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP)
+            EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP, dist="fake-plugin 1.0")
             for name, value in entry_points.items()
         ]
         monkeypatch.setattr(_registry, "_entry_points", lambda: found)

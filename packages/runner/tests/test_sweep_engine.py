@@ -2,10 +2,16 @@
 for, a failure failing exactly the variants through it, a segment the cache let down leaving
 the rest to the variants' own runs, and every variant ending exactly once; the same when the
 pool finishes its tasks in any order, runs some twice and loses the workers of others.
-The local engine's pool, its note on resources beyond the machine."""
+The local engine's pool: a task whose worker died sent again once, then lost; its note on
+resources beyond the machine."""
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+import os
+import signal
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
@@ -293,7 +299,7 @@ def test_the_local_engine_notes_passes_asking_for_more_than_the_machine_has(
     notes: list[str] = []
     pool = LocalEngine().start(_workers(asked), note=notes.append)
     try:
-        assert isinstance(pool, ProcessPoolExecutor)
+        assert isinstance(pool, _engine.ProcessPool)
     finally:
         pool.shutdown(wait=True)
     assert notes == [
@@ -304,3 +310,51 @@ def test_the_local_engine_notes_passes_asking_for_more_than_the_machine_has(
     quiet: list[str] = []
     LocalEngine().start(_workers(PassResources()), note=quiet.append).shutdown(wait=True)
     assert quiet == []
+
+
+def _process_pool(workers: int = 1) -> _engine.ProcessPool:
+    context = multiprocessing.get_context("forkserver")
+    return _engine.ProcessPool(
+        functools.partial(ProcessPoolExecutor, max_workers=workers, mp_context=context)
+    )
+
+
+def test_the_process_pool_sends_again_what_a_dead_worker_held() -> None:
+    pool = _process_pool()
+    try:
+        first = pool.submit(os.getpid).result(timeout=60)
+        # Kills its worker on the first try; on the second, in a new worker, finds the
+        # first one gone. The task queued behind it is sent again too.
+        killer = pool.submit(os.kill, first, signal.SIGKILL)
+        behind = pool.submit(os.getpid)
+        with pytest.raises(ProcessLookupError):
+            killer.result(timeout=60)
+        assert behind.result(timeout=60) not in (first, None)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_a_task_whose_worker_dies_twice_is_lost_and_the_pool_goes_on() -> None:
+    pool = _process_pool()
+    try:
+        doomed = pool.submit(os._exit, 3)
+        with pytest.raises(WorkerLost, match="its worker process died, tried 2 times"):
+            doomed.result(timeout=60)
+        assert isinstance(pool.submit(os.getpid).result(timeout=60), int)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_the_process_pool_starts_nothing_once_it_is_shut_down() -> None:
+    pool = _process_pool()
+    pool.GRACE = 30.0  # type: ignore[misc]  # the shutdown comes within it
+    executor = pool._executor
+    doomed = pool.submit(os._exit, 3)
+    time.sleep(1.0)  # the worker dies, the break is seen: the pool waits out its grace
+    pool.shutdown(wait=True)
+    with pytest.raises(WorkerLost, match="as the sweep stopped"):
+        doomed.result(timeout=60)
+    assert pool._executor is executor, "no new executor was started"
+    late = pool.submit(os.getpid)
+    with pytest.raises(WorkerLost):
+        late.result(timeout=5)

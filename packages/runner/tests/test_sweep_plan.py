@@ -13,7 +13,7 @@ import pytest
 from modelcache.planner import SweepPlan, loads
 from modelcache.runner.cli.sweep import add_arguments, handle, is_sweep_file
 from modelcache.runner.config import ConfigError
-from modelcache.runner.sweep import CacheRequired, parse_sweep, prepare_sweep
+from modelcache.runner.sweep import CacheRequired, parse_sweep, plan_sweep, prepare_sweep
 from modelcache.runner.workflow import RunOptions
 
 
@@ -106,3 +106,42 @@ def test_a_sweep_needs_the_cache(tiny_bert: Path, tmp_path: Path) -> None:
     sweep = parse_sweep(_sweep(tiny_bert, {"passes.prune.sparsity": [0.5]}), folder=tmp_path)
     with pytest.raises(CacheRequired):
         prepare_sweep(sweep, RunOptions(no_cache=True))
+
+
+def test_a_plan_stops_each_variant_at_what_this_machine_misses(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    absent = "modelcache-tests/never-downloaded"
+    document = _sweep(tiny_bert, {"input_model.model_path": [str(tiny_bert), absent]})
+    sweep = parse_sweep(document, folder=tmp_path)
+    with pytest.raises(ConfigError, match="not in the local Hugging Face cache"):
+        prepare_sweep(sweep, RunOptions(no_cloud=True))
+
+    prepared = prepare_sweep(sweep, RunOptions(no_cloud=True), known=True)
+
+    there, missing = (v.name for v in sweep.variants)
+    assert [name for name, _ in prepared.prepared] == [there]
+    assert [(name, p.name) for name, p in prepared.unknown] == [
+        (missing, "prune"),
+        (missing, "cast"),
+    ]
+    notes = prepared.unknown_notes()
+    assert notes[0].startswith(f"pass 'prune': key unknown: model {absent}")
+    assert notes[0].endswith(f"(variant {missing})")
+    assert notes[1] == f"pass 'cast': key unknown: its input's key is unknown (variant {missing})"
+    assert notes[2] == f"nothing of variant {missing} is planned: no key of theirs is known"
+    plan, _policy, _notes = plan_sweep(prepared)
+    assert [w.name for w in plan.workflows] == [there]
+    assert plan.totals.runs == 2
+
+
+def test_a_plan_of_which_nothing_is_known_is_empty(tmp_path: Path) -> None:
+    document = _sweep(tmp_path, {"passes.cast.dtype": ["float16", "bfloat16"]})
+    document["base"]["input_model"]["model_path"] = "modelcache-tests/never-downloaded"
+    prepared = prepare_sweep(parse_sweep(document, folder=tmp_path), known=True)
+    assert prepared.prepared == ()
+    assert len(prepared.unknown) == 4
+    assert prepared.unknown_notes()[0].startswith("pass 'prune': key unknown: model ")
+    assert "(variant" not in prepared.unknown_notes()[0], "all variants: none named"
+    plan, _policy, notes = plan_sweep(prepared)
+    assert (plan.workflows, plan.segments, notes) == ((), (), ())

@@ -6,8 +6,10 @@ one cache, give :func:`make_sweep_plan` a :class:`Sweep`; it returns a :class:`S
 steps grouped in segments. See ``docs/planner.md`` and ``docs/embedding.md``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import InvalidChain, InvalidConfig, InvalidInput, PlannerError
-from ._json import JsonMap, canonical_json
+from ._json import JsonMap, canonical_json, thaw
 from ._keys import KEY_SCHEMA, chain_keys, identity_document, key_document, pass_key
 from ._model import (
     CachePolicy,
@@ -27,7 +29,22 @@ from ._planning import Cost, estimate_cost, make_plan
 from ._sweep_plan import SWEEP_FORMAT, Segment, SweepPlan, SweepStep, WorkflowPath
 from ._sweep_planning import make_sweep_plan
 from ._uploads import UploadPolicy, UploadVerdict, upload_verdict
-from ._wire import converter, dumps, loads, structure, unstructure
+
+if TYPE_CHECKING:
+    from ._wire import converter, dumps, loads, structure, unstructure
+
+#: The JSON format's names, imported on first use: building its converter costs a process
+#: that never reads or writes a plan's JSON (a warm run) a tenth of its start-up.
+_WIRE = frozenset({"converter", "dumps", "loads", "structure", "unstructure"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WIRE:
+        from . import _wire
+
+        return getattr(_wire, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CachePolicy",
@@ -71,6 +88,7 @@ __all__ = [
     "SWEEP_FORMAT",
     "SweepPlan",
     "SweepStep",
+    "thaw",
     "Totals",
     "unstructure",
     "Upload",

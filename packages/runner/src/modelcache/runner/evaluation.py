@@ -18,14 +18,13 @@ pass whose output it is: the chain the config describes made it.
 from __future__ import annotations
 
 import hashlib
-import statistics
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from modelcache.planner import canonical_json
 
+from ._distributions import version
 from .config import ConfigError, EvaluatorConfig
 
 __all__ = ["SENTENCES", "Evaluator", "model_size"]
@@ -52,10 +51,7 @@ def model_size(directory: Path) -> int:
 def _versions(*names: str) -> dict[str, str]:
     found = {}
     for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "absent"
+        found[name] = version(name) or "absent"
     return found
 
 
@@ -108,6 +104,8 @@ class Evaluator:
                     started = time.perf_counter()
                     embed()
                     timings.append(time.perf_counter() - started)
+                import statistics  # only when measuring
+
                 median = statistics.median(timings)
                 if "latency" in metrics:
                     result["latency_ms"] = round(median * 1000, 3)

@@ -8,6 +8,7 @@ end subclasses to draw progress.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
@@ -177,7 +178,7 @@ class RunReport:
             metrics=self.metrics,
             notes=tuple(self.notes),
         )
-        unstructured: dict[str, Any] = _converter.unstructure(document)
+        unstructured: dict[str, Any] = _converter().unstructure(document)
         return unstructured
 
 
@@ -200,33 +201,37 @@ def _rounded(digits: int) -> Callable[[float], float]:
     return lambda seconds: round(seconds, digits)
 
 
-#: The report's wire format; the runner's own, never cattrs' global converter.
-_converter = cattrs.Converter()
-_converter.register_unstructure_hook(
-    StepRecord,
-    make_dict_unstructure_fn(
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """The report's wire format; the runner's own, never cattrs' global converter. Made on
+    first use: a run without ``--report`` never needs it."""
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(
         StepRecord,
-        _converter,
-        pass_name=override(rename="pass"),
-        seconds=override(unstruct_hook=_rounded(4)),
-        detail=override(omit_if_default=True),
-    ),
-)
-_converter.register_unstructure_hook(
-    RunTotals,
-    make_dict_unstructure_fn(
+        make_dict_unstructure_fn(
+            StepRecord,
+            converter,
+            pass_name=override(rename="pass"),
+            seconds=override(unstruct_hook=_rounded(4)),
+            detail=override(omit_if_default=True),
+        ),
+    )
+    converter.register_unstructure_hook(
         RunTotals,
-        _converter,
-        compute_seconds_saved=override(unstruct_hook=_rounded(3)),
-        wall_seconds=override(unstruct_hook=_rounded(3)),
-    ),
-)
-_converter.register_unstructure_hook(
-    _ReportDocument,
-    make_dict_unstructure_fn(
-        _ReportDocument, _converter, model_signature=override(omit_if_default=True)
-    ),
-)
+        make_dict_unstructure_fn(
+            RunTotals,
+            converter,
+            compute_seconds_saved=override(unstruct_hook=_rounded(3)),
+            wall_seconds=override(unstruct_hook=_rounded(3)),
+        ),
+    )
+    converter.register_unstructure_hook(
+        _ReportDocument,
+        make_dict_unstructure_fn(
+            _ReportDocument, converter, model_signature=override(omit_if_default=True)
+        ),
+    )
+    return converter
 
 
 class Reporter:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -49,7 +48,7 @@ def create_file(final: Path, chunks: Iterable[bytes], *, replace: bool = False) 
 def _temporary(folder: Path) -> tuple[int, Path]:
     """A new, empty file in ``folder`` under a name no reader takes for an object."""
     while True:
-        path = folder / f".{secrets.token_hex(8)}.tmp"
+        path = folder / f".{os.urandom(8).hex()}.tmp"
         try:
             return os.open(path, _TEMPORARY_FLAGS, 0o644), path
         except FileExistsError:

@@ -33,7 +33,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import secrets
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -353,7 +352,7 @@ class LocalStore:
         """
         path = self._path(stored.name)
         with self._store_errors("delete from the cache"):
-            aside = path.parent / f".{secrets.token_hex(8)}.deleted"
+            aside = path.parent / f".{os.urandom(8).hex()}.deleted"
             try:
                 os.rename(path, aside)
             except (FileNotFoundError, NotADirectoryError):

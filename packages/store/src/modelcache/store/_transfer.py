@@ -26,7 +26,6 @@ import contextlib
 import errno
 import hashlib
 import os
-import secrets
 import shutil
 import stat
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -74,11 +73,14 @@ def hash_file(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def describe_directory(path: Path) -> tuple[ManifestFile, ...]:
+def describe_directory(
+    path: Path, *, hashing: Callable[[Path], tuple[int, str]] = hash_file
+) -> tuple[ManifestFile, ...]:
     """Every regular file under ``path``: relative POSIX path, size and SHA-256, by path.
 
     ``path`` itself may be reached through a symbolic link; nothing inside it may be one.
-    Empty directories are not described (a manifest lists files only).
+    Empty directories are not described (a manifest lists files only). ``hashing`` gives a
+    file's size and SHA-256 (:func:`hash_file`; a caller may remember digests between runs).
 
     :raises ModelDirectoryError: ``path`` is not a directory, or holds a symbolic link, a
         special file (FIFO, socket, device) or a name a manifest cannot carry (a backslash,
@@ -107,7 +109,7 @@ def describe_directory(path: Path) -> tuple[ManifestFile, ...]:
                     path=full, problem="is not a regular file (a FIFO, socket or device)"
                 )
             relative = _relative_name(root, full)
-            size, sha256 = hash_file(full)
+            size, sha256 = hashing(full)
             files.append(ManifestFile(path=relative, size=size, sha256=sha256))
     return tuple(sorted(files, key=lambda item: item.path))
 
@@ -245,7 +247,7 @@ def _scratch_directory(destination: Path) -> Path:
     """A new, empty directory beside ``destination``, with the permissions a plain mkdir gives
     (``tempfile.mkdtemp`` would make it private, and so the fetched model too)."""
     while True:
-        scratch = destination.with_name(f".{destination.name[:64]}.{secrets.token_hex(6)}.fetch")
+        scratch = destination.with_name(f".{destination.name[:64]}.{os.urandom(6).hex()}.fetch")
         try:
             scratch.mkdir()
             return scratch

@@ -32,12 +32,9 @@ __all__ = ["main"]
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from .._distributions import version
 
-    try:
-        return version("modelcache-runner")
-    except PackageNotFoundError:  # pragma: no cover - run from a source tree not installed
-        return "(not installed)"
+    return version("modelcache-runner") or "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

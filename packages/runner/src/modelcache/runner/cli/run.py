@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from attrs import evolve
 
-from modelcache.planner import Chain, Plan, dumps
+from modelcache.planner import Chain, Plan
 from modelcache.store import StoreUnavailable
 
 from ..config import CloudOverrides, WorkflowConfig, load_config, naming_config_file
@@ -42,10 +41,16 @@ def _draw_dot(plan: Plan, chain: Chain) -> str:
     return render_dot(plan, chain)
 
 
+def _json(plan: Plan) -> str:
+    from modelcache.planner import dumps
+
+    return dumps(plan) + "\n"
+
+
 #: ``plan --format``s other than ``text`` (:data:`.commands.PLAN_FORMATS`): each draws the
 #: plan as a document for stdout.
 _DRAWINGS: Final[Mapping[str, Callable[[Plan, Chain], str]]] = {
-    "json": lambda plan, _chain: dumps(plan) + "\n",
+    "json": lambda plan, _chain: _json(plan),
     "mermaid": _draw_mermaid,
     "dot": _draw_dot,
 }
@@ -226,7 +231,7 @@ def _check_report(path: Path) -> None:
 def _temporary_beside(path: Path) -> tuple[int, Path]:
     """A new file beside ``path``, opened for writing; mkstemp's would be private (0600),
     and a report is as readable as any file the user writes."""
-    name = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    name = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
     return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), name
 
 

@@ -23,8 +23,7 @@ from attrs import AttrsInstance
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.gen._consts import AttributeOverride  # what cattrs.gen.override returns
 
-from modelcache.planner import JsonMap
-from modelcache.planner import unstructure as _plain_json
+from modelcache.planner import JsonMap, thaw
 
 __all__ = [
     "JsonObject",
@@ -127,7 +126,7 @@ converter.register_structure_hook(int, _int)
 converter.register_structure_hook(float, _float)
 converter.register_structure_hook(str, _str)
 converter.register_structure_hook(bool, _bool)
-converter.register_unstructure_hook(JsonMap, _plain_json)
+converter.register_unstructure_hook(JsonMap, thaw)
 
 
 def wire_format(

@@ -29,7 +29,6 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
@@ -84,7 +83,7 @@ def note_cloud_record(folder: Path, cloud: str, keys: Iterable[str], *, now: flo
         subject: when for subject, when in _notes(folder).items() if 0 <= now - when < INTERVAL
     }
     notes[_subject(cloud, keys)] = now
-    temporary = folder / f".{NOTES_FILE}.{secrets.token_hex(6)}"
+    temporary = folder / f".{NOTES_FILE}.{os.urandom(6).hex()}"
     try:
         temporary.write_text(json.dumps(notes, sort_keys=True), encoding="utf-8")
         os.replace(temporary, folder / NOTES_FILE)

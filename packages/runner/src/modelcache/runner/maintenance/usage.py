@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
+import os
 from collections.abc import Container, Iterable, Mapping
 
 from attrs import Attribute, field, frozen
@@ -179,7 +179,7 @@ def _record_bytes(tally: RunTally, usage: _Usage) -> bytes:
 def _create(store: MaintainedStore, finished: float, data: bytes) -> str:
     """Write a new record (create-only; a new random name if the first is taken)."""
     while True:
-        name = run_record_name(stamp(finished), secrets.token_hex(6))
+        name = run_record_name(stamp(finished), os.urandom(6).hex())
         if store.create_object(name, data):
             return name
 

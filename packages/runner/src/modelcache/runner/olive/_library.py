@@ -12,11 +12,12 @@ import functools
 import importlib.util
 import json
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from attrs import frozen
+
+from .._distributions import version as installed_version
 
 __all__ = ["DISTRIBUTION", "INPUT_CHOSEN_BY", "OlivePassInfo", "olive_passes", "olive_version"]
 
@@ -67,10 +68,7 @@ class OlivePassInfo:
 
 def olive_version() -> str | None:
     """The installed olive-ai's version, or ``None`` if it is not installed."""
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        return None
+    return installed_version(DISTRIBUTION)
 
 
 @functools.cache

@@ -34,15 +34,16 @@ import re
 import shutil
 import tempfile
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .._distributions import version as installed_version
 from ..inputs import ONNX_KEYED, PYTORCH_FILES
 from ..models import ONNX_MODEL_FILE, UnknownModelType, model_type
 from ..passes import PassConfigError, PassConfigProblems, PassInputError, PassUnavailable
 from ..passes._model_files import copy_along
 from ..passes._protocol import PassContext
+from ..passes._registry import OLIVE_PREFIX
 from ._errors import OliveFileMissing, OliveMissingPackage, OlivePassFailed, OliveUnsupported
 from ._ignored import split_ignored
 from ._keys import digest_of, named_paths, resolve_paths
@@ -57,9 +58,6 @@ from ._memo import remembered
 
 __all__ = ["OLIVE_PREFIX", "OlivePass"]
 
-#: A type spelled ``olive:<Type>`` is Olive's implementation even where modelcache has a
-#: built-in of that name (``olive:OnnxConversion``).
-OLIVE_PREFIX = "olive:"
 _SECTIONS = frozenset({"parameters", "ignored", "files", "accelerator", "input_model"})
 #: The libraries every pass of a kind runs on, by the model type it reads.
 _STACK = {
@@ -110,12 +108,12 @@ class OlivePass:
         if not versions[DISTRIBUTION]:
             raise PassUnavailable(self.type, DISTRIBUTION)
         for name in self._package_names():
-            try:
-                versions[name] = metadata.version(name)
-            except metadata.PackageNotFoundError:
+            found = installed_version(name)
+            if found is None:
                 problem = f"needs the {name!r} package, which is not installed"
                 hint = self._install_hint()
-                raise OliveMissingPackage(self.type, name, f"{problem}; {hint}") from None
+                raise OliveMissingPackage(self.type, name, f"{problem}; {hint}")
+            versions[name] = found
         return dict(sorted(versions.items()))
 
     def _package_names(self) -> list[str]:

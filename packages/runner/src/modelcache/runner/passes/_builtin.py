@@ -4,10 +4,10 @@ from metadata, and the checks every run starts with."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .._distributions import version
 from ..models import UnknownModelType, model_type
 from ._errors import PassInputError, PassUnavailable
 from ._parameters import Parameter, check_config
@@ -37,10 +37,10 @@ class BuiltinPass:
     def packages(self) -> dict[str, str]:
         versions: dict[str, str] = {}
         for name in self.package_names:
-            try:
-                versions[name] = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                raise PassUnavailable(self.type, name) from None
+            found = version(name)
+            if found is None:
+                raise PassUnavailable(self.type, name)
+            versions[name] = found
         return versions
 
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from types import MappingProxyType
 
 from attrs import frozen
 
+from .._distributions import EntryPoint, entry_points
 from ._errors import PassRegistryError, UnknownPassType
 from ._protocol import Pass
 
 __all__ = ["BUILTIN_PASSES", "ENTRY_POINT_GROUP", "available_passes", "load_pass"]
 
 ENTRY_POINT_GROUP = "modelcache.passes"
+#: A type spelled ``olive:<Type>`` is Olive's implementation even where modelcache has a
+#: built-in of that name (``olive:OnnxConversion``).
+OLIVE_PREFIX = "olive:"
 
 _HERE = "modelcache.runner.passes"
 #: The built-in passes: type -> reference.
@@ -68,12 +71,12 @@ def load_pass(type_name: str) -> Pass:
     none, and :class:`PassRegistryError` if the registered pass cannot be loaded, is not a
     pass, or is registered twice.
     """
-    from ..olive import OLIVE_PREFIX, find_olive_pass, olive_passes
-
     registry = _registry(_entry_points())
     if type_name.startswith(OLIVE_PREFIX) or type_name not in registry:
         matches = [name for name in registry if name.casefold() == type_name.casefold()]
         if len(matches) != 1:
+            from ..olive import find_olive_pass, olive_passes  # only when Olive may have it
+
             olive = find_olive_pass(type_name)
             if olive is None:
                 raise UnknownPassType(type_name, {*registry, *olive_passes()})
@@ -89,7 +92,7 @@ def available_passes() -> dict[str, Pass]:
 
     Raises :class:`PassRegistryError` if any of them cannot be loaded.
     """
-    from ..olive import OLIVE_PREFIX, OlivePass, olive_passes
+    from ..olive import OlivePass, olive_passes
 
     registry = _registry(_entry_points())
     found: dict[str, Pass] = {name: _load(name, registry[name]) for name in sorted(registry)}
@@ -100,13 +103,13 @@ def available_passes() -> dict[str, Pass]:
 
 
 @functools.cache
-def _entry_points() -> Iterable[metadata.EntryPoint]:
+def _entry_points() -> Iterable[EntryPoint]:
     """The passes other distributions register; read once per process (the read scans
-    every installed distribution's metadata, ~15 ms, and a run loads each of its passes)."""
-    return tuple(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    every installed distribution's metadata, and a run loads each of its passes)."""
+    return entry_points(ENTRY_POINT_GROUP)
 
 
-def _registry(entry_points: Iterable[metadata.EntryPoint]) -> dict[str, list[_Registration]]:
+def _registry(entry_points: Iterable[EntryPoint]) -> dict[str, list[_Registration]]:
     registry = {
         name: [_Registration(reference=reference, origin=_BUILT_IN)]
         for name, reference in BUILTIN_PASSES.items()
@@ -118,9 +121,8 @@ def _registry(entry_points: Iterable[metadata.EntryPoint]) -> dict[str, list[_Re
     return registry
 
 
-def _origin(entry_point: metadata.EntryPoint) -> str:
-    dist = entry_point.dist
-    return f"from {dist.name} {dist.version}" if dist is not None else "from an entry point"
+def _origin(entry_point: EntryPoint) -> str:
+    return f"from {entry_point.dist}"
 
 
 def _load(name: str, registrations: list[_Registration]) -> Pass:
@@ -132,9 +134,8 @@ def _load(name: str, registrations: list[_Registration]) -> Pass:
     registration = registrations[0]
     where = f"{registration.reference} ({registration.origin})"
     try:
-        loaded = metadata.EntryPoint(
-            name=name, value=registration.reference, group=ENTRY_POINT_GROUP
-        ).load()
+        loaded = EntryPoint(name=name, value=registration.reference, group=ENTRY_POINT_GROUP,
+                            dist=registration.origin).load()  # fmt: skip
         implementation = loaded() if isinstance(loaded, type) else loaded
     except Exception as error:
         # A plugin that fails to import is its package's bug; the user's fix is to repair

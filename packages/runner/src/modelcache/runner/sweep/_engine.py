@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any, ClassVar, ParamSpec, Protocol, TypeVar
 
@@ -59,8 +61,8 @@ from ._worker import (
     run_variant,
 )
 
-__all__ = ["Engine", "LocalEngine", "SweepReporter", "SweepRun", "WorkerLost", "WorkerPool",
-           "Workers", "default_jobs", "run_sweep"]  # fmt: skip
+__all__ = ["Engine", "LocalEngine", "ProcessPool", "SweepReporter", "SweepRun", "WorkerLost",
+           "WorkerPool", "Workers", "default_jobs", "run_sweep"]  # fmt: skip
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -84,8 +86,8 @@ class WorkerPool(Protocol):
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
         """Run ``fn(*args, **kwargs)`` on a worker; the future of its result. Anything ``fn``
         raised (a bug: the worker's functions return what a user or the machine caused) is
-        the future's exception; so is :class:`WorkerLost`, from a pool that can tell a
-        worker died under the task (the Ray engine's; the process pool breaks instead)."""
+        the future's exception; so is :class:`WorkerLost`, when a worker died under the
+        task after the pool's retries (:class:`ProcessPool`'s, the Ray engine's)."""
         ...
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -138,9 +140,93 @@ class LocalEngine:
                  "the same (--engine ray places passes by their resources)")  # fmt: skip
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        return ProcessPoolExecutor(
-            max_workers=workers.jobs, mp_context=context, initializer=workers.setup.start
-        )
+        return ProcessPool(
+            partial(ProcessPoolExecutor, max_workers=workers.jobs, mp_context=context,
+                    initializer=workers.setup.start)
+        )  # fmt: skip
+
+
+class ProcessPool:
+    """A :class:`WorkerPool` of processes that survives a worker's death.
+
+    When a worker process dies (killed, out of memory), ``ProcessPoolExecutor`` breaks: every
+    task it holds fails, and it takes no more. This pool then starts a new executor and sends
+    each of those tasks again, once, as Ray does when an actor dies: running a task twice is
+    safe, publishing being create-only. A task whose worker dies on its second try fails with
+    :class:`WorkerLost`. Nothing is restarted once :meth:`shutdown` is called, nor in the
+    :attr:`GRACE` after a break in which it may be: Ctrl-C reaches the workers too (so that
+    they stop and clean up), and the sweep's shutdown must not start new ones. What was
+    running then fails with :class:`WorkerLost`.
+
+    :param start: makes an executor: called at once, and after each break.
+    """
+
+    #: How many times a task is sent before its worker's death is its failure.
+    TRIES: ClassVar[int] = 2
+    #: Seconds between a break and the new executor's start, for a shutdown to come first.
+    GRACE: ClassVar[float] = 0.25
+
+    def __init__(self, start: Callable[[], ProcessPoolExecutor]) -> None:
+        self._start = start
+        self._lock = threading.Lock()
+        self._executor = start()
+        self._closed = threading.Event()
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        result: Future[_T] = Future()
+        self._send(result, partial(fn, *args, **kwargs), 1)
+        return result
+
+    def _send(self, result: Future[_T], call: Callable[[], _T], tries: int) -> None:
+        with self._lock:
+            if self._closed.is_set():
+                result.set_exception(WorkerLost("its worker process died as the sweep stopped"))
+                return
+            executor = self._executor
+            try:
+                inner = executor.submit(call)
+            except BrokenProcessPool as error:
+                inner = Future()
+                inner.set_exception(error)
+        inner.add_done_callback(partial(self._ended, result, call, tries, executor))
+
+    def _ended(
+        self,
+        result: Future[_T],
+        call: Callable[[], _T],
+        tries: int,
+        executor: ProcessPoolExecutor,
+        inner: Future[_T],
+    ) -> None:
+        if inner.cancelled():
+            result.cancel()
+            result.set_running_or_notify_cancel()  # wakes whoever waits for it
+            return
+        error = inner.exception()
+        if not isinstance(error, BrokenProcessPool):
+            if error is None:
+                result.set_result(inner.result())
+            else:
+                result.set_exception(error)
+            return
+        if tries >= self.TRIES:
+            result.set_exception(
+                WorkerLost(f"its worker process died, tried {tries} times: {error}")
+            )
+            return
+        self._closed.wait(self.GRACE)
+        with self._lock:
+            if self._executor is executor and not self._closed.is_set():
+                # Called from the broken executor's own thread: it cannot be waited for here.
+                executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._start()
+        self._send(result, call, tries + 1)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed.set()
+            executor = self._executor
+        executor.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 class SweepReporter:

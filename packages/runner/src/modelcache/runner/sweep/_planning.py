@@ -22,7 +22,15 @@ from modelcache.store import StoreUnavailable
 
 from ..config import ConfigError, Problem
 from ..errors import UserError
-from ..workflow import Prepared, RunOptions, listings, prepare, snapshot
+from ..workflow import (
+    Prepared,
+    RunOptions,
+    UnknownPass,
+    listings,
+    prepare,
+    prepare_known,
+    snapshot,
+)
 from ..workflow._deliver import output_dir  # the check `run` makes before any work
 from ..workflow._vetting import Read, checked, reads_of
 from ._file import SweepFile
@@ -39,6 +47,28 @@ class PreparedSweep:
     sweep: SweepFile
     options: RunOptions
     prepared: tuple[tuple[str, Prepared], ...]
+    #: For a plan (``prepare_sweep(known=True)``): each variant's passes whose keys cannot be
+    #: known on this machine, as (variant, pass). Their variants are prepared up to the
+    #: first of them (not at all, when it is the first pass), and evaluate nothing.
+    unknown: tuple[tuple[str, UnknownPass], ...] = ()
+
+    def unknown_notes(self) -> tuple[str, ...]:
+        """One note per pass whose key is unknown and why, naming the variants it concerns
+        when not all; then the variants of which nothing is planned."""
+        every = len(self.sweep.variants)
+        found: dict[tuple[str, str], list[str]] = {}
+        for name, missing in self.unknown:
+            found.setdefault((missing.name, missing.why), []).append(name)
+        notes = [
+            f"pass {pass_name!r}: key unknown: {why}"
+            + ("" if len(names) == every else f" ({_variants(names)})")
+            for (pass_name, why), names in found.items()
+        ]
+        planned = {name for name, _ in self.prepared}
+        absent = [v.name for v in self.sweep.variants if v.name not in planned]
+        if absent:
+            notes.append(f"nothing of {_variants(absent)} is planned: no key of theirs is known")
+        return tuple(notes)
 
     @property
     def first(self) -> Prepared:
@@ -67,9 +97,15 @@ class CacheRequired(UserError):
         )
 
 
-def prepare_sweep(sweep: SweepFile, options: RunOptions = _NO_OPTIONS) -> PreparedSweep:
+def prepare_sweep(
+    sweep: SweepFile, options: RunOptions = _NO_OPTIONS, *, known: bool = False
+) -> PreparedSweep:
     """Prepare every variant; check each output folder as ``run`` would, before any work.
 
+    :param known: prepare for a plan, as ``modelcache plan`` prepares one workflow
+        (:func:`~modelcache.runner.workflow.prepare_known`): what is absent from this
+        machine (a hub model not downloaded, a package a pass needs) ends a variant's chain
+        there instead of the command, and is listed in :attr:`PreparedSweep.unknown`.
     :raises ConfigError: naming every problem of every variant, each once, with the
         variants it concerns when not all.
     :raises CacheRequired: ``options.no_cache``.
@@ -77,10 +113,17 @@ def prepare_sweep(sweep: SweepFile, options: RunOptions = _NO_OPTIONS) -> Prepar
     if options.no_cache:
         raise CacheRequired()
     prepared: list[tuple[str, Prepared]] = []
+    unknown: list[tuple[str, UnknownPass]] = []
     found: dict[Problem, list[str]] = {}
     for variant in sweep.variants:
         try:
-            ready = prepare(variant.config, options)
+            if known:
+                ready, missing = prepare_known(variant.config, options)
+                unknown.extend((variant.name, m) for m in missing)
+                if ready is None:
+                    continue
+            else:
+                ready = prepare(variant.config, options)
             output_dir(ready)
         except ConfigError as error:
             # A config's paths are the workflow's; in a sweep they name its file, or its
@@ -100,7 +143,9 @@ def prepare_sweep(sweep: SweepFile, options: RunOptions = _NO_OPTIONS) -> Prepar
             else evolve(problem, problem=f"{problem.problem} ({_variants(names)})")
             for problem, names in found.items()
         )
-    return PreparedSweep(sweep=sweep, options=options, prepared=tuple(prepared))
+    return PreparedSweep(
+        sweep=sweep, options=options, prepared=tuple(prepared), unknown=tuple(unknown)
+    )
 
 
 def _variants(names: list[str]) -> str:
@@ -123,6 +168,9 @@ def plan_sweep(prepared: PreparedSweep) -> tuple[SweepPlan, CachePolicy, tuple[s
         and results refused).
     :raises StoreUnavailable: the cloud did not answer, and the options require it.
     """
+    if not prepared.prepared:  # a plan of which no key is known (``known=True``)
+        nothing = CachePolicy()
+        return make_sweep_plan(Sweep(workflows=[]), Snapshot.empty(), nothing), nothing, ()
     policy = prepared.first.policy
     notes: list[str] = []
     try:

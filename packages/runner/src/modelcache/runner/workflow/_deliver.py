@@ -13,6 +13,7 @@ from pathlib import Path
 from modelcache.store import LocalStore, Manifest, StoreError, blob_name, describe_directory
 
 from ..config import ConfigError
+from ..models import DigestCache
 from ..provenance import SIGNATURE_FILE, sign_model
 from ..trust import trust_of
 from ._prepare import Prepared
@@ -44,8 +45,9 @@ def already_delivered(run: Execution, final_key: str) -> bool:
     it would leave it: its marker names the key (and this modelcache), and its files are
     exactly the local entry's, sizes and SHA-256 checked, and the entry's own files are all
     in the local tier. Then a warm run need not copy the
-    model twice (into its scratch folder, then into ``output_dir``) nor delete the old one;
-    hashing it costs a fraction of that. Never for a writer that signs: a delivered model is
+    model twice (into its scratch folder, then into ``output_dir``) nor delete the old one.
+    A file's digest is remembered by its stat (:meth:`DigestCache.file_digest`), so a warm
+    run reads none of them again. Never for a writer that signs: a delivered model is
     signed anew. Anything unreadable is a no: the model is delivered as usual."""
     trust = trust_of(run.prepared.local)
     if trust is not None and trust.signing_key is not None:
@@ -56,7 +58,9 @@ def already_delivered(run: Execution, final_key: str) -> bool:
         if marker != {"key": final_key, "producer": PRODUCER}:
             return False
         manifest = run.prepared.local.read_manifest(final_key)
-        found = describe_directory(output)
+        digests = DigestCache.default()
+        found = describe_directory(output, hashing=lambda file: (
+            file.stat().st_size, digests.file_digest(file)))  # fmt: skip
         if tuple(f for f in found if f.path != OUTPUT_MARKER) != manifest.files:
             return False
         return _blobs_present(run.prepared.local, manifest)
