@@ -14,6 +14,7 @@ import itertools
 import json
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from modelcache.runner.cli.sweep import add_arguments, handle
 from modelcache.runner.config import parse_config
@@ -68,7 +69,9 @@ def test_a_sweep_shares_its_first_pass_and_delivers_what_plain_runs_do(
     sweep.write_text(json.dumps({"base": "base.json", "matrix": matrix}))
     report = tmp_path / "report.json"
 
-    assert _sweep([str(sweep), "--jobs", "2", "--report", str(report), "--quiet"]) == 0
+    plot = tmp_path / "front.svg"
+    assert _sweep([str(sweep), "--jobs", "2", "--report", str(report), "--quiet",
+                   "--plot", str(plot)]) == 0  # fmt: skip
 
     document = json.loads(report.read_text())
     runs = _runs(document)
@@ -83,6 +86,12 @@ def test_a_sweep_shares_its_first_pass_and_delivers_what_plain_runs_do(
     ]
     assert all(v["status"] == "done" and v["metrics"]["size_bytes"] > 0 for v in variants)
     assert any(v["on_front"] for v in variants)
+    # The plot: the evaluator measures size alone, so one strip, a point per variant.
+    drawn = ElementTree.parse(plot).getroot()
+    points = [e for e in drawn.iter() if "variant" in e.get("class", "").split()]
+    assert sorted(e.get("data-variant") for e in points) == sorted(v["name"] for v in variants)
+    front = {e.get("data-variant") for e in points if "front" in e.get("class", "").split()}
+    assert front == {v["name"] for v in variants if v["on_front"]}
 
     for (sparsity, dtype), variant in zip(
         itertools.product(SPARSITIES, DTYPES), variants, strict=True
@@ -97,7 +106,9 @@ def test_a_sweep_shares_its_first_pass_and_delivers_what_plain_runs_do(
         assert _files(Path(variant["output_dir"])) == _files(tmp_path / "plain" / variant["name"])
 
     again = tmp_path / "again.json"
-    assert _sweep([str(sweep), "--report", str(again), "--quiet"]) == 0
+    replot = tmp_path / "again.svg"
+    assert _sweep([str(sweep), "--report", str(again), "--quiet", "--plot", str(replot)]) == 0
+    assert replot.read_bytes() == plot.read_bytes(), "the same results, the same plot"
     second = json.loads(again.read_text())
     assert _runs(second) == []
     assert second["segments"] == []  # nothing to run: every segment left out

@@ -145,3 +145,25 @@ def test_a_plan_of_which_nothing_is_known_is_empty(tmp_path: Path) -> None:
     assert "(variant" not in prepared.unknown_notes()[0], "all variants: none named"
     plan, _policy, notes = plan_sweep(prepared)
     assert (plan.workflows, plan.segments, notes) == ((), (), ())
+
+
+def test_the_plan_command_draws_what_is_known_and_notes_the_rest(
+    tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    absent = "modelcache-tests/never-downloaded"
+    path = tmp_path / "sweep.json"
+    matrix = {"input_model.model_path": [str(tiny_bert), absent]}
+    path.write_text(json.dumps(_sweep(tiny_bert, matrix)))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+
+    assert handle(parser.parse_args([str(path), "--plan"])) == 0
+
+    out, err = capsys.readouterr()
+    assert out.startswith("sweep: 1 variants, 1 segments (0 idle); 2 runs")
+    assert "note: pass 'prune': key unknown: model modelcache-tests/never-downloaded" in err
+    assert "note: nothing of variant model=never-downloaded is planned" in err
+    # Running it needs everything present: one error naming what is missing.
+    with pytest.raises(ConfigError, match="not in the local Hugging Face cache"):
+        handle(parser.parse_args([str(path), "--quiet"]))
+    assert not (tmp_path / "cache").exists()

@@ -17,7 +17,8 @@ Each branch lives with the module that raises it::
     │   │   │   └── ModelAbsent        absent here, not wrong: a plan still shows the passes
     │   │   │       └── ModelNotDownloaded  a hub model not in this machine's hub cache
     │   │   └── UnknownModelType
-    │   └── sweep.CacheRequired        a sweep run with the cache off
+    │   ├── sweep.CacheRequired        a sweep run with the cache off
+    │   └── sweep.NothingToPlot        a plot asked of a sweep that measured nothing to plot
     ├── config.ConfigError             the workflow config, every problem at once
     ├── keyvault.KeyVaultError         an Azure Key Vault key that would not sign or show itself
     ├── passes.PassError               a pass or the pass registry

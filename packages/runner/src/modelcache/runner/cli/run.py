@@ -204,24 +204,25 @@ def _execute(prepared: Prepared, *, quiet: bool) -> RunReport:
         return execute(prepared, reporter)
 
 
-def _check_report(path: Path) -> None:
-    """Refuse a ``--report`` path the run could not write at its end, before any work: a
-    run of an hour must not fail over its report's folder.
+def _check_report(path: Path, option: str = "--report") -> None:
+    """Refuse a ``--report`` path (or the file of another ``option``) the run could not
+    write at its end, before any work: a run of an hour must not fail over its report's
+    folder.
 
     :raises UserError: ``path`` is a directory, or its folder is missing or not writable.
     """
     if path.is_dir():
-        raise UserError(f"--report {path}: is a directory; name a file")
+        raise UserError(f"{option} {path}: is a directory; name a file")
     folder = path.parent
     if not folder.is_dir():
-        raise UserError(f"--report {path}: the folder {folder} does not exist; create it first")
+        raise UserError(f"{option} {path}: the folder {folder} does not exist; create it first")
     # Only writing tells: permission bits mean nothing to root, and a read-only mount or
     # /proc refuses all the same.
     try:
         probe, name = _temporary_beside(path)
     except OSError as error:
         raise UserError(
-            f"--report {path}: cannot write in {folder} ({error.strerror or error}); "
+            f"{option} {path}: cannot write in {folder} ({error.strerror or error}); "
             "choose a folder you may write"
         ) from None
     os.close(probe)

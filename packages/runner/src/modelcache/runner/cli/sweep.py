@@ -1,6 +1,6 @@
 """``modelcache sweep``: many workflows over one cache, planned as one graph and run on a
 pool of workers (processes of this machine, or Ray actors: ``--engine``); the variants'
-table with the Pareto front marked, ``--report``.
+table with the Pareto front marked, ``--report``, and ``--plot``: the front as an SVG image.
 
 :func:`add_arguments` fills the command's parser, :func:`handle` runs it. ``--plan`` shows
 what the sweep would do (the tree of shared prefixes, or the planner's JSON) and moves
@@ -25,7 +25,7 @@ from .commands import cloud_switches
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..sweep import Engine, PreparedSweep, SweepReporter
+    from ..sweep import Engine, PreparedSweep, SweepReporter, SweepResults
 
 __all__ = ["add_arguments", "handle", "is_sweep_file", "plan_command"]
 
@@ -67,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--report", type=Path, help="write a JSON report of the sweep here")
     parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.svg",
+        help="draw the variants and their Pareto front here, as an SVG image",
+    )
+    parser.add_argument(
         "--plan",
         "--dry-run",
         dest="plan",
@@ -103,7 +109,9 @@ def is_sweep_file(path: Path) -> bool:
     return holds_a_sweep(path)
 
 
-def _prepare(args: argparse.Namespace, sweep_path: Path) -> PreparedSweep:
+def _prepare(args: argparse.Namespace, sweep_path: Path, *, plan: bool) -> PreparedSweep:
+    """The sweep prepared, its notes said; for a ``plan``, each variant stopped at what this
+    machine misses, with a note for each pass whose key is unknown."""
     from ..config import CloudOverrides
     from ..sweep import load_sweep, prepare_sweep
     from ..workflow import RunOptions
@@ -116,7 +124,10 @@ def _prepare(args: argparse.Namespace, sweep_path: Path) -> PreparedSweep:
     err = _stderr()
     for note in sweep.notes:
         _say(err, "note", "yellow", note)
-    return prepare_sweep(sweep, options)
+    prepared = prepare_sweep(sweep, options, known=plan)
+    for note in prepared.unknown_notes():
+        _say(err, "note", "yellow", note)
+    return prepared
 
 
 def plan_command(args: argparse.Namespace) -> int:
@@ -128,7 +139,7 @@ def plan_command(args: argparse.Namespace) -> int:
         raise UserError(
             f"a sweep's plan is drawn as {' or '.join(SWEEP_PLAN_FORMATS)}, not {args.format}"
         )
-    _show_plan(_prepare(args, args.config), args.format)
+    _show_plan(_prepare(args, args.config, plan=True), args.format)
     return 0
 
 
@@ -152,10 +163,12 @@ def _show_plan(prepared: PreparedSweep, drawing: str) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """``modelcache sweep``: run the sweep (or, with ``--plan``, show it), progress on
-    stderr, the table of variants on stdout, the report to ``--report``.
+    stderr, the table of variants on stdout, the report to ``--report``, the plot of the
+    front to ``--plot`` (with ``--plan``, which measures nothing, left out with a note).
 
     :return: 0 when every variant was delivered; else the exit status of the worst failure
-        (2 when every failure is the user's to fix, 1 otherwise), each said on stderr.
+        (2 when every failure is the user's to fix, 1 otherwise), each said on stderr; 2 too
+        when ``--plot`` finds nothing to plot although variants were delivered.
     """
     from ..sweep import report_document, results_of, results_table, run_sweep
     from .exit import EXIT_STATUS
@@ -164,7 +177,12 @@ def handle(args: argparse.Namespace) -> int:
     engine = _engine(args.engine, args.address, plan=args.plan)
     if args.report is not None and not args.plan:
         _check_report(args.report)
-    prepared = _prepare(args, args.sweep)
+    if args.plot is not None:
+        if args.plan:
+            _say(_stderr(), "note", "yellow", "--plot is left out: --plan measures nothing")
+        else:
+            _check_plot(args.plot)
+    prepared = _prepare(args, args.sweep, plan=args.plan)
     if engine is None:
         _show_plan(prepared, args.format)
         return 0
@@ -174,15 +192,52 @@ def handle(args: argparse.Namespace) -> int:
     results = results_of(run, finals)
     if args.report is not None:
         _write_report(args.report, report_document(run, results))
+    unplotted = None if args.plot is None else _write_plot(args.plot, results, args.sweep)
     if not args.quiet:
         sys.stdout.write(results_table(results))
     failed = [outcome for outcome in run.variants if outcome.report is None]
     err = _stderr()
     for outcome in failed:
         _say(err, "error", "bold red", f"variant {outcome.name}: {outcome.error}")
-    if not failed:
-        return 0
-    return max(EXIT_STATUS["user" if o.fault == "user" else "environment"] for o in failed)
+    statuses = [EXIT_STATUS["user" if o.fault == "user" else "environment"] for o in failed]
+    if unplotted is not None:
+        # No variant was delivered: their errors above say why, and the plot's absence is
+        # only their consequence. Else the variants measured nothing to plot: the user's to fix.
+        if not any(row.ok for row in results.rows):
+            _say(err, "note", "yellow", f"--plot {args.plot} is not written: {unplotted}")
+        else:
+            _say(err, "error", "bold red", f"--plot {args.plot}: {unplotted}")
+            statuses.append(EXIT_STATUS["user"])
+    return max(statuses, default=0)
+
+
+def _check_plot(path: Path) -> None:
+    """Refuse a ``--plot`` path before any work: not an ``.svg`` file, or one that could not
+    be written (``run``'s check of ``--report``).
+
+    :raises UserError: what is wrong with ``path``, and what to do.
+    """
+    from ..errors import UserError
+    from .run import _check_report
+
+    if path.suffix.lower() != ".svg":
+        raise UserError(f"--plot {path}: the plot is an SVG image; name a file ending in .svg")
+    _check_report(path, "--plot")
+
+
+def _write_plot(path: Path, results: SweepResults, sweep: Path) -> str | None:
+    """The plot of ``results`` in ``path``, whole or not at all (an earlier plot there is
+    replaced); or why there is nothing to plot, and no file."""
+    from modelcache.store import create_file
+
+    from ..sweep import NothingToPlot, plot_front
+
+    try:
+        svg = plot_front(results, title=f"modelcache sweep {sweep.name}")
+    except NothingToPlot as nothing:
+        return str(nothing)
+    create_file(path, [svg.encode("utf-8")], replace=True)
+    return None
 
 
 def _engine(name: str, address: str | None, *, plan: bool) -> Engine | None:

@@ -6,14 +6,16 @@ workflows) into variants; :func:`prepare_sweep` prepares each as ``modelcache ru
 :func:`run_sweep` carries the plan out on an engine (:class:`LocalEngine`, this machine's
 processes, by default; ``modelcache.ray.RayEngine``, actors of a Ray cluster, implements
 the same :class:`Engine` protocol and its :class:`WorkerPool`); :func:`results_of`
-and :func:`report_document` give the table, the Pareto front and the ``--report`` document.
+and :func:`report_document` give the table, the Pareto front and the ``--report`` document;
+:func:`plot_front` draws the front as an SVG image (``--plot``).
 ``docs/sweeps.md`` describes it all.
 
 Modules: ``_file`` (the sweep file), ``_matrix`` (its axes and variant names),
 ``_planning`` (variants prepared, the snapshot, the plan), ``_render`` (the plan as a tree),
 ``_engine`` (the engines, the scheduler and its pool), ``_worker`` (a worker's set-up, its
 segment and variant runs), ``_resources`` (what each pass asks of its worker),
-``_results`` (the Pareto front, pure), ``_report`` (the table and the report document).
+``_results`` (the Pareto front, pure), ``_report`` (the table and the report document),
+``_plot`` (the variants and the front as an SVG image, pure).
 """
 
 from ._engine import (
@@ -31,6 +33,7 @@ from ._engine import (
 from ._file import SweepFile, Variant, is_sweep_file, load_sweep, parse_sweep
 from ._matrix import MAX_VARIANTS
 from ._planning import CacheRequired, PreparedSweep, plan_sweep, prepare_sweep, sweep_snapshot
+from ._plot import NothingToPlot, plot_front
 from ._render import render_tree
 from ._report import (
     SWEEP_REPORT_FORMAT,
@@ -53,6 +56,7 @@ __all__ = [
     "Engine",
     "LocalEngine",
     "Measures",
+    "NothingToPlot",
     "PassResources",
     "PreparedSweep",
     "ProcessPool",
@@ -79,6 +83,7 @@ __all__ = [
     "pareto_front",
     "parse_sweep",
     "plan_sweep",
+    "plot_front",
     "prepare_sweep",
     "read_resources",
     "render_tree",
