@@ -105,7 +105,10 @@ def test_a_warm_local_run_and_a_plan_import_what_they_use_only(
     with_the_sdk = [name for name in HEAVY if name != "cryptography"]
     run = _modules("run", config, "--quiet", connection_string=connection)
     assert _loaded(run, *with_the_sdk) == []
-    assert _loaded(run, "azure.storage.blob")  # the cloud's snapshot: the one request
+    assert _loaded(run, "azure.storage.blob")  # the cloud's listing: the one request
+    # Within the day, what the cloud held is noted in the local tier: no listing, no SDK.
+    again = _modules("run", config, "--quiet", connection_string=connection)
+    assert _loaded(again, *HEAVY, "azure", *UNUSED_WARM) == []
 
     plan = _modules("plan", config, "--format", "json", connection_string=connection)
     assert _loaded(plan, *with_the_sdk) == []

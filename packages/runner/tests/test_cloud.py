@@ -1,12 +1,18 @@
-"""Opening the cloud tier: transfer settings from MODELCACHE_AZURE_TRANSFER."""
+"""Opening the cloud tier: transfer settings from MODELCACHE_AZURE_TRANSFER; a store opened
+on its first use where its place is known without the SDK."""
 
 from __future__ import annotations
 
 import pytest
 
-from modelcache.runner.cloud import TRANSFER_VARIABLE, open_cloud_store
+from modelcache.runner.cloud import (
+    TRANSFER_VARIABLE,
+    DeferredStore,
+    defer_cloud_store,
+    open_cloud_store,
+)
 from modelcache.runner.config import CloudCacheConfig
-from modelcache.store import StoreConfigError
+from modelcache.store import MaintainedStore, StoreConfigError
 
 # Azurite's well-known development key, at a port nothing listens on: no request is made.
 CONNECTION_STRING = (
@@ -55,3 +61,44 @@ def test_a_bad_transfer_setting_is_one_line_naming_the_variable(
     assert message.startswith(f"{TRANSFER_VARIABLE}: ")
     assert problem in message
     assert "\n" not in message
+
+
+def test_a_store_whose_place_is_known_opens_on_its_first_use() -> None:
+    from modelcache.azure import AzureBlobStore
+
+    environ = {"AZURE_STORAGE_CONNECTION_STRING": CONNECTION_STRING}
+    deferred = defer_cloud_store(CloudCacheConfig(container_name="models"), environ=environ)
+    assert isinstance(deferred, DeferredStore)
+    assert repr(deferred) == (
+        "DeferredStore(container 'models' at http://127.0.0.1:9/devstoreaccount1)"
+    )
+    assert "a2V5" not in repr(deferred), "never the key"
+    assert isinstance(deferred, MaintainedStore)
+    assert deferred.tier == "cloud"
+    assert deferred._store is None, "nothing opened yet"
+    assert isinstance(deferred.opened(), AzureBlobStore)
+    assert deferred.opened() is deferred.opened()
+
+    with_url = CloudCacheConfig(
+        account_url="https://acct.blob.core.windows.net/?sv=2024&sig=secret",
+        container_name="models",
+    )
+    assert repr(defer_cloud_store(with_url, environ={})) == (
+        "DeferredStore(container 'models' at https://acct.blob.core.windows.net)"
+    )
+
+
+def test_a_store_whose_place_only_the_sdk_can_tell_is_opened_at_once() -> None:
+    from modelcache.azure import AzureBlobStore
+
+    environ = {"AZURE_STORAGE_CONNECTION_STRING": CONNECTION_STRING, TRANSFER_VARIABLE: "retries=0"}
+    tuned = defer_cloud_store(CloudCacheConfig(container_name="models"), environ=environ)
+    assert isinstance(tuned, AzureBlobStore)
+    # No account anywhere: the mistake is said now, before any work, as it always was.
+    with pytest.raises(StoreConfigError, match="AZURE_STORAGE_CONNECTION_STRING"):
+        defer_cloud_store(CloudCacheConfig(container_name="models"), environ={})
+    with pytest.raises(StoreConfigError, match="placeholder"):
+        defer_cloud_store(
+            CloudCacheConfig(account_url="https://<account>.blob.core.windows.net",
+                             container_name="models"), environ={}
+        )  # fmt: skip

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from modelcache.store import Store, StoreConfigError
+from modelcache.planner import SnapshotEntry
+from modelcache.store import (
+    EntryLocks,
+    MaintainedStore,
+    Manifest,
+    Progress,
+    Store,
+    StoreConfigError,
+    StoredObject,
+    Tier,
+)
 
 from .config import CloudCacheConfig
 
-__all__ = ["TRANSFER_VARIABLE", "open_cloud_store"]
+__all__ = ["TRANSFER_VARIABLE", "DeferredStore", "defer_cloud_store", "open_cloud_store"]
 
 #: ``name=value,...`` overrides of the Azure store's transfer settings, for this machine.
 TRANSFER_VARIABLE = "MODELCACHE_AZURE_TRANSFER"
@@ -50,6 +62,109 @@ def open_cloud_store(
         environ=environ,
         client_options=client_options,
     )
+
+
+def defer_cloud_store(
+    config: CloudCacheConfig, *, environ: Mapping[str, str] | None = None
+) -> Store:
+    """:func:`open_cloud_store`, opened on the store's first use (:class:`DeferredStore`): a
+    warm run that needs nothing of the cloud never imports the Azure SDK. What can be
+    checked without it is checked now (the adapter installed, no placeholder in the URL,
+    the transfer settings); where the configuration does not say where the container is
+    without the SDK reading the credentials, the store is opened now, so that its mistakes
+    are said before any work, as always.
+    """
+    environ = os.environ if environ is None else environ
+    if importlib.util.find_spec("modelcache.azure") is None:
+        raise StoreConfigError(
+            "cloud_cache_config needs the Azure adapter: pip install 'modelcache-runner[azure]'"
+        )
+    if config.account_url is not None:
+        _refuse_placeholder(config.account_url)
+    where = _place(config, environ)
+    if where is None or environ.get(TRANSFER_VARIABLE):
+        return open_cloud_store(config, environ=environ)
+    return DeferredStore(lambda: cast(MaintainedStore, open_cloud_store(config, environ=environ)),
+                         where)  # fmt: skip
+
+
+def _place(config: CloudCacheConfig, environ: Mapping[str, str]) -> str | None:
+    """Where the container is, without a credential: its account's endpoint (from
+    ``account_url``, or the connection string's ``BlobEndpoint`` or ``AccountName``) and
+    its name; None where only the SDK can tell (a container SAS URL, no account at all)."""
+    if config.container_name is None:
+        return None
+    if config.account_url is not None:
+        parts = urlsplit(config.account_url)
+        endpoint = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+    else:
+        fields = dict(
+            item.split("=", 1)
+            for item in environ.get("AZURE_STORAGE_CONNECTION_STRING", "").split(";")
+            if "=" in item
+        )
+        endpoint = fields.get("BlobEndpoint") or fields.get("AccountName") or ""
+    return f"container {config.container_name!r} at {endpoint}" if endpoint else None
+
+
+class DeferredStore:
+    """A cloud store opened on its first use by ``opener``; ``repr`` says where it is
+    (``where``) without opening it. Once opened, it is the opened store's methods that run,
+    and raise."""
+
+    tier: Tier = "cloud"
+
+    def __init__(self, opener: Callable[[], MaintainedStore], where: str) -> None:
+        self._opener = opener
+        self._store: MaintainedStore | None = None
+        self.where = where
+
+    def opened(self) -> MaintainedStore:
+        """The store, opened now if it was not."""
+        if self._store is None:
+            self._store = self._opener()
+        return self._store
+
+    def __repr__(self) -> str:
+        return f"DeferredStore({self.where})"
+
+    def snapshot(self, keys: Iterable[str]) -> list[SnapshotEntry]:
+        return self.opened().snapshot(keys)
+
+    def read_manifest(self, key: str) -> Manifest:
+        return self.opened().read_manifest(key)
+
+    def fetch(self, key: str, destination: Path, *, progress: Progress | None = None) -> Manifest:
+        return self.opened().fetch(key, destination, progress=progress)
+
+    def publish(
+        self, source: Path, manifest: Manifest, *, progress: Progress | None = None
+    ) -> bool:
+        return self.opened().publish(source, manifest, progress=progress)
+
+    def read_evaluation(self, key: str, fingerprint: str) -> Mapping[str, Any]:
+        return self.opened().read_evaluation(key, fingerprint)
+
+    def write_evaluation(self, key: str, fingerprint: str, result: Mapping[str, Any]) -> None:
+        self.opened().write_evaluation(key, fingerprint, result)
+
+    def locks(self) -> EntryLocks | None:
+        return self.opened().locks()
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        return self.opened().list_objects(prefix)
+
+    def read_object(self, name: str, limit: int) -> bytes | None:
+        return self.opened().read_object(name, limit)
+
+    def hash_object(self, name: str) -> str | None:
+        return self.opened().hash_object(name)
+
+    def delete_object(self, stored: StoredObject) -> bool:
+        return self.opened().delete_object(stored)
+
+    def create_object(self, name: str, data: bytes) -> bool:
+        return self.opened().create_object(name, data)
 
 
 def _refuse_placeholder(account_url: str) -> None:

@@ -47,7 +47,18 @@ from pathlib import Path
 
 from attrs import evolve
 
-from modelcache.planner import CachePolicy, Download, Snapshot, Step, Upload, make_plan
+from modelcache.planner import (
+    CachePolicy,
+    Download,
+    Evaluate,
+    Plan,
+    Skip,
+    Snapshot,
+    SnapshotEntry,
+    Step,
+    Upload,
+    make_plan,
+)
 from modelcache.store import MaintainedStore, Store, StoreError, StoreUnavailable
 
 from ..config import WorkflowConfig
@@ -99,10 +110,12 @@ def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
     local_root = prepared.local.root
     local_root.mkdir(parents=True, exist_ok=True)
     with scratch_folder(local_root) as scratch:
-        run, cloud_up = _until_a_plan_succeeds(prepared, report, reporter, scratch)
+        run, cloud_up, listed = _until_a_plan_succeeds(prepared, report, reporter, scratch)
         if run.plan.final_key is not None:
             deliver(run, run.plan.final_key)
     report.wall_seconds = time.perf_counter() - started
+    if cloud_up and listed is not None:
+        _note_listing(prepared, report, listed)
     _record(prepared, report, cloud=cloud_up and run.uploads_allowed)
     if prepared.cloud is not None and cloud_up:
         from ._link import cloud_name, note_speed
@@ -113,23 +126,34 @@ def execute(prepared: Prepared, reporter: Reporter | None = None) -> RunReport:
 
 def _until_a_plan_succeeds(
     prepared: Prepared, report: RunReport, reporter: Reporter, work: Path
-) -> tuple[Execution, bool]:
+) -> tuple[Execution, bool, set[str] | None]:
     """Plan and carry out, again after each :class:`Replan`, until a plan goes through.
+    The first plan of a run whose local tier holds every key is made from what the cloud
+    held when this machine last listed it, if that was less than a day ago
+    (:func:`~modelcache.runner.maintenance.cloud_records.held_in_cloud`); the others from
+    the cloud's listing.
 
-    :return: the execution of that plan, and whether the cloud is still in use.
+    :return: the execution of that plan, whether the cloud is still in use, and which of
+        the keys the cloud listed (None if the plan was made without its listing).
     """
     cloud_up = prepared.cloud is not None
     policy = prepared.policy
     dropped: set[str] = set()
     unshared: dict[str, float] = {}
     materialized: dict[str, Path] = {}
-    for _attempt in range(2 * len(prepared.chain.passes) + 3):
-        try:
-            current = _snapshot_or_lose_cloud(prepared, cloud_up, dropped)
-        except Replan as replan:
-            cloud_up, policy = _lose_cloud(prepared, replan, report, reporter)
-            continue
-        plan = make_plan(prepared.chain, prepared.evaluation, current, policy)
+    for attempt in range(2 * len(prepared.chain.passes) + 3):
+        remembered = _remembered(prepared, policy) if attempt == 0 and cloud_up else None
+        if remembered is not None:
+            current, plan = remembered
+            listed = None
+        else:
+            try:
+                current = _snapshot_or_lose_cloud(prepared, cloud_up, dropped)
+            except Replan as replan:
+                cloud_up, policy = _lose_cloud(prepared, replan, report, reporter)
+                continue
+            listed = {entry.key for entry in current.listing() if entry.in_cloud}
+            plan = make_plan(prepared.chain, prepared.evaluation, current, policy)
         reporter.planned(plan=plan)
         if not report.steps:
             count_hits(plan, current, policy, report)
@@ -154,8 +178,49 @@ def _until_a_plan_succeeds(
                 dropped.add(replan.drop_key)
                 run.note(f"re-planning: {replan.reason}")
             continue
-        return run, cloud_up
+        return run, cloud_up, listed
     raise RuntimeError("the plan kept failing; giving up")  # pragma: no cover - a bug
+
+
+def _remembered(prepared: Prepared, policy: CachePolicy) -> tuple[Snapshot, Plan] | None:
+    """The snapshot and plan of a warm-local run, made without the cloud's listing: from the
+    local tier's, and what the cloud held of the keys when last listed. None, to list the
+    cloud, if the note is missing or a day old, if the user required the cloud, or if that
+    plan does more than skip and read cached results: a download, a run or an evaluation
+    (which another machine may have made since), an upload (which the cloud may no longer
+    need) are planned from the cloud's listing, the truth."""
+    from ..maintenance.cloud_records import held_in_cloud
+
+    if prepared.options.require_cloud or not policy.enable_local_cache:
+        return None
+    held = held_in_cloud(prepared.local.root, repr(prepared.cloud), prepared.keys,
+                         now=time.time())  # fmt: skip
+    if held is None:
+        return None
+    local = {entry.key: entry for entry in prepared.local.snapshot(prepared.keys)}
+    cloud = [
+        evolve(local[key], in_local=False, in_cloud=True)
+        if key in local
+        else SnapshotEntry(key=key, in_cloud=True)
+        for key in held
+    ]
+    current = Snapshot.from_listing([*local.values(), *cloud])
+    plan = make_plan(prepared.chain, prepared.evaluation, current, policy)
+    if not all(isinstance(step, Skip) or (isinstance(step, Evaluate) and step.cached)
+               for step in plan.steps):  # fmt: skip
+        return None
+    return current, plan
+
+
+def _note_listing(prepared: Prepared, report: RunReport, listed: set[str]) -> None:
+    """Note what the cloud holds of the keys after this run: what it listed, and what the
+    run uploaded (or found already there)."""
+    from ..maintenance.cloud_records import note_cloud_listing
+
+    uploaded = {step.key for step in report.steps
+                if step.kind == "upload" and step.outcome in ("done", "already-there")}  # fmt: skip
+    note_cloud_listing(prepared.local.root, repr(prepared.cloud), prepared.keys,
+                       listed | uploaded, now=time.time())  # fmt: skip
 
 
 def _snapshot_or_lose_cloud(prepared: Prepared, cloud_up: bool, dropped: set[str]) -> Snapshot:

@@ -272,10 +272,10 @@ def _open_cloud(config: WorkflowConfig, options: RunOptions) -> Store | None:
     """The cloud store, if the config enables it and no option turns it off."""
     if not config.cloud_enabled or options.no_cloud or options.no_cache:
         return None
-    from ..cloud import open_cloud_store
+    from ..cloud import defer_cloud_store
 
     assert config.cloud_cache_config is not None  # cloud_enabled says so
-    return open_cloud_store(config.cloud_cache_config)
+    return defer_cloud_store(config.cloud_cache_config)
 
 
 def _policy(
