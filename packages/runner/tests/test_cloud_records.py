@@ -21,7 +21,7 @@ from modelcache.runner.maintenance.cloud_records import (
     note_cloud_listing,
     note_cloud_record,
 )
-from modelcache.runner.workflow import execute
+from modelcache.runner.workflow import execute, plan_workflow
 from modelcache.store import RUNS_PREFIX, MemoryStore, manifest_name
 
 from .test_workflow import _prepared
@@ -125,6 +125,8 @@ def test_a_warm_local_run_plans_with_what_the_cloud_held_and_lists_it_a_day_late
     cloud = _Counting()
     execute(_prepared(tiny_bert, tmp_path, cloud, "a"))  # cold: lists, uploads both
     execute(_prepared(tiny_bert, tmp_path, cloud, "a"))  # warm-local, within the day
+    plan = plan_workflow(_prepared(tiny_bert, tmp_path, cloud, "a"))  # as the run would
+    assert [type(step).__name__ for step in plan.steps] == ["Skip", "Skip"]
     assert cloud.listings == 1
     # The cloud lost an output since: unknown to the runs of the day, which upload nothing
     # (and never read from the cloud on the strength of the note); the first run after it

@@ -50,11 +50,8 @@ from attrs import evolve
 from modelcache.planner import (
     CachePolicy,
     Download,
-    Evaluate,
     Plan,
-    Skip,
     Snapshot,
-    SnapshotEntry,
     Step,
     Upload,
     make_plan,
@@ -66,7 +63,14 @@ from ..reporting import Reporter, RunReport, step_kind
 from ..trust import with_trust
 from ._deliver import deliver, output_dir
 from ._hits import count_hits
-from ._prepare import Prepared, RunOptions, prepare, snapshot
+from ._prepare import (
+    Prepared,
+    RunOptions,
+    needs_nothing_of_the_cloud,
+    prepare,
+    remembered_listings,
+    snapshot,
+)
 from ._scratch import scratch_folder
 from ._single_flight import release
 from ._state import Execution, Replan
@@ -183,43 +187,25 @@ def _until_a_plan_succeeds(
 
 
 def _remembered(prepared: Prepared, policy: CachePolicy) -> tuple[Snapshot, Plan] | None:
-    """The snapshot and plan of a warm-local run, made without the cloud's listing: from the
-    local tier's, and what the cloud held of the keys when last listed. None, to list the
-    cloud, if the note is missing or a day old, if the user required the cloud, or if that
-    plan does more than skip and read cached results: a download, a run or an evaluation
-    (which another machine may have made since), an upload (which the cloud may no longer
-    need) are planned from the cloud's listing, the truth."""
-    from ..maintenance.cloud_records import held_in_cloud
-
-    if prepared.options.require_cloud or not policy.enable_local_cache:
+    """The snapshot and plan of a warm-local run, made without the cloud's listing
+    (:func:`~._prepare.remembered_listings`), if that plan needs nothing of the cloud."""
+    found = remembered_listings(prepared, policy)
+    if found is None:
         return None
-    held = held_in_cloud(prepared.local.root, repr(prepared.cloud), prepared.keys,
-                         now=time.time())  # fmt: skip
-    if held is None:
-        return None
-    local = {entry.key: entry for entry in prepared.local.snapshot(prepared.keys)}
-    cloud = [
-        evolve(local[key], in_local=False, in_cloud=True)
-        if key in local
-        else SnapshotEntry(key=key, in_cloud=True)
-        for key in held
-    ]
-    current = Snapshot.from_listing([*local.values(), *cloud])
+    current = Snapshot.from_listing(entry for tier in found.values() for entry in tier)
     plan = make_plan(prepared.chain, prepared.evaluation, current, policy)
-    if not all(isinstance(step, Skip) or (isinstance(step, Evaluate) and step.cached)
-               for step in plan.steps):  # fmt: skip
-        return None
-    return current, plan
+    return (current, plan) if needs_nothing_of_the_cloud(plan) else None
 
 
 def _note_listing(prepared: Prepared, report: RunReport, listed: set[str]) -> None:
     """Note what the cloud holds of the keys after this run: what it listed, and what the
     run uploaded (or found already there)."""
     from ..maintenance.cloud_records import note_cloud_listing
+    from ._link import cloud_name
 
     uploaded = {step.key for step in report.steps
                 if step.kind == "upload" and step.outcome in ("done", "already-there")}  # fmt: skip
-    note_cloud_listing(prepared.local.root, repr(prepared.cloud), prepared.keys,
+    note_cloud_listing(prepared.local.root, cloud_name(prepared.cloud), prepared.keys,
                        listed | uploaded, now=time.time())  # fmt: skip
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from attrs import define, frozen
+from attrs import define, evolve, frozen
 
 from modelcache.planner import (
     CachePolicy,
     Chain,
+    Evaluate,
     Evaluation,
     PassSpec,
+    Plan,
+    Skip,
     Snapshot,
     SnapshotEntry,
     UploadPolicy,
@@ -41,8 +45,10 @@ __all__ = [
     "RunOptions",
     "UnknownPass",
     "listings",
+    "needs_nothing_of_the_cloud",
     "prepare",
     "prepare_known",
+    "remembered_listings",
     "snapshot",
 ]
 
@@ -340,6 +346,43 @@ def listings(
     if cloud and prepared.cloud is not None:
         found["cloud"] = prepared.cloud.snapshot(keys)
     return found
+
+
+def remembered_listings(
+    prepared: Prepared, policy: CachePolicy
+) -> dict[Tier, list[SnapshotEntry]] | None:
+    """The listings of a warm run without the cloud's: the local tier's, and what the cloud
+    held of the chain's keys when this machine last listed them, less than a day ago
+    (:func:`~modelcache.runner.maintenance.cloud_records.held_in_cloud`). None, to list the
+    cloud, without such a note, without the cloud, or with ``--require-cloud``. A plan made
+    from them is kept only if it needs nothing of the cloud (:func:`needs_nothing_of_the_cloud`).
+    """
+    from ..maintenance.cloud_records import held_in_cloud
+    from ._link import cloud_name
+
+    if prepared.cloud is None or prepared.options.require_cloud or not policy.enable_local_cache:
+        return None
+    held = held_in_cloud(prepared.local.root, cloud_name(prepared.cloud), prepared.keys,
+                         now=time.time())  # fmt: skip
+    if held is None:
+        return None
+    local = {entry.key: entry for entry in prepared.local.snapshot(prepared.keys)}
+    cloud = [
+        evolve(local[key], in_local=False, in_cloud=True)
+        if key in local
+        else SnapshotEntry(key=key, in_cloud=True)
+        for key in sorted(held)
+    ]
+    return {"local": list(local.values()), "cloud": cloud}
+
+
+def needs_nothing_of_the_cloud(plan: Plan) -> bool:
+    """Whether ``plan`` only skips and reads cached results: a plan made from
+    :func:`remembered_listings` is kept only then. A download, a run or an evaluation
+    (which another machine may have made since), an upload (which the cloud may no longer
+    need) are planned from the cloud's listing, the truth."""
+    return all(isinstance(step, Skip) or (isinstance(step, Evaluate) and step.cached)
+               for step in plan.steps)  # fmt: skip
 
 
 def snapshot(

@@ -47,7 +47,7 @@ from modelcache.store import (
     manifest_problem,
 )
 
-from ._prepare import Prepared, listings
+from ._prepare import Prepared, listings, needs_nothing_of_the_cloud, remembered_listings
 
 if TYPE_CHECKING:
     from ..trust import PlanTrust
@@ -97,6 +97,12 @@ def checked_plan(
         finals = [] if made.final_key is None else [made.final_key]
         return reads_of(((step, fingerprint) for step in made.steps), finals)
 
+    if cloud:  # as the run does: a warm-local run plans without the cloud's listing
+        remembered = remembered_listings(prepared, chosen)
+        if remembered is not None:
+            made, notes = checked(prepared, remembered, plan, reads, environ=environ)
+            if needs_nothing_of_the_cloud(made):
+                return made, notes
     found = listings(prepared, cloud=cloud)
     return checked(prepared, found, plan, reads, environ=environ)
 
