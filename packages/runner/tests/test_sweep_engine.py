@@ -101,7 +101,7 @@ def _schedule(
         return SegmentOutcome(segment=segment.id, status=status, records=(), notes=(), seconds=0.0,
                               error="boom" if status == "failed" else "", fault="user")  # fmt: skip
 
-    def run_variant(name: str) -> VariantOutcome:
+    def run_variant(name: str, _shape: Any = None) -> VariantOutcome:
         return VariantOutcome(name=name, report=RunReport())
 
     monkeypatch.setattr(_engine, "run_segment", run_segment)
@@ -227,7 +227,7 @@ def test_any_order_duplicates_and_lost_workers_end_each_segment_and_variant_once
         return SegmentOutcome(segment=segment.id, status=status, records=(), notes=(), seconds=0.0,
                               error="boom" if status == "failed" else "", fault="user")  # fmt: skip
 
-    def run_variant(name: str) -> VariantOutcome:
+    def run_variant(name: str, _shape: Any = None) -> VariantOutcome:
         runs[name] += 1
         return VariantOutcome(name=name, report=RunReport())
 
@@ -276,7 +276,9 @@ def test_a_lost_worker_fails_its_segment_and_the_variants_through_it(
                 return future
             return super().submit(function, *args, **kwargs)
 
-    monkeypatch.setattr(_engine, "run_variant", lambda name: VariantOutcome(name=name, report=None))
+    monkeypatch.setattr(
+        _engine, "run_variant", lambda name, *_: VariantOutcome(name=name, report=None)
+    )
     run = SweepRun(plan=_PLAN)
     _engine._Scheduler(LosingPool(), run, _engine.SweepReporter(), uploads=False).go()  # type: ignore[arg-type]
     first = next(o for o in run.segments if o.segment == 0)
@@ -358,3 +360,36 @@ def test_the_process_pool_starts_nothing_once_it_is_shut_down() -> None:
     late = pool.submit(os.getpid)
     with pytest.raises(WorkerLost):
         late.result(timeout=5)
+
+
+def test_a_variants_run_after_a_let_down_segment_asks_for_what_its_passes_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: dict[str, tuple[Any, ...]] = {}
+
+    class Recording(_Pool):
+        def submit(self, function: Any, *args: Any, **kwargs: Any) -> Future[Any]:
+            if not isinstance(args[0], Segment):
+                asked[args[0]] = args
+            return super().submit(function, *args, **kwargs)
+
+    let_down = {s.id for s in _PLAN.segments if s.after}  # every second pass's segment
+    monkeypatch.setattr(_engine, "run_segment", lambda segment, *, uploads: SegmentOutcome(
+        segment=segment.id, status="replanned" if segment.id in let_down else "done",
+        records=(), notes=(), seconds=0.0))  # fmt: skip
+    monkeypatch.setattr(
+        _engine, "run_variant", lambda name, *_: VariantOutcome(name=name, report=None)
+    )
+    resources = PassResources(by_pass=[("cast", Resources(gpus=1)), ("convert", Resources(cpus=2))])
+    run = SweepRun(plan=_PLAN)
+    _engine._Scheduler(Recording(), run, _engine.SweepReporter(), uploads=False,  # type: ignore[arg-type]
+                       resources=resources).go()  # fmt: skip
+    shape = Resources(cpus=2, gpus=1)  # the most of convert, quantize and cast, each on its own
+    assert asked == {path.name: (path.name, shape) for path in _PLAN.workflows}
+    assert resources.of_call(asked["v00"]) == shape
+
+    asked.clear()
+    let_down.clear()  # every segment went through: delivering asks for the default
+    _engine._Scheduler(Recording(), SweepRun(plan=_PLAN), _engine.SweepReporter(),  # type: ignore[arg-type]
+                       uploads=False, resources=resources).go()  # fmt: skip
+    assert asked == {path.name: (path.name,) for path in _PLAN.workflows}

@@ -104,6 +104,11 @@ def test_a_segment_asks_for_the_most_its_run_steps_ask_for() -> None:
     assert asked.of_call((segment,)) == asked.of_segment(segment)
     assert asked.of_call(("a variant's name",)) == DEFAULT_RESOURCES
     assert PassResources().of_segment(segment) == DEFAULT_RESOURCES
+    # A variant's own run after a let-down segment: what its passes ask for.
+    assert asked.of_variant(plan, "only") == asked.of_segment(segment)
+    assert asked.of_variant(plan, "another") == DEFAULT_RESOURCES
+    shape = asked.of_variant(plan, "only")
+    assert asked.of_call(("only", shape)) == shape
 
 
 def test_what_asks_for_more_than_is_had_is_said_in_words() -> None:

@@ -290,7 +290,8 @@ def run_sweep(
     workers = _workers(prepared, plan, jobs or default_jobs())
     pool = (engine or LocalEngine()).start(workers, note=lambda text: run.note(text, reporter))
     try:
-        _Scheduler(pool, run, reporter, uploads=policy.uploads).go()
+        _Scheduler(pool, run, reporter, uploads=policy.uploads,
+                   resources=workers.resources).go()  # fmt: skip
     finally:
         pool.shutdown(wait=True)
     order = {path.name: i for i, path in enumerate(plan.workflows)}
@@ -320,6 +321,7 @@ def _workers(prepared: PreparedSweep, plan: SweepPlan, jobs: int) -> Workers:
     )
     resources = prepared.sweep.resources
     shapes = {DEFAULT_RESOURCES} | {resources.of_segment(s) for s in plan.segments if _busy(s)}
+    shapes |= {resources.of_variant(plan, path.name) for path in plan.workflows}
     return Workers(jobs=jobs, setup=setup, resources=resources, shapes=frozenset(shapes))
 
 
@@ -332,9 +334,16 @@ class _Scheduler:
     are over; collects every outcome into the :class:`SweepRun`."""
 
     def __init__(
-        self, pool: WorkerPool, run: SweepRun, reporter: SweepReporter, *, uploads: bool
+        self,
+        pool: WorkerPool,
+        run: SweepRun,
+        reporter: SweepReporter,
+        *,
+        uploads: bool,
+        resources: PassResources | None = None,
     ) -> None:
         self.pool, self.run, self.reporter, self.uploads = pool, run, reporter, uploads
+        self.resources = resources or PassResources()
         plan = run.plan
         self.waiting = [segment for segment in plan.segments if _busy(segment)]
         #: Segments over, by id: how each ended (those with nothing to do are over from the
@@ -386,13 +395,19 @@ class _Scheduler:
         self.reporter.segment_finished(outcome=outcome)
 
     def _deliver(self, name: str, outcomes: Iterable[SegmentOutcome | None]) -> None:
+        outcomes = list(outcomes)
         failed = next((o for o in outcomes if o is not None and o.status == "failed"), None)
         if failed is not None:
             error = f"segment {failed.segment} failed: {failed.error}"
             self._variant_over(VariantOutcome(name=name, report=None, error=error,
                                               fault=failed.fault))  # fmt: skip
             return
-        future = self.pool.submit(run_variant, name)
+        if any(o is not None and o.status != "done" for o in outcomes):
+            # Let down: its own run may run any of its passes, and asks for what they do.
+            shape = self.resources.of_variant(self.run.plan, name)
+            future = self.pool.submit(run_variant, name, shape)
+        else:
+            future = self.pool.submit(run_variant, name)
         self.running[future] = (self._variant_over, partial(_lost_variant, name))
 
     def _variant_over(self, outcome: VariantOutcome) -> None:

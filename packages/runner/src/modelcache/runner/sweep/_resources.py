@@ -8,9 +8,10 @@ Keyed by the pass's name in the workflows (a matrix's variants share the base's 
 A pass not named asks for :data:`DEFAULT_RESOURCES`: one CPU. A segment asks for the most any of its
 run steps asks for, each resource on its own (:meth:`PassResources.of_segment`); a
 variant's own run, which only delivers unless the cache let a segment down, asks for the
-default. The Ray engine gives each task an actor of its shape; the local engine's workers
-are this machine's processes, and it only says so when a pass asks for more than the
-machine has (:meth:`PassResources.beyond`).
+default, and after such a segment for the most any of its passes asks for
+(:meth:`PassResources.of_variant`). The Ray engine gives each task an actor of its
+shape; the local engine's workers are this machine's processes, and it only says so when a
+pass asks for more than the machine has (:meth:`PassResources.beyond`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Final
 
 from attrs import field, frozen
 
-from modelcache.planner import Run, Segment, canonical_json
+from modelcache.planner import Run, Segment, SweepPlan, canonical_json
 
 from ..config import Problem
 
@@ -87,19 +88,37 @@ class PassResources:
     def of_pass(self, name: str) -> Resources:
         return dict(self.by_pass).get(name, DEFAULT_RESOURCES)
 
+    def of_passes(self, names: Iterable[str]) -> Resources:
+        """The most any of the passes ``names`` asks for, each resource on its own."""
+        shape = DEFAULT_RESOURCES
+        for name in names:
+            shape = shape.join(self.of_pass(name))
+        return shape
+
     def of_segment(self, segment: Segment) -> Resources:
         """The most any run step of ``segment`` asks for; the default if it runs nothing."""
-        shape = DEFAULT_RESOURCES
-        for item in segment.steps:
-            if isinstance(item.step, Run):
-                shape = shape.join(self.of_pass(item.step.pass_name))
-        return shape
+        return self.of_passes(i.step.pass_name for i in segment.steps if isinstance(i.step, Run))
+
+    def of_variant(self, plan: SweepPlan, name: str) -> Resources:
+        """The most any pass variant ``name`` runs in ``plan`` asks for: what its own run
+        asks for when the cache let one of its segments down, and it may run any of them."""
+        through = {i for path in plan.workflows if path.name == name for i in path.segments}
+        return self.of_passes(
+            item.step.pass_name
+            for segment in plan.segments
+            if segment.id in through
+            for item in segment.steps
+            if isinstance(item.step, Run)
+        )
 
     def of_call(self, args: tuple[Any, ...]) -> Resources:
         """What a task submitted with ``args`` asks for: a segment's task (``run_segment``)
-        has the segment first; any other task (a variant's run) asks for the default."""
+        has the segment first; a variant's run (``run_variant``) its name, then the shape
+        it asks for when not the default."""
         if args and isinstance(args[0], Segment):
             return self.of_segment(args[0])
+        if len(args) > 1 and isinstance(args[1], Resources):
+            return args[1]
         return DEFAULT_RESOURCES
 
     def beyond(self, have: Resources, *, where: str = "the machine") -> list[str]:

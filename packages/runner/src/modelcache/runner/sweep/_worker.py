@@ -58,6 +58,7 @@ from ..workflow._scratch import scratch_folder
 from ..workflow._single_flight import release
 from ..workflow._state import Execution, Replan
 from ..workflow._steps import do
+from ._resources import DEFAULT_RESOURCES, Resources
 
 __all__ = ["SegmentOutcome", "SegmentStatus", "SweepRecord", "VariantOutcome", "WorkerSetup",
            "run_segment", "run_variant", "quiet_state", "start_worker"]  # fmt: skip
@@ -298,10 +299,12 @@ def _outcome(
                           error=error, fault=fault)  # fmt: skip
 
 
-def run_variant(name: str) -> VariantOutcome:
+def run_variant(name: str, shape: Resources = DEFAULT_RESOURCES) -> VariantOutcome:
     """The variant's own run, as ``modelcache run`` would: what its segments left undone is
     done now (re-planning as the executor does), its final model delivered, its evaluation
-    results read. Never raises for what a user or the machine caused."""
+    results read. Never raises for what a user or the machine caused. ``shape`` is what
+    the task asked of its worker (:meth:`PassResources.of_call` reads it); the run ignores
+    it."""
     try:
         # execute() wraps the stores for signing and trust itself.
         report = execute(prepare(_configs[name], _options))

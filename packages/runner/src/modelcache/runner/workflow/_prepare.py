@@ -148,8 +148,10 @@ def prepare_known(
     _collecting(problems, _evaluation, config, reference=Path("."))  # its mistakes only
     if any(not problem.missing for problem in problems):
         raise ConfigError.of(problems)
-    if not problems:
-        return prepare(config, options), ()
+    if not problems:  # as prepare() would, without resolving and checking all again
+        assert resolved is not None
+        found = _evaluation(config, reference=resolved.path)
+        return _assemble(config, options, resolved, instances, found), ()
     names = [name for name, _ in config.passes]
     known = [] if resolved is None else names[: _first_not_in(names, instances)]
     unknown = tuple(
