@@ -480,3 +480,50 @@ def workflow(model: Path | str, **extra: Any) -> dict[str, Any]:
         "passes": {"convert": {"type": "OnnxConversion"}},
         **extra,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps
+
+#: The end-to-end sweeps' matrix: ``prune`` shared by all, ``prune_more`` by two variants
+#: each, ``cast`` one each.
+SWEEP_SPARSITIES = (0.6, 0.7)
+SWEEP_DTYPES = ("float16", "bfloat16")
+
+
+def sweep_workflow(
+    model: Path, sparsity: float, dtype: str, *, container: str | None = None
+) -> dict[str, Any]:
+    """The end-to-end sweeps' workflow at one point of their matrix (with the cloud on
+    ``container``, if given), each variant's size measured."""
+    document: dict[str, Any] = {
+        "input_model": {"type": "HfModel", "model_path": str(model)},
+        "passes": {
+            "prune": {"type": "MagnitudePruning", "sparsity": 0.5},
+            "prune_more": {"type": "MagnitudePruning", "sparsity": sparsity},
+            "cast": {"type": "TorchDtypeCast", "dtype": dtype},
+        },
+        "evaluator": {"metrics": ["size"]},
+        "cache_dir": "cache",
+        "output_dir": "out",
+    }
+    if container is not None:
+        document["cloud_cache_config"] = {"container_name": container}
+    return document
+
+
+def sweep_here(arguments: list[str]) -> int:
+    """``modelcache sweep ARGUMENTS`` in this process, through its own parser."""
+    import argparse
+
+    from modelcache.runner.cli.sweep import add_arguments, handle
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return handle(parser.parse_args(arguments))
+
+
+def sweep_steps(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every step record of a sweep report: its segments' and its variants' own runs'."""
+    steps = [step for segment in document["segments"] for step in segment["steps"]]
+    return steps + [step for v in document["variants"] for step in v["run"]["steps"]]

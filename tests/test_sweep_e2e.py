@@ -9,68 +9,39 @@ flight: still nothing twice.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from modelcache.runner.cli.sweep import add_arguments, handle
 from modelcache.runner.config import parse_config
 from modelcache.runner.workflow import run_workflow
 from modelcache.store import LocalStore, blob_name, manifest_name
 
-SPARSITIES = (0.6, 0.7)
-DTYPES = ("float16", "bfloat16")
-
-
-def _workflow(model: Path, sparsity: float, dtype: str) -> dict[str, Any]:
-    return {
-        "input_model": {"type": "HfModel", "model_path": str(model)},
-        "passes": {
-            "prune": {"type": "MagnitudePruning", "sparsity": 0.5},
-            "prune_more": {"type": "MagnitudePruning", "sparsity": sparsity},
-            "cast": {"type": "TorchDtypeCast", "dtype": dtype},
-        },
-        "evaluator": {"metrics": ["size"]},
-        "cache_dir": "cache",
-        "output_dir": "out",
-    }
-
-
-def _sweep(arguments: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return handle(parser.parse_args(arguments))
+from .e2e import SWEEP_DTYPES, SWEEP_SPARSITIES, files, sweep_here, sweep_steps, sweep_workflow
 
 
 def _runs(document: dict[str, Any]) -> list[str]:
     """The key of every pass the sweep ran, in its segments and in the variants' own runs."""
-    steps = [step for segment in document["segments"] for step in segment["steps"]]
-    steps += [step for variant in document["variants"] for step in variant["run"]["steps"]]
-    return [step["key"] for step in steps if step["kind"] == "run" and step["outcome"] == "done"]
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(folder)): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+    return [step["key"] for step in sweep_steps(document)
+            if step["kind"] == "run" and step["outcome"] == "done"]  # fmt: skip
 
 
 def test_a_sweep_shares_its_first_pass_and_delivers_what_plain_runs_do(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    (tmp_path / "base.json").write_text(json.dumps(_workflow(tiny_model, 0.6, "float16")))
+    (tmp_path / "base.json").write_text(json.dumps(sweep_workflow(tiny_model, 0.6, "float16")))
     sweep = tmp_path / "sweep.json"
-    matrix = {"passes.prune_more.sparsity": list(SPARSITIES), "passes.cast.dtype": list(DTYPES)}
+    matrix = {
+        "passes.prune_more.sparsity": list(SWEEP_SPARSITIES),
+        "passes.cast.dtype": list(SWEEP_DTYPES),
+    }
     sweep.write_text(json.dumps({"base": "base.json", "matrix": matrix}))
     report = tmp_path / "report.json"
 
     plot = tmp_path / "front.svg"
-    assert _sweep([str(sweep), "--jobs", "2", "--report", str(report), "--quiet",
+    assert sweep_here([str(sweep), "--jobs", "2", "--report", str(report), "--quiet",
                    "--plot", str(plot)]) == 0  # fmt: skip
 
     document = json.loads(report.read_text())
@@ -82,7 +53,7 @@ def test_a_sweep_shares_its_first_pass_and_delivers_what_plain_runs_do(
     assert document["totals"]["most_runs_of_one_key"] == 1
     variants = document["variants"]
     assert [v["name"] for v in variants] == [
-        f"sparsity={s},dtype={d}" for s, d in itertools.product(SPARSITIES, DTYPES)
+        f"sparsity={s},dtype={d}" for s, d in itertools.product(SWEEP_SPARSITIES, SWEEP_DTYPES)
     ]
     assert all(v["status"] == "done" and v["metrics"]["size_bytes"] > 0 for v in variants)
     assert any(v["on_front"] for v in variants)
@@ -94,20 +65,20 @@ def test_a_sweep_shares_its_first_pass_and_delivers_what_plain_runs_do(
     assert front == {v["name"] for v in variants if v["on_front"]}
 
     for (sparsity, dtype), variant in zip(
-        itertools.product(SPARSITIES, DTYPES), variants, strict=True
+        itertools.product(SWEEP_SPARSITIES, SWEEP_DTYPES), variants, strict=True
     ):
         plain = {
-            **_workflow(tiny_model, sparsity, dtype),
+            **sweep_workflow(tiny_model, sparsity, dtype),
             "cache_dir": "plain-cache",
             "output_dir": f"plain/{variant['name']}",
         }
         done = run_workflow(parse_config(plain, base_dir=tmp_path))
         assert done.final_key == variant["final_key"]
-        assert _files(Path(variant["output_dir"])) == _files(tmp_path / "plain" / variant["name"])
+        assert files(Path(variant["output_dir"])) == files(tmp_path / "plain" / variant["name"])
 
     again = tmp_path / "again.json"
     replot = tmp_path / "again.svg"
-    assert _sweep([str(sweep), "--report", str(again), "--quiet", "--plot", str(replot)]) == 0
+    assert sweep_here([str(sweep), "--report", str(again), "--quiet", "--plot", str(replot)]) == 0
     assert replot.read_bytes() == plot.read_bytes(), "the same results, the same plot"
     second = json.loads(again.read_text())
     assert _runs(second) == []
@@ -127,14 +98,14 @@ def test_a_sweep_shares_its_first_pass_and_delivers_what_plain_runs_do(
     for variant in variants[:2]:
         (cache / manifest_name(variant["final_key"])).unlink()
     damaged = tmp_path / "damaged.json"
-    assert _sweep([str(sweep), "--report", str(damaged), "--quiet"]) == 0
+    assert sweep_here([str(sweep), "--report", str(damaged), "--quiet"]) == 0
     third = json.loads(damaged.read_text())
     assert {segment["status"] for segment in third["segments"]} == {"replanned"}
     assert sorted(_runs(third)) == sorted(
         [shared, variants[0]["final_key"], variants[1]["final_key"]]
     )
     for variant in variants:
-        assert _files(Path(variant["output_dir"])) == _files(tmp_path / "plain" / variant["name"])
+        assert files(Path(variant["output_dir"])) == files(tmp_path / "plain" / variant["name"])
 
 
 def test_modelcache_sweep_and_plan_take_a_sweep_file_from_the_command_line(
@@ -142,14 +113,16 @@ def test_modelcache_sweep_and_plan_take_a_sweep_file_from_the_command_line(
 ) -> None:
     from modelcache.runner.cli import main
 
-    (tmp_path / "base.json").write_text(json.dumps(_workflow(tiny_model, 0.6, "float16")))
+    (tmp_path / "base.json").write_text(json.dumps(sweep_workflow(tiny_model, 0.6, "float16")))
     sweep = tmp_path / "sweep.json"
-    sweep.write_text(json.dumps({"base": "base.json", "matrix": {"passes.cast.dtype": DTYPES}}))
+    sweep.write_text(
+        json.dumps({"base": "base.json", "matrix": {"passes.cast.dtype": SWEEP_DTYPES}})
+    )
 
     assert main(["plan", str(sweep), "--no-cloud", "--format", "json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["format"] == "modelcache-sweep/1"
-    assert {w["name"] for w in plan["workflows"]} == {f"dtype={d}" for d in DTYPES}
+    assert {w["name"] for w in plan["workflows"]} == {f"dtype={d}" for d in SWEEP_DTYPES}
     assert main(["sweep", str(sweep), "--plan", "--no-cloud"]) == 0
     assert "prune" in capsys.readouterr().out
     assert not (tmp_path / "cache").exists()  # the plans moved nothing

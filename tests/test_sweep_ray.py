@@ -9,7 +9,6 @@ variant's files are byte for byte what a plain run of its workflow delivers.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import logging
@@ -22,10 +21,18 @@ from typing import Any
 
 import pytest
 
-from .e2e import CONNECTION_VARIABLE, environment, files, intact_manifests, new_container
-
-SPARSITIES = (0.6, 0.7)
-DTYPES = ("float16", "bfloat16")
+from .e2e import (
+    CONNECTION_VARIABLE,
+    SWEEP_DTYPES,
+    SWEEP_SPARSITIES,
+    environment,
+    files,
+    intact_manifests,
+    new_container,
+    sweep_here,
+    sweep_steps,
+    sweep_workflow,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,35 +53,6 @@ def ray_cluster(azurite: Any) -> Iterator[str]:
             ray.shutdown()
 
 
-def _workflow(model: Path, container: str, sparsity: float, dtype: str) -> dict[str, Any]:
-    return {
-        "input_model": {"type": "HfModel", "model_path": str(model)},
-        "passes": {
-            "prune": {"type": "MagnitudePruning", "sparsity": 0.5},
-            "prune_more": {"type": "MagnitudePruning", "sparsity": sparsity},
-            "cast": {"type": "TorchDtypeCast", "dtype": dtype},
-        },
-        "evaluator": {"metrics": ["size"]},
-        "cloud_cache_config": {"container_name": container},
-        "cache_dir": "cache",
-        "output_dir": "out",
-    }
-
-
-def _sweep(arguments: list[str]) -> int:
-    from modelcache.runner.cli.sweep import add_arguments, handle
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return handle(parser.parse_args(arguments))
-
-
-def _steps(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every step record of the sweep: its segments' and its variants' own runs'."""
-    steps = [step for segment in document["segments"] for step in segment["steps"]]
-    return steps + [step for v in document["variants"] for step in v["run"]["steps"]]
-
-
 @pytest.mark.azurite
 @pytest.mark.slow
 def test_a_sweep_on_ray_runs_each_key_once_waits_on_no_lease_and_delivers_what_runs_do(
@@ -93,19 +71,22 @@ def test_a_sweep_on_ray_runs_each_key_once_waits_on_no_lease_and_delivers_what_r
         RayActors, "start", lambda self, shape: started.append(shape) or start(self, shape)
     )
     container = new_container(ray_cluster, "ray")
-    base = _workflow(tiny_model, container, SPARSITIES[0], DTYPES[0])
+    base = sweep_workflow(tiny_model, SWEEP_SPARSITIES[0], SWEEP_DTYPES[0], container=container)
     (tmp_path / "base.json").write_text(json.dumps(base))
     sweep = tmp_path / "sweep.json"
-    matrix = {"passes.prune_more.sparsity": list(SPARSITIES), "passes.cast.dtype": list(DTYPES)}
+    matrix = {
+        "passes.prune_more.sparsity": list(SWEEP_SPARSITIES),
+        "passes.cast.dtype": list(SWEEP_DTYPES),
+    }
     sweep.write_text(json.dumps({"base": "base.json", "matrix": matrix}))
     report = tmp_path / "report.json"
 
     arguments = [str(sweep), "--engine", "ray", "--jobs", "2", "--report", str(report), "--quiet"]
-    assert _sweep(arguments) == 0
+    assert sweep_here(arguments) == 0
 
     assert 1 <= len(started) <= 2, "the segments ran on Ray's actors, at most --jobs of them"
     document = json.loads(report.read_text())
-    steps = _steps(document)
+    steps = sweep_steps(document)
     runs = [s["key"] for s in steps if (s["kind"], s["outcome"]) == ("run", "done")]
     assert len(runs) == len(set(runs)) == 1 + 2 + 4, "each key ran once, in the whole sweep"
     assert document["totals"]["most_runs_of_one_key"] == 1
@@ -116,12 +97,12 @@ def test_a_sweep_on_ray_runs_each_key_once_waits_on_no_lease_and_delivers_what_r
     assert set(runs) <= set(intact_manifests(ray_cluster, container)), "each output uploaded"
 
     variants = document["variants"]
-    combinations = list(itertools.product(SPARSITIES, DTYPES))
+    combinations = list(itertools.product(SWEEP_SPARSITIES, SWEEP_DTYPES))
     assert [v["name"] for v in variants] == [f"sparsity={s},dtype={d}" for s, d in combinations]
     for (sparsity, dtype), variant in zip(combinations, variants, strict=True):
         assert variant["status"] == "done"
         plain = {
-            **_workflow(tiny_model, container, sparsity, dtype),
+            **sweep_workflow(tiny_model, sparsity, dtype, container=container),
             "cache_dir": "plain-cache",
             "output_dir": f"plain/{variant['name']}",
         }
@@ -182,11 +163,13 @@ def test_a_segment_whose_input_another_machine_made_fetches_it_from_the_cloud(
 
     monkeypatch.setenv(CONNECTION_VARIABLE, azurite.connection_string)
     container = new_container(azurite.connection_string, "nodes")
-    base = _workflow(tiny_model, container, SPARSITIES[0], DTYPES[0])
+    base = sweep_workflow(tiny_model, SWEEP_SPARSITIES[0], SWEEP_DTYPES[0], container=container)
     del base["passes"]["prune_more"]
     (tmp_path / "base.json").write_text(json.dumps(base))
     sweep = tmp_path / "sweep.json"
-    sweep.write_text(json.dumps({"base": "base.json", "matrix": {"passes.cast.dtype": DTYPES}}))
+    sweep.write_text(
+        json.dumps({"base": "base.json", "matrix": {"passes.cast.dtype": SWEEP_DTYPES}})
+    )
     prepared = prepare_sweep(load_sweep(sweep))
     plan, policy, _notes = plan_sweep(prepared)
     first, second = plan.segments[0], plan.segments[1]

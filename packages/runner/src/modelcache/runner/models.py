@@ -30,7 +30,6 @@ import importlib.util
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -308,16 +307,7 @@ def _write_record(record: Path, root: Path, listing: list[_FileStat], digest: st
     }
     # Remembering is an optimization: a folder that cannot be written costs only the hashing.
     with contextlib.suppress(OSError):
-        record.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=record.parent, prefix=".record-", delete=False
-        ) as stream:
-            json.dump(document, stream)
-        try:
-            os.replace(stream.name, record)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(stream.name)
+        create_file(record, [json.dumps(document).encode("utf-8")], replace=True)
 
 
 def _files(root: Path) -> list[str]:

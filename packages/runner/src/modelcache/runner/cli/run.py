@@ -4,7 +4,6 @@ what a run would do, and the passes there are."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -238,15 +237,9 @@ def _temporary_beside(path: Path) -> tuple[int, Path]:
 
 def _write_report(path: Path, document: Mapping[str, Any]) -> None:
     """``document`` as JSON in ``path``, whole or not at all: no temporary file is left."""
-    handle, name = _temporary_beside(path)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temporary:
-            temporary.write(json.dumps(document, indent=2) + "\n")
-        os.replace(name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
+    from modelcache.store import create_file
+
+    create_file(path, [(json.dumps(document, indent=2) + "\n").encode("utf-8")], replace=True)
 
 
 class _NoteReporter(Reporter):
