@@ -43,16 +43,16 @@ def test_a_folder_first_on_the_path_wins_and_an_archive_defers_to_importlib(
         "Metadata-Version: 2.1\nName: attrs\nVersion: 0.0.1\n\nVersion: 9\n"
     )
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
-    _distributions._found.cache_clear()
+    _distributions._listed.cache_clear()
     try:
         assert version("attrs") == "0.0.1" == metadata.version("attrs")
         archive = tmp_path / "archive.zip"
         archive.write_bytes(b"")
         monkeypatch.setattr(sys, "path", [str(archive), *sys.path])
-        _distributions._found.cache_clear()
+        _distributions._listed.cache_clear()
         assert version("modelcache-tests-never-installed") is None  # importlib said so
     finally:
-        _distributions._found.cache_clear()
+        _distributions._listed.cache_clear()
 
 
 @pytest.mark.parametrize(

@@ -44,11 +44,16 @@ class _Found:
     archived: bool
 
 
-@functools.cache
 def _found() -> _Found:
+    """What ``sys.path`` holds now: listed once per process for each ``sys.path`` seen."""
+    return _listed(tuple(sys.path))
+
+
+@functools.cache
+def _listed(path: tuple[str, ...]) -> _Found:
     folders: dict[str, Path] = {}
     archived = False
-    for entry in sys.path:
+    for entry in path:
         try:
             listing = os.scandir(entry or ".")
         except NotADirectoryError:
