@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from modelcache.planner import LocalModel
-from modelcache.runner import models
+from modelcache.runner import digests
 from modelcache.runner.models import (
     DIGEST_CACHE_VARIABLE,
     MINILM_MODEL_PATH,
@@ -150,13 +150,13 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         hashed.append(Path(path))
         return model_digest(path)
 
-    monkeypatch.setattr(models, "_hash_model", count)
+    monkeypatch.setattr(digests, "_hash_model", count)
     return hashed
 
 
 def settled(tmp_path: Path) -> DigestCache:
     """A cache whose clock runs a minute ahead: files just written count as settled."""
-    return DigestCache(directory=tmp_path / "digests", clock=lambda: models.time.time() + 60)
+    return DigestCache(directory=tmp_path / "digests", clock=lambda: digests.time.time() + 60)
 
 
 def test_an_unchanged_model_is_hashed_once(tmp_path: Path, counted: list[Path]) -> None:
@@ -209,7 +209,7 @@ def test_a_changed_model_never_reuses_a_stale_digest(
     before = cache.digest(model)
     # Past the file system's timestamp granularity (a few ms): settled files are older than
     # that in real use, which the clock running ahead only pretends.
-    models.time.sleep(0.05)
+    digests.time.sleep(0.05)
     change(model)
     after = cache.digest(model)
     assert after == model_digest(model) != before

@@ -160,7 +160,7 @@ def test_the_plan_command_draws_what_is_known_and_notes_the_rest(
     assert handle(parser.parse_args([str(path), "--plan"])) == 0
 
     out, err = capsys.readouterr()
-    assert out.startswith("sweep: 1 variants, 1 segments (0 idle); 2 runs")
+    assert out.startswith("sweep: 1 variant, 1 segment (0 idle); 2 runs")
     assert "note: pass 'prune': key unknown: model modelcache-tests/never-downloaded" in err
     assert "note: nothing of variant model=never-downloaded is planned" in err
     # Running it needs everything present: one error naming what is missing.

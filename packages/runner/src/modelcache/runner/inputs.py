@@ -32,7 +32,8 @@ from typing import Any
 
 from modelcache.planner import LocalModel
 
-from .models import DigestCache, ModelAbsent, ModelNotFound, ResolvedModel
+from .digests import DigestCache
+from .models import ModelAbsent, ModelNotFound, ResolvedModel
 
 __all__ = ["ONNX_KEYED", "PYTORCH_FILES", "path_digest", "resolve_onnx_model",
            "resolve_pytorch_model"]  # fmt: skip
@@ -49,7 +50,7 @@ _CHUNK = 1 << 20
 
 def path_digest(path: Path, digests: DigestCache | None = None) -> str | None:
     """``sha256:<hex>`` of a file's bytes, or ``sha256-tree:<hex>`` of a folder's files
-    (:func:`~modelcache.runner.models.model_digest`, remembered by ``digests``); ``None``
+    (:func:`~modelcache.runner.digests.model_digest`, remembered by ``digests``); ``None``
     if nothing is there (the caller says which path is missing)."""
     if path.is_dir():
         digests = DigestCache.default() if digests is None else digests

@@ -280,12 +280,14 @@ def _progress(console: Console, *, quiet: bool) -> SweepReporter:
     from modelcache.planner import SweepPlan
 
     from ..sweep import SegmentOutcome, SweepReporter, VariantOutcome
+    from ..sweep._render import counted
 
     class Progress(SweepReporter):
         def planned(self, *, plan: SweepPlan) -> None:
             busy = sum(not segment.idle for segment in plan.segments)
-            _line(f"sweep: {len(plan.workflows)} variants, {busy} segments to run, "
-                  f"{plan.totals.runs} passes to run")  # fmt: skip
+            passes = counted(plan.totals.runs, "pass", "passes")
+            _line(f"sweep: {counted(len(plan.workflows), 'variant')}, "
+                  f"{counted(busy, 'segment')} to run, {passes} to run")  # fmt: skip
 
         def segment_finished(self, *, outcome: SegmentOutcome) -> None:
             runs = [r.record.pass_name for r in outcome.records

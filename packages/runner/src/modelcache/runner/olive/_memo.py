@@ -6,7 +6,7 @@ warm run of a workflow whose outputs are all cached would spend most of its time
 Olive's answers are a pure function of olive-ai's version, the pass, the accelerator, the
 parameters and the content of the files they name, so they are remembered under a SHA-256
 of exactly those, one small JSON file each, written atomically beside the digest records
-(:class:`~modelcache.runner.models.DigestCache`). A record that is missing, unreadable or
+(:class:`~modelcache.runner.digests.DigestCache`). A record that is missing, unreadable or
 not in this format is a miss; a folder that cannot be written only means nothing is
 remembered. A record is never trusted for anything but the answer it was written for: its
 name is the hash of the question, and its body repeats the question, compared in full.
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..models import DigestCache
+from ..digests import DigestCache
 
 __all__ = ["remembered"]
 

@@ -14,7 +14,7 @@ from modelcache.planner import Download, Evaluate, Segment, Skip, Step, SweepPla
 
 from ..reporting import step_kind
 
-__all__ = ["render_tree"]
+__all__ = ["counted", "render_tree"]
 
 #: Variants named on a node before the rest are counted.
 _NAMED: Final = 6
@@ -35,9 +35,11 @@ def render_tree(plan: SweepPlan) -> str:
     totals = plan.totals
     idle = sum(segment.idle for segment in plan.segments)
     lines = [
-        f"sweep: {len(plan.workflows)} variants, {len(plan.segments)} segments ({idle} idle); "
-        f"{totals.runs} runs, {totals.downloads} downloads, {totals.uploads} uploads, "
-        f"{totals.evaluations} evaluations ({totals.cached_evaluations} cached)"
+        f"sweep: {counted(len(plan.workflows), 'variant')}, "
+        f"{counted(len(plan.segments), 'segment')} ({idle} idle); "
+        f"{counted(totals.runs, 'run')}, {counted(totals.downloads, 'download')}, "
+        f"{counted(totals.uploads, 'upload')}, {counted(totals.evaluations, 'evaluation')} "
+        f"({totals.cached_evaluations} cached)"
     ]
     roots = children.get(None, [])
     for i, root in enumerate(roots):
@@ -67,6 +69,12 @@ def _node(
     lines.extend(f"{inner}{bar}{_step(item.step)}" for item in segment.steps)
     for i, child in enumerate(below):
         _node(segments, child, children, through, count, inner, i == len(below) - 1, lines)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and ``noun``, plural unless one: ``1 variant``, ``4 variants``; ``plural``
+    where adding an s will not do (``pass``, ``passes``)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
 
 
 def _header(segment: Segment, names: Sequence[str], count: int) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from modelcache.store import LocalStore, Manifest, StoreError, blob_name, describe_directory
 
 from ..config import ConfigError
-from ..models import DigestCache
+from ..digests import DigestCache
 from ..provenance import SIGNATURE_FILE, sign_model
 from ..trust import trust_of
 from ._prepare import Prepared
