@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
+import os
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +261,34 @@ def test_an_evaluation_read_from_the_cloud_is_kept_locally(tiny_bert: Path, tmp_
     fingerprint = warm_cloud.evaluation.fingerprint
     kept = warm_cloud.local.read_evaluation(report.final_key, fingerprint)
     assert dict(kept) == report.metrics["prune"] == cold.metrics["prune"]
+
+
+def _delivered(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".modelcache-output.json"}  # fmt: skip
+
+
+def test_the_final_model_is_moved_into_output_dir_not_copied_again(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelcache.runner.workflow import _deliver
+
+    cloud = MemoryStore()
+    execute(_prepared(tiny_bert, tmp_path, cloud, "plain"))  # the reference: copied or moved
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AssertionError("the run's own copy of the model is moved, not copied")
+
+    monkeypatch.setattr(_deliver.shutil, "copytree", refuse)
+    execute(_prepared(tiny_bert, tmp_path, cloud, "moved"))  # warm-cloud: downloaded once
+    assert _delivered(tmp_path / "out-moved") == _delivered(tmp_path / "out-plain")
+
+    # Another file system (EXDEV): copied, as before.
+    monkeypatch.undo()
+
+    def elsewhere(*_: Any) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(_deliver, "os", types.SimpleNamespace(**{**vars(os), "rename": elsewhere}))
+    execute(_prepared(tiny_bert, tmp_path, cloud, "copied"))
+    assert _delivered(tmp_path / "out-copied") == _delivered(tmp_path / "out-plain")

@@ -93,7 +93,7 @@ def deliver(run: Execution, final_key: str) -> None:
     staging = holder / output.name
     aside = None
     try:
-        shutil.copytree(source, staging)
+        _take(run, final_key, source, staging)
         marker = {"key": final_key, "producer": PRODUCER}
         (staging / OUTPUT_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         signed = _sign(run, staging)
@@ -114,6 +114,19 @@ def deliver(run: Execution, final_key: str) -> None:
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
     _delivered(run, final_key, output, signed=signed)
+
+
+def _take(run: Execution, final_key: str, source: Path, staging: Path) -> None:
+    """Put the final model at ``staging``: the run's own copy of it (read from the cache
+    into its scratch folder, files copied, never linked) is moved there when the two are on
+    one file system, so a model downloaded or read once is not copied a second time; else
+    it is copied."""
+    try:
+        os.rename(source, staging)
+    except OSError:
+        shutil.copytree(source, staging)
+    else:
+        run.materialized.pop(final_key, None)  # moved: no longer this run's to read
 
 
 def _delivered(run: Execution, final_key: str, output: Path, *, signed: bool) -> None:
