@@ -132,10 +132,9 @@ def _until_a_plan_succeeds(
     prepared: Prepared, report: RunReport, reporter: Reporter, work: Path
 ) -> tuple[Execution, bool, set[str] | None]:
     """Plan and carry out, again after each :class:`Replan`, until a plan goes through.
-    The first plan of a run whose local tier holds every key is made from what the cloud
-    held when this machine last listed it, if that was less than a day ago
-    (:func:`~modelcache.runner.maintenance.cloud_records.held_in_cloud`); the others from
-    the cloud's listing.
+    The first plan is made from what the cloud held when this machine last listed it, if
+    that was less than a day ago, and kept if it only skips and reads cached results
+    (:func:`~._prepare.remembered_listings`); every other plan from the cloud's listing.
 
     :return: the execution of that plan, whether the cloud is still in use, and which of
         the keys the cloud listed (None if the plan was made without its listing).
