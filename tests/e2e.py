@@ -512,6 +512,20 @@ def sweep_workflow(
     return document
 
 
+def write_sweep(
+    folder: Path, base: Mapping[str, Any], matrix: Mapping[str, list[Any]] | None = None
+) -> Path:
+    """``base.json`` (the workflow ``base``) and ``sweep.json`` (it under ``matrix``; by
+    default every sparsity and dtype: four variants) in ``folder``; the sweep file's path."""
+    if matrix is None:
+        matrix = {"passes.prune_more.sparsity": list(SWEEP_SPARSITIES),
+                  "passes.cast.dtype": list(SWEEP_DTYPES)}  # fmt: skip
+    (folder / "base.json").write_text(json.dumps(base))
+    sweep = folder / "sweep.json"
+    sweep.write_text(json.dumps({"base": "base.json", "matrix": matrix}))
+    return sweep
+
+
 def sweep_here(arguments: list[str]) -> int:
     """``modelcache sweep ARGUMENTS`` in this process, through its own parser."""
     import argparse
@@ -527,3 +541,10 @@ def sweep_steps(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every step record of a sweep report: its segments' and its variants' own runs'."""
     steps = [step for segment in document["segments"] for step in segment["steps"]]
     return steps + [step for v in document["variants"] for step in v["run"]["steps"]]
+
+
+def sweep_runs(document: Mapping[str, Any]) -> list[str]:
+    """The key of every pass a sweep report says was run, in its segments and its variants'
+    own runs, once per run."""
+    return [step["key"] for step in sweep_steps(document)
+            if (step["kind"], step["outcome"]) == ("run", "done")]  # fmt: skip

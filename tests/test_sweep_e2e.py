@@ -19,25 +19,21 @@ from modelcache.runner.config import parse_config
 from modelcache.runner.workflow import run_workflow
 from modelcache.store import LocalStore, blob_name, manifest_name
 
-from .e2e import SWEEP_DTYPES, SWEEP_SPARSITIES, files, sweep_here, sweep_steps, sweep_workflow
-
-
-def _runs(document: dict[str, Any]) -> list[str]:
-    """The key of every pass the sweep ran, in its segments and in the variants' own runs."""
-    return [step["key"] for step in sweep_steps(document)
-            if step["kind"] == "run" and step["outcome"] == "done"]  # fmt: skip
+from .e2e import (
+    SWEEP_DTYPES,
+    SWEEP_SPARSITIES,
+    files,
+    sweep_here,
+    sweep_runs,
+    sweep_workflow,
+    write_sweep,
+)
 
 
 def test_a_sweep_shares_its_first_pass_and_delivers_what_plain_runs_do(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    (tmp_path / "base.json").write_text(json.dumps(sweep_workflow(tiny_model, 0.6, "float16")))
-    sweep = tmp_path / "sweep.json"
-    matrix = {
-        "passes.prune_more.sparsity": list(SWEEP_SPARSITIES),
-        "passes.cast.dtype": list(SWEEP_DTYPES),
-    }
-    sweep.write_text(json.dumps({"base": "base.json", "matrix": matrix}))
+    sweep = write_sweep(tmp_path, sweep_workflow(tiny_model, 0.6, "float16"))
     report = tmp_path / "report.json"
 
     plot = tmp_path / "front.svg"
@@ -45,7 +41,7 @@ def test_a_sweep_shares_its_first_pass_and_delivers_what_plain_runs_do(
                    "--plot", str(plot)]) == 0  # fmt: skip
 
     document = json.loads(report.read_text())
-    runs = _runs(document)
+    runs = sweep_runs(document)
     first = document["segments"][0]["steps"][0]
     assert (first["kind"], first["pass"]) == ("run", "prune")
     assert runs.count(first["key"]) == 1, "the shared pass ran once"
@@ -81,7 +77,7 @@ def test_a_sweep_shares_its_first_pass_and_delivers_what_plain_runs_do(
     assert sweep_here([str(sweep), "--report", str(again), "--quiet", "--plot", str(replot)]) == 0
     assert replot.read_bytes() == plot.read_bytes(), "the same results, the same plot"
     second = json.loads(again.read_text())
-    assert _runs(second) == []
+    assert sweep_runs(second) == []
     assert second["segments"] == []  # nothing to run: every segment left out
     assert [v["metrics"] for v in second["variants"]] == [v["metrics"] for v in variants]
 
@@ -101,7 +97,7 @@ def test_a_sweep_shares_its_first_pass_and_delivers_what_plain_runs_do(
     assert sweep_here([str(sweep), "--report", str(damaged), "--quiet"]) == 0
     third = json.loads(damaged.read_text())
     assert {segment["status"] for segment in third["segments"]} == {"replanned"}
-    assert sorted(_runs(third)) == sorted(
+    assert sorted(sweep_runs(third)) == sorted(
         [shared, variants[0]["final_key"], variants[1]["final_key"]]
     )
     for variant in variants:
@@ -113,11 +109,8 @@ def test_modelcache_sweep_and_plan_take_a_sweep_file_from_the_command_line(
 ) -> None:
     from modelcache.runner.cli import main
 
-    (tmp_path / "base.json").write_text(json.dumps(sweep_workflow(tiny_model, 0.6, "float16")))
-    sweep = tmp_path / "sweep.json"
-    sweep.write_text(
-        json.dumps({"base": "base.json", "matrix": {"passes.cast.dtype": SWEEP_DTYPES}})
-    )
+    base = sweep_workflow(tiny_model, 0.6, "float16")
+    sweep = write_sweep(tmp_path, base, {"passes.cast.dtype": list(SWEEP_DTYPES)})
 
     assert main(["plan", str(sweep), "--no-cloud", "--format", "json"]) == 0
     plan = json.loads(capsys.readouterr().out)

@@ -30,8 +30,10 @@ from .e2e import (
     intact_manifests,
     new_container,
     sweep_here,
+    sweep_runs,
     sweep_steps,
     sweep_workflow,
+    write_sweep,
 )
 
 
@@ -72,13 +74,7 @@ def test_a_sweep_on_ray_runs_each_key_once_waits_on_no_lease_and_delivers_what_r
     )
     container = new_container(ray_cluster, "ray")
     base = sweep_workflow(tiny_model, SWEEP_SPARSITIES[0], SWEEP_DTYPES[0], container=container)
-    (tmp_path / "base.json").write_text(json.dumps(base))
-    sweep = tmp_path / "sweep.json"
-    matrix = {
-        "passes.prune_more.sparsity": list(SWEEP_SPARSITIES),
-        "passes.cast.dtype": list(SWEEP_DTYPES),
-    }
-    sweep.write_text(json.dumps({"base": "base.json", "matrix": matrix}))
+    sweep = write_sweep(tmp_path, base)
     report = tmp_path / "report.json"
 
     arguments = [str(sweep), "--engine", "ray", "--jobs", "2", "--report", str(report), "--quiet"]
@@ -87,7 +83,7 @@ def test_a_sweep_on_ray_runs_each_key_once_waits_on_no_lease_and_delivers_what_r
     assert 1 <= len(started) <= 2, "the segments ran on Ray's actors, at most --jobs of them"
     document = json.loads(report.read_text())
     steps = sweep_steps(document)
-    runs = [s["key"] for s in steps if (s["kind"], s["outcome"]) == ("run", "done")]
+    runs = sweep_runs(document)
     assert len(runs) == len(set(runs)) == 1 + 2 + 4, "each key ran once, in the whole sweep"
     assert document["totals"]["most_runs_of_one_key"] == 1
     waits = [s for s in steps if s["outcome"] == "waited" or "waited" in s.get("detail", "")]
@@ -165,11 +161,7 @@ def test_a_segment_whose_input_another_machine_made_fetches_it_from_the_cloud(
     container = new_container(azurite.connection_string, "nodes")
     base = sweep_workflow(tiny_model, SWEEP_SPARSITIES[0], SWEEP_DTYPES[0], container=container)
     del base["passes"]["prune_more"]
-    (tmp_path / "base.json").write_text(json.dumps(base))
-    sweep = tmp_path / "sweep.json"
-    sweep.write_text(
-        json.dumps({"base": "base.json", "matrix": {"passes.cast.dtype": SWEEP_DTYPES}})
-    )
+    sweep = write_sweep(tmp_path, base, {"passes.cast.dtype": list(SWEEP_DTYPES)})
     prepared = prepare_sweep(load_sweep(sweep))
     plan, policy, _notes = plan_sweep(prepared)
     first, second = plan.segments[0], plan.segments[1]

@@ -274,10 +274,19 @@ def _panel(
 ) -> list[str]:  # fmt: skip
     """One panel: ``x`` along, ``y`` up (none: a strip); its frame, ticks, titles, points."""
     height = _HEIGHT if y else _STRIP
-    bottom = top + height
     y_data = f' data-y="{y.objective}"' if y else ""
-    parts = [
+    return [
         f'<g class="panel" data-x="{x.objective}"{y_data}>',
+        *_axes(left, top, height, x, y),
+        *_marks(left, top, height, x, y, points, staircase=staircase),
+        "</g>",
+    ]
+
+
+def _axes(left: float, top: float, height: float, x: _Axis, y: _Axis | None) -> list[str]:
+    """A panel's frame, and each axis' ticks, grid lines and title."""
+    bottom = top + height
+    parts = [
         f'<rect x="{_n(left)}" y="{_n(top)}" width="{_WIDTH}" height="{height}" fill="none" '
         'stroke="#999999"/>',
     ]
@@ -292,26 +301,37 @@ def _panel(
         f'<text class="axis" x="{_n(left + _WIDTH / 2)}" y="{_n(bottom + 42)}" '
         f'text-anchor="middle">{_text(x.title)}</text>'
     )
-    if y:
-        for value, label in y.ticks:
-            at = bottom - y.tick_fraction(value) * height
-            parts += [
-                f'<line x1="{_n(left - 4)}" y1="{_n(at)}" x2="{_n(left + _WIDTH)}" y2="{_n(at)}" '
-                f'stroke="{_GRID}"/>',
-                f'<text x="{_n(left - 8)}" y="{_n(at)}" dy="0.35em" text-anchor="end">'
-                f"{label}</text>",
-            ]
-        title_x, middle = _n(left - 74), _n(top + height / 2)
-        parts.append(
-            f'<text class="axis" x="{title_x}" y="{middle}" text-anchor="middle" '
-            f'transform="rotate(-90 {title_x} {middle})">{_text(y.title)}</text>'
-        )
+    if y is None:
+        return parts
+    for value, label in y.ticks:
+        at = bottom - y.tick_fraction(value) * height
+        parts += [
+            f'<line x1="{_n(left - 4)}" y1="{_n(at)}" x2="{_n(left + _WIDTH)}" y2="{_n(at)}" '
+            f'stroke="{_GRID}"/>',
+            f'<text x="{_n(left - 8)}" y="{_n(at)}" dy="0.35em" text-anchor="end">{label}</text>',
+        ]
+    title_x, middle = _n(left - 74), _n(top + height / 2)
+    parts.append(
+        f'<text class="axis" x="{title_x}" y="{middle}" text-anchor="middle" '
+        f'transform="rotate(-90 {title_x} {middle})">{_text(y.title)}</text>'
+    )
+    return parts
+
+
+def _marks(
+    left: float, top: float, height: float, x: _Axis, y: _Axis | None,
+    points: Sequence[_Point], *, staircase: bool,
+) -> list[str]:  # fmt: skip
+    """A panel's points (the front's on top, filled), their labels, and the front's
+    staircase when asked for."""
+    bottom = top + height
 
     def place(point: _Point) -> tuple[str, str]:
         across = left + x.fraction(point.values[x.objective]) * _WIDTH
         up = bottom - y.fraction(point.values[y.objective]) * height if y else top + height / 2
         return _n(across), _n(up)
 
+    parts: list[str] = []
     front = sorted(
         (p for p in points if p.on_front),
         key=lambda p: (p.values[x.objective], p.values[y.objective] if y else 0.0),
@@ -342,7 +362,6 @@ def _panel(
             f'<text class="label" x="{_n(float(cx) + dx)}" y="{_n(float(cy) - 7)}" '
             f'text-anchor="{anchor}" font-size="11">{_text(text)}</text>'
         )
-    parts.append("</g>")
     return parts
 
 
