@@ -166,7 +166,7 @@ def test_input_model_settings_are_keyed_for_passes_that_read_the_hf_model() -> N
 
 def test_passes_on_formats_modelcache_cannot_carry_are_refused_in_one_line() -> None:
     with pytest.raises(OliveUnsupported) as raised:
-        bound("OpenVINOConversion").validate({})
+        bound("QNNConversion").validate({})
     assert "Olive itself" in str(raised.value)
 
 

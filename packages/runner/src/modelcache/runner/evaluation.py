@@ -25,7 +25,9 @@ from typing import Any
 from modelcache.planner import canonical_json
 
 from ._distributions import version
+from ._telemetry import silence
 from .config import ConfigError, EvaluatorConfig
+from .models import openvino_ir
 
 __all__ = ["SENTENCES", "Evaluator", "model_size"]
 
@@ -68,6 +70,8 @@ class Evaluator:
             "sentences": list(SENTENCES),
             "packages": _versions("torch", "transformers", "onnxruntime"),
         }
+        if version("openvino"):  # it runs OpenVINO IR outputs where it is installed
+            document["packages"]["openvino"] = version("openvino")
         if _timed(config.metrics):  # the run count changes nothing else measured
             document["latency_runs"] = config.latency_runs
         digest = hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
@@ -77,8 +81,8 @@ class Evaluator:
     def evaluate(
         self, directory: Path, model_type: str, *, pass_name: str | None = None
     ) -> dict[str, Any]:
-        """The configured metrics of the model in ``directory`` (``hf`` or ``onnx``), the
-        output of the pass ``pass_name``.
+        """The configured metrics of the model in ``directory`` (``hf``, ``onnx`` or
+        ``openvino``), the output of the pass ``pass_name``.
 
         :raises ConfigError: at ``$.passes.<pass_name>`` (``$.evaluator`` without a name)
             if the model cannot be run on the sentences.
@@ -153,6 +157,9 @@ def _embedder(directory: Path, model_type: str) -> Any:
         _check_shapes(session.get_inputs(), feed)
         return lambda: pool(session.run(None, feed)[0])
 
+    if model_type == "openvino":
+        return _openvino_embedder(directory, batch, pool)
+
     import torch
     from transformers import AutoModel
 
@@ -167,12 +174,47 @@ def _embedder(directory: Path, model_type: str) -> Any:
     return run
 
 
+def _openvino_embedder(directory: Path, batch: Any, pool: Any) -> Any:
+    """:func:`_embedder` of an OpenVINO IR model, compiled for the CPU on one thread."""
+    import numpy as np
+
+    silence()
+    try:
+        import openvino
+    except ImportError:
+        raise _unusable("OpenVINO is not installed", "pip install openvino") from None
+    core = openvino.Core()
+    try:
+        compiled = core.compile_model(
+            core.read_model(str(openvino_ir(directory)[0])), "CPU", {"INFERENCE_NUM_THREADS": 1}
+        )
+    except Exception as error:  # OpenVINO's runtime errors share no public base
+        raise _unusable(f"OpenVINO cannot load it ({_first_line(error)})") from None
+    names = {name for port in compiled.inputs for name in port.get_names()}
+    feed = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items() if k in names}
+    request = compiled.create_infer_request()
+
+    def run() -> Any:
+        try:
+            return pool(request.infer(feed)[compiled.outputs[0]])
+        except Exception as error:  # a static shape the sentences do not fit, mostly
+            why = f"OpenVINO cannot run it on the sentences ({_first_line(error)})"
+            raise _unusable(why) from None
+
+    return run
+
+
 def _unusable(why: str, fix: str = "change the passes that made it") -> ConfigError:
     return ConfigError(
         path="$.evaluator",
         problem=f"the evaluator cannot measure this output: {why}; {fix}, or evaluate an "
         "earlier pass",
     )
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(error).__name__
 
 
 def _cause(error: Exception) -> str:

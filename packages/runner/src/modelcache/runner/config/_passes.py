@@ -96,7 +96,7 @@ def _olive_instead(implementation: Pass, type_name: str, receives: str) -> Pass:
 
 def _kind(model_type: str) -> str:
     """Model types as a reader says them: "Hugging Face", "ONNX", "PyTorch"."""
-    names = {"hf": "Hugging Face", "onnx": "ONNX", "pytorch": "PyTorch"}
+    names = {"hf": "Hugging Face", "onnx": "ONNX", "openvino": "OpenVINO IR", "pytorch": "PyTorch"}
     return " or ".join(names.get(kind, kind) for kind in model_type.split(" or "))
 
 

@@ -40,6 +40,17 @@ _FROM = {
 INPUT_CHOSEN_BY: Mapping[str, tuple[str, str, str]] = {
     "ModelBuilder": ("metadata_only", "onnx", "hf"),
 }
+#: Olive's OpenVINO passes: (pass) -> (the model type each input type becomes), as their
+#: ``_run_for_config`` reads and returns handlers; OpenVINO IR (``"openvino"``) between them.
+_OPENVINO: Mapping[str, Mapping[str, str]] = {
+    "OpenVINOConversion": {"hf": "openvino", "pytorch": "openvino", "onnx": "openvino"},
+    "OpenVINOOptimumConversion": {"hf": "openvino"},
+    "OpenVINOIoUpdate": {"openvino": "openvino"},
+    "OpenVINOQuantization": {"openvino": "openvino", "onnx": "onnx"},
+    "OpenVINOQuantizationWithAccuracy": {"openvino": "openvino", "onnx": "onnx"},
+    "OpenVINOWeightCompression": {"hf": "openvino", "openvino": "openvino", "onnx": "onnx"},
+    "OpenVINOEncapsulation": {"openvino": "onnx"},
+}
 
 
 @frozen(kw_only=True)
@@ -47,9 +58,10 @@ class OlivePassInfo:
     """One pass type of Olive's library, as ``olive_config.json`` describes it.
 
     ``input_types``/``output_type`` are in this project's model types (``"hf"``,
-    ``"onnx"``, and ``"pytorch"`` for a ``PyTorchModel`` input); both are empty for passes
-    on other formats (OpenVINO IR, QNN and QAIRT artifacts, diffusers pipelines), which
-    modelcache cannot carry between passes.
+    ``"onnx"``, ``"openvino"``, and ``"pytorch"`` for a ``PyTorchModel`` input); both are
+    empty for passes on other formats (QNN and QAIRT artifacts, diffusers pipelines), which
+    modelcache cannot carry between passes. ``outputs`` names the input types whose output
+    is not ``output_type`` (OpenVINO's quantization writes ONNX for ONNX, IR for IR).
     """
 
     name: str
@@ -60,10 +72,16 @@ class OlivePassInfo:
     module_dependencies: tuple[str, ...]
     input_types: frozenset[str]
     output_type: str
+    outputs: tuple[tuple[str, str], ...] = ()
 
     @property
     def class_name(self) -> str:
         return self.module_path.rpartition(".")[2]
+
+    def output_of(self, input_type: str | None) -> str:
+        """The type of model the pass writes from an ``input_type`` model (``None``: not
+        known, the pass's usual output)."""
+        return dict(self.outputs).get(input_type or "", self.output_type)
 
 
 def olive_version() -> str | None:
@@ -97,7 +115,13 @@ def extra_requirements() -> Mapping[str, tuple[str, ...]]:
 
 def _info(name: str, entry: dict[str, Any]) -> OlivePassInfo:
     module = str(entry["module_path"])
-    if name in _TO_ONNX:
+    outputs: tuple[tuple[str, str], ...] = ()
+    if name in _OPENVINO:
+        by_input = _OPENVINO[name]
+        input_types = frozenset(by_input)
+        output_type = "openvino" if "openvino" in by_input.values() else "onnx"
+        outputs = tuple(sorted((i, o) for i, o in by_input.items() if o != output_type))
+    elif name in _TO_ONNX:
         input_types, output_type = _FROM.get(name, frozenset({"hf"})), "onnx"
     elif module.startswith("olive.passes.onnx."):
         input_types, output_type = frozenset({"onnx"}), "onnx"
@@ -112,6 +136,7 @@ def _info(name: str, entry: dict[str, Any]) -> OlivePassInfo:
         module_dependencies=tuple(str(d) for d in entry.get("module_dependencies") or ()),
         input_types=input_types,
         output_type=output_type,
+        outputs=outputs,
     )
 
 

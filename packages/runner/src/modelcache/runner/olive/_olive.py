@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._telemetry import silence
 from ..models import ONNX_MODEL_FILE
 from ..passes import PassConfigError, PassConfigProblems, did_you_mean
 from ._keys import PATH_KEYS
@@ -42,6 +43,7 @@ _USER_CODE = frozenset({"user_script", "script_dir"})
 @functools.cache
 def _quiet() -> None:
     os.environ.setdefault("OLIVE_DISABLE_TELEMETRY", "1")
+    silence()  # OpenVINO's, for Olive's OpenVINO passes
     from olive.telemetry.telemetry import Telemetry
 
     Telemetry._log_heartbeat = lambda *args, **kwargs: None
@@ -58,9 +60,15 @@ def olive_pass_class(info: OlivePassInfo) -> Any:
 
 
 def accelerator_spec(device: str, execution_provider: str) -> Any:
-    from olive.hardware import AcceleratorSpec
+    """Olive's accelerator, its device an Olive ``Device`` as Olive's engine makes it (some
+    passes' defaults read members of it)."""
+    from olive.hardware import AcceleratorSpec, Device
 
-    return AcceleratorSpec(accelerator_type=device, execution_provider=execution_provider)
+    try:
+        accelerator: Any = Device(device.lower())
+    except ValueError:  # a device Olive does not name: Olive's own check says so
+        accelerator = device
+    return AcceleratorSpec(accelerator_type=accelerator, execution_provider=execution_provider)
 
 
 def path_parameters(cls: Any, accelerator: Any) -> frozenset[str]:
@@ -223,8 +231,9 @@ def _olive_silent() -> Iterator[None]:
 def handler_for(model_dir: Path, model_type: str, settings: Mapping[str, Any]) -> Any:
     """The Olive handler of the model in ``model_dir``: ``HfModelHandler`` or
     ``PyTorchModelHandler`` with the input model's settings (a ``model_path`` among them
-    replaces ``model_dir``: ``None`` for a model its loader builds), or ``ONNXModelHandler``
-    of its ``model.onnx``, or of ``model_dir`` itself when it is a workflow's ONNX file."""
+    replaces ``model_dir``: ``None`` for a model its loader builds), ``ONNXModelHandler``
+    of its ``model.onnx``, or of ``model_dir`` itself when it is a workflow's ONNX file, or
+    ``OpenVINOModelHandler`` of its IR pair."""
     _quiet()
     if model_type == "pytorch":
         from olive.model import PyTorchModelHandler
@@ -235,6 +244,10 @@ def handler_for(model_dir: Path, model_type: str, settings: Mapping[str, Any]) -
 
         name = None if model_dir.is_file() else ONNX_MODEL_FILE
         return ONNXModelHandler(model_path=str(model_dir), onnx_file_name=name, **dict(settings))
+    if model_type == "openvino":
+        from olive.model import OpenVINOModelHandler
+
+        return OpenVINOModelHandler(model_path=str(model_dir), **dict(settings))
     from olive.model import HfModelHandler
 
     return HfModelHandler(model_path=str(model_dir), **dict(settings))

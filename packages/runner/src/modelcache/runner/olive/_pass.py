@@ -64,13 +64,25 @@ _STACK = {
     "onnx": ("onnx", "onnxruntime", "onnxscript", "onnx-ir", "numpy"),
     "hf": ("torch", "transformers", "safetensors", "onnx", "onnxruntime", "onnxscript",
            "onnx-ir", "numpy"),
+    "openvino": ("numpy",),
 }  # fmt: skip
+#: What Olive's OpenVINO passes import, in place of their ``openvino`` extra (which also
+#: lists optimum, nncf and onnxruntime-openvino for every one of them).
+_OPENVINO_PACKAGES = {
+    "OpenVINOConversion": ("openvino",),
+    "OpenVINOIoUpdate": ("openvino",),
+    "OpenVINOEncapsulation": ("openvino", "onnx"),
+    "OpenVINOQuantization": ("openvino", "nncf"),
+    "OpenVINOQuantizationWithAccuracy": ("openvino", "nncf"),
+    "OpenVINOWeightCompression": ("openvino", "nncf"),
+    "OpenVINOOptimumConversion": ("openvino", "nncf", "optimum", "optimum-intel"),
+}
 #: The input model settings Olive's ``HfModelHandler`` takes beside its path.
 _HF_SETTINGS = ("task", "load_kwargs", "io_config", "model_attributes")
 #: The model types Olive loads with the input model's settings.
 _LOADED = frozenset({"hf", "pytorch"})
 #: Model types as a reader says them.
-_SAID = {"hf": "Hugging Face", "onnx": "ONNX", "pytorch": "PyTorch"}
+_SAID = {"hf": "Hugging Face", "onnx": "ONNX", "openvino": "OpenVINO IR", "pytorch": "PyTorch"}
 _REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -93,7 +105,11 @@ class OlivePass:
 
     @property
     def output_type(self) -> str:
-        return self.info.output_type
+        """What the pass writes from the model it receives; ``""`` (a type no pass takes,
+        so the next pass is not checked) when that depends on an input not known."""
+        if self.info.outputs and not self.context.input_known:
+            return ""
+        return self.info.output_of(self.context.input_type)
 
     @property
     def origin(self) -> str:
@@ -120,7 +136,9 @@ class OlivePass:
         names = list(_STACK.get(self.context.input_type, _STACK["hf"]))
         names.extend(self.info.module_dependencies)
         requirements = extra_requirements()
-        for extra in self.info.extras:  # an extra of olive-ai's, or a distribution's name
+        names.extend(_OPENVINO_PACKAGES.get(self.info.name, ()))
+        extras = () if self.info.name in _OPENVINO_PACKAGES else self.info.extras
+        for extra in extras:  # an extra of olive-ai's, or a distribution's name
             names.extend(requirements.get(extra, (extra,)))
         found = [_REQUIREMENT_NAME.match(name) for name in names]
         return sorted({m.group(0) for m in found if m})
@@ -252,8 +270,13 @@ class OlivePass:
         parameters = resolve_paths(
             validated["parameters"], self.context.base_dir, path_parameters(cls, accelerator)
         )
-        handler = handler_for(input_dir, found, self._handler_settings(found, input_dir))
+        settings = self._handler_settings(found, input_dir)
         with tempfile.TemporaryDirectory(prefix=".olive-", dir=output_dir.parent) as scratch:
+            given = input_dir
+            if found == "openvino":  # with reuse_cache, Olive writes into its input's folder
+                given = Path(scratch) / "in"
+                shutil.copytree(input_dir, given)
+            handler = handler_for(given, found, settings)
             try:
                 olive_config = cls.generate_config(accelerator, parameters, disable_search=True)
                 output = cls(accelerator, olive_config).run(handler, str(Path(scratch) / "out"))

@@ -5,7 +5,8 @@ A pass rewrites the weights (and, for ONNX, the graph). Every other file of its 
 card) is copied byte for byte, so a later evaluation can still tokenize and the
 content-addressed store keeps one blob for all the copies. Other formats of the weights
 (the ``onnx/`` and ``openvino/`` folders some hub repositories carry) are dropped: they
-describe the input, not the output.
+describe the input, not the output. An OpenVINO IR graph (``<name>.xml`` beside its
+``<name>.bin``) is the model, as an ONNX graph is.
 """
 
 from __future__ import annotations
@@ -60,8 +61,16 @@ def copy_along(input_dir: Path, output_dir: Path) -> list[Path]:
             relative = base / name
             if not rides_along(relative) or not (Path(folder) / name).is_file():
                 continue
+            if _openvino_graph(Path(folder) / name):
+                continue
             target = output_dir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(Path(folder) / name, target)
             copied.append(relative)
     return sorted(copied)
+
+
+def _openvino_graph(path: Path) -> bool:
+    """Whether ``path`` is the graph of an OpenVINO IR pair (its ``.bin`` weights beside it):
+    a pass rewrites it, as it does an ONNX graph."""
+    return path.suffix == ".xml" and path.with_suffix(".bin").is_file()

@@ -7,7 +7,12 @@ loaded as its consumers would load it before it is published:
 
 ``"onnx"``
     ``onnx.checker`` over the file (external data included), then an onnxruntime session on
-    the CPU execution provider with the default options, as a user would open it.
+    the CPU execution provider with the default options, as a user would open it. A graph
+    of ``EPContext`` nodes (a model compiled for one execution provider, such as Olive's
+    OpenVINO encapsulation) opens only on that provider: the checker, and each context file
+    it names must be there.
+``"openvino"``
+    the IR read and compiled for the CPU by OpenVINO (the pass that wrote it needed it).
 ``"hf"``
     the configuration and every weight loaded with transformers as the class
     ``config.json`` names (:func:`load_hf_model`), which also refuses weights that lack
@@ -23,7 +28,8 @@ from typing import ClassVar
 
 from modelcache.store import Fault
 
-from ..models import ONNX_MODEL_FILE, UnknownModelType, model_type
+from .._telemetry import silence
+from ..models import ONNX_MODEL_FILE, UnknownModelType, model_type, openvino_ir
 from ._errors import PassError, PassInputError
 from ._hf_models import load_hf_model
 
@@ -55,8 +61,9 @@ class BrokenOutput(PassError):
 
 def check_output(model_type_: str, directory: Path, *, pass_type: str) -> None:
     """Raise :class:`BrokenOutput` unless ``directory`` holds a model of type ``model_type_``
-    (``"hf"`` or ``"onnx"``) that loads. ``pass_type`` names the pass that wrote it, for the
-    message. Costs about one load of the model (memory included); needs the ``[ml]`` extra."""
+    (``"hf"``, ``"onnx"`` or ``"openvino"``) that loads. ``pass_type`` names the pass that
+    wrote it, for the message. Costs about one load of the model (memory included); needs
+    the ``[ml]`` extra (and OpenVINO for ``"openvino"``)."""
     directory = Path(directory)
     try:
         found = model_type(directory)
@@ -68,6 +75,8 @@ def check_output(model_type_: str, directory: Path, *, pass_type: str) -> None:
         )
     if found == "onnx":
         _check_onnx(directory / ONNX_MODEL_FILE, pass_type)
+    elif found == "openvino":
+        _check_openvino(directory, pass_type)
     else:
         _check_hf(directory, pass_type)
 
@@ -82,12 +91,55 @@ def _check_onnx(path: Path, pass_type: str) -> None:
         onnx.checker.check_model(str(path))
     except Exception as error:  # the checker's errors have no common base worth naming
         raise BrokenOutput(pass_type, f"the ONNX checker refuses it: {_one_line(error)}") from None
+    contexts = _context_files(path)
+    if contexts is not None:
+        absent = [name for name in contexts if not (path.parent / name).is_file()]
+        if absent:
+            raise BrokenOutput(pass_type, (
+                f"its EPContext nodes name {', '.join(absent)}, which it did not write"
+            ))  # fmt: skip
+        return
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     try:
         onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime's pybind errors share no public base
         raise BrokenOutput(pass_type, f"onnxruntime cannot load it: {_one_line(error)}") from None
+
+
+def _context_files(path: Path) -> list[str] | None:
+    """The files the ``EPContext`` nodes of the graph at ``path`` name (none when they embed
+    their context), or ``None`` when it has no such node."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    nodes = [node for node in graph.node if node.op_type == "EPContext"]
+    if not nodes:
+        return None
+    files = []
+    for node in nodes:
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        context = attributes.get("ep_cache_context", b"")
+        if attributes.get("embed_mode", 1) == 0 and isinstance(context, bytes):
+            files.append(context.decode("utf-8", "replace"))
+    return files
+
+
+def _check_openvino(directory: Path, pass_type: str) -> None:
+    graphs = openvino_ir(directory)
+    if len(graphs) != 1:
+        names = ", ".join(graph.name for graph in graphs)
+        raise BrokenOutput(pass_type, f"an OpenVINO model is one IR pair, it wrote {names}")
+    silence()
+    try:
+        import openvino
+    except ImportError:
+        raise BrokenOutput(pass_type, "OpenVINO, needed to load it, is not installed") from None
+    try:
+        core = openvino.Core()
+        core.compile_model(core.read_model(str(graphs[0])), "CPU")
+    except Exception as error:  # OpenVINO's runtime errors share no public base
+        raise BrokenOutput(pass_type, f"OpenVINO cannot load it: {_one_line(error)}") from None
 
 
 def _check_hf(directory: Path, pass_type: str) -> None:

@@ -43,6 +43,7 @@ from modelcache.store import (
     build_manifest,
 )
 
+from .._telemetry import silence
 from ..passes import check_output
 from ..reporting import CACHED_RESULT, Outcome
 from ._deliver import already_delivered
@@ -279,6 +280,7 @@ def _import_packages(packages: Mapping[str, str]) -> None:
     """Import the pass's packages (distribution names; most are their module's name) so
     that its run time does not include importing them. One that does not import so is left
     to the pass, which meets the same error where it belongs."""
+    silence()  # before OpenVINO, say
     for name in packages:
         with contextlib.suppress(Exception):
             importlib.import_module(name.replace("-", "_"))
