@@ -99,6 +99,23 @@ def test_an_openvino_pass_given_another_model_type_is_refused_in_one_line(
     ], err
 
 
+@pytest.mark.skipif(version("nncf") is not None, reason="needs nncf absent")
+def test_a_pass_missing_a_package_plans_as_unknown_naming_that_package_alone(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_model: Path
+) -> None:
+    passes = {"ov_convert": {"type": "OpenVINOConversion", "output_model": "vit"}}
+    passes["ov_quantize"] = {"type": "OpenVINOQuantization", "target_device": "npu"}
+    config = _config(tmp_path, {"type": "HfModel", "model_path": str(fake_model)}, passes)
+    code, plan, err = _plan(capsys, config)
+    assert code == 0, err
+    # The plan stops at the pass whose key is unknown, and says why.
+    assert [step["pass"] for step in plan["steps"]] == ["ov_convert"]
+    assert "pass 'ov_quantize': key unknown" in err
+    # Olive's openvino extra would also pin numpy below 2: only what the pass lacks.
+    assert "needs the 'nncf' package, which is not installed; pip install nncf" in err
+    assert "$.passes.ov_convert.output_model: an older Olive's name for model_name" in err
+
+
 def test_an_openvino_pass_keys_what_it_imports_not_all_of_olives_openvino_extra() -> None:
     found = olive.find_olive_pass("OpenVINOConversion")
     assert found is not None

@@ -309,6 +309,23 @@ def test_parameters_olive_ignores_are_noted_where_written_and_kept() -> None:
     assert not dynamic.notes  # a parameter of the built-in
 
 
+def test_an_older_olives_quant_type_name_is_read_as_olive_0_13_spells_it() -> None:
+    quantize = {"type": "OnnxStaticQuantization", "activation_type": "QUInt16"}
+    config = parse_config(_document(passes={"q": quantize}))
+    assert dict(config.passes[0][1]) == {"type": "OnnxStaticQuantization",
+                                         "activation_type": "uint16"}  # fmt: skip
+    (note,) = [n for n in config.notes if n.startswith("$.passes.q.activation_type:")]
+    assert "'QUInt16' is an older Olive's spelling of 'uint16'" in note
+    assert "write that" in note
+    spelt = parse_config(_document(passes={"q": {**quantize, "activation_type": "uint16"}}))
+    assert dict(spelt.passes[0][1]) == dict(config.passes[0][1])  # one meaning, one key
+    assert not [n for n in spelt.notes if "activation_type" in n]
+    # Only where an older Olive took QuantType names: Olive 0.13 refuses it elsewhere.
+    other = parse_config(_document(passes={"q": {"type": "OnnxStaticQuantization",
+                                                 "precision": "QUInt8"}}))  # fmt: skip
+    assert dict(other.passes[0][1])["precision"] == "QUInt8"
+
+
 def test_a_data_config_reference_is_replaced_by_a_copy_before_the_passes_are_checked() -> None:
     data = {"name": "calib", "type": "HuggingfaceContainer", "params": {"split": "train"}}
     passes = {

@@ -116,6 +116,22 @@ def test_parameters_olive_ignores_are_left_to_olive_but_kept_in_the_key() -> Non
     assert raised.value.field == "weight_typ"
 
 
+def test_an_older_olives_calibration_parameters_are_refused_saying_what_to_write() -> None:
+    quantize = bound("OnnxStaticQuantization", input_type="onnx")
+    with pytest.raises(PassConfigError) as raised:
+        quantize.validate({"dataloader_func": "calibration_reader", "per_channel": True})
+    # Olive 0.13 drops it and then fails for want of data: refused before anything runs.
+    assert raised.value.field == "dataloader_func"
+    assert "give the data as data_config" in raised.value.problem
+
+
+def test_an_older_name_of_openvinos_model_name_is_left_to_olive_but_kept_in_the_key() -> None:
+    convert = bound("OpenVINOConversion")
+    older = convert.validate({"output_model": "vit_base"})
+    assert older["parameters"] == convert.validate({})["parameters"]
+    assert older["ignored"] == {"output_model": "vit_base"}
+
+
 def test_named_files_are_keyed_by_content_and_written_as_given(tmp_path: Path) -> None:
     (tmp_path / "user_script.py").write_text("def load(model_path):\n    return None\n")
     convert = bound("olive:OnnxConversion", base_dir=tmp_path)

@@ -123,20 +123,29 @@ def _read_pass(
 def _as_olive_runs_it(
     reading: Reading, spec: dict[str, Any], written: str, origins: Mapping[str, str]
 ) -> None:
-    """Note each parameter Olive 0.13 ignores (``olive._ignored``), and give a built-in pass
-    whose Olive parameters it cannot honour as written Olive's implementation instead, as
+    """Each value an older Olive spelt otherwise read as Olive 0.13 spells it, and each
+    parameter Olive 0.13 ignores noted (``olive._ignored``); a built-in pass whose Olive
+    parameters it cannot honour as written given Olive's implementation instead, as
     ``olive:<Type>``, with a note: the workflow then means what it means in Olive."""
-    from ..olive import OLIVE_PREFIX, find_olive_pass, ignored_note
+    from ..olive import OLIVE_PREFIX, find_olive_pass, ignored_note, respelt
     from ..passes import UnknownPassType, load_pass
     from ..passes._builtin import BuiltinPass
 
     type_name = spec.get("type")
     if not isinstance(type_name, str):
         return
-    for name in spec:
+    for name in list(spec):
+        where = origins.get(name, f"{written}.{name}")
+        newer = respelt(type_name, name, spec[name])
+        if newer is not None:
+            reading.note(
+                f"{where}: {spec[name]!r} is an older Olive's spelling of {newer!r}, which "
+                f"Olive 0.13 refuses; read as {newer!r} (the same quantization): write that"
+            )
+            spec[name] = newer
         note = ignored_note(type_name, name)
         if note is not None:
-            reading.note(f"{origins.get(name, f'{written}.{name}')}: {note}")
+            reading.note(f"{where}: {note}")
     if type_name.startswith(OLIVE_PREFIX):
         return
     try:

@@ -17,7 +17,7 @@ Nothing here imports Olive until a pass is validated or run.
 from __future__ import annotations
 
 from ._errors import OliveMissingPackage, OlivePassFailed, OliveUnsupported
-from ._ignored import ignored_note
+from ._ignored import ignored_note, respelt
 from ._library import DISTRIBUTION, OlivePassInfo, olive_passes, olive_version
 from ._pass import OLIVE_PREFIX, OlivePass
 from ._search import PassSearch, Sampling, SearchFound, SearchProblem, search_points
@@ -37,6 +37,7 @@ __all__ = [
     "SearchProblem",
     "find_olive_pass",
     "ignored_note",
+    "respelt",
     "olive_passes",
     "olive_version",
     "search_points",

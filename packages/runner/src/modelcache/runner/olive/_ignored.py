@@ -1,9 +1,17 @@
-"""Parameters Olive 0.13 ignores that Olive's own example configs write: an older Olive's
-name for a parameter since renamed. Olive drops them with a warning and runs the pass without
-them; so does modelcache, saying so in a note, and keeps them in the pass's key (the
-``ignored`` section of its configuration), so that an output is never served to a config
-whose ignored value differs. Any other parameter Olive does not know stays an error: it is
-more often a misspelling (``per_chanel``) than an older name.
+"""What an older Olive wrote that Olive's own example configs still write.
+
+Parameters Olive 0.13 ignores: an older Olive's name for a parameter since renamed. Olive
+drops them with a warning and runs the pass without them; so does modelcache, saying so in a
+note, and keeps them in the pass's key (the ``ignored`` section of its configuration), so
+that an output is never served to a config whose ignored value differs. Any other parameter
+Olive does not know stays an error: it is more often a misspelling (``per_chanel``) than an
+older name.
+
+Values Olive 0.13 refuses that an older Olive spelt otherwise: onnxruntime's ``QuantType``
+names (``"QUInt16"``) for a quantizer's ``activation_type``, which Olive 0.13 takes as
+precisions (``"uint16"``). The example would not run in Olive 0.13 at all; modelcache reads the
+value as the Olive that wrote it meant it, the same quantization, with a note saying what to
+write (:func:`respelt`). The key holds the value as read, so both spellings share outputs.
 
 Pure data and its readers: nothing here imports Olive.
 """
@@ -13,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["IGNORED_BY_OLIVE", "ignored_note", "split_ignored"]
+__all__ = ["IGNORED_BY_OLIVE", "RETIRED", "ignored_note", "respelt", "retired", "split_ignored"]
 
 _WEIGHT_TYPE = (
     "an older Olive's name for precision; Olive 0.13 ignores it and quantizes the weights "
@@ -23,12 +31,36 @@ _PREPARE_QNN = (
     "an older Olive's name for prepare_qdq_config; Olive 0.13 ignores it and prepares the QDQ "
     "config as prepare_qdq_config says (default true)"
 )
+_OUTPUT_MODEL = (
+    "an older Olive's name for model_name; Olive 0.13 ignores it and names the IR files as "
+    'model_name says (default "ov_model")'
+)
 _QUANTIZERS = ("onnxquantization", "onnxstaticquantization")
 #: (pass type, casefolded, without ``olive:``; parameter) -> what Olive 0.13 makes of it.
 IGNORED_BY_OLIVE: Final[Mapping[tuple[str, str], str]] = {
     **{(name, "weight_type"): _WEIGHT_TYPE for name in _QUANTIZERS},
     **{(name, "prepare_qnn_config"): _PREPARE_QNN for name in _QUANTIZERS},
+    ("openvinoconversion", "output_model"): _OUTPUT_MODEL,
 }
+_CALIBRATION = (
+    "an older Olive's way to name calibration data; Olive 0.13 ignores it, and then fails "
+    "for want of data when it runs the static quantization: give the data as data_config (an "
+    "entry of data_configs naming this user_script and its dataloader), and remove it"
+)
+#: Parameters of an older Olive that Olive 0.13 drops and then fails without: refused, with
+#: what to write instead. (pass type, parameter) -> why.
+RETIRED: Final[Mapping[tuple[str, str], str]] = {
+    (name, field): _CALIBRATION
+    for name in _QUANTIZERS
+    for field in ("user_script", "data_dir", "dataloader_func")
+}
+#: onnxruntime's ``QuantType`` names, as an older Olive took them, and Olive 0.13's precision.
+_QUANT_TYPES: Final[Mapping[str, str]] = {
+    "QInt4": "int4", "QUInt4": "uint4", "QInt8": "int8", "QUInt8": "uint8",
+    "QInt16": "int16", "QUInt16": "uint16",
+}  # fmt: skip
+#: The parameters an older Olive gave ``QuantType`` names: (pass type, parameter).
+_RESPELT: Final = frozenset((name, "activation_type") for name in _QUANTIZERS)
 
 
 def _key(pass_type: str) -> str:
@@ -52,3 +84,18 @@ def ignored_note(pass_type: str, name: str) -> str | None:
     not one Olive 0.13 ignores)."""
     why = IGNORED_BY_OLIVE.get((_key(pass_type), name))
     return None if why is None else f"{why}; the value is kept in the pass's key"
+
+
+def retired(pass_type: str, name: str) -> str | None:
+    """Why ``pass_type``'s older parameter ``name`` is refused (:data:`RETIRED`), or
+    ``None``."""
+    return RETIRED.get((_key(pass_type), name))
+
+
+def respelt(pass_type: str, name: str, value: Any) -> str | None:
+    """Olive 0.13's spelling of ``value``, given to ``pass_type``'s parameter ``name`` in an
+    older Olive's spelling that Olive 0.13 refuses (``"QUInt16"``: ``"uint16"``); ``None``
+    when it is no such value."""
+    if (_key(pass_type), name) not in _RESPELT or not isinstance(value, str):
+        return None
+    return _QUANT_TYPES.get(value)

@@ -23,6 +23,7 @@ from typing import Any
 from .._telemetry import silence
 from ..models import ONNX_MODEL_FILE
 from ..passes import PassConfigError, PassConfigProblems, did_you_mean
+from ._ignored import retired
 from ._keys import PATH_KEYS
 from ._library import OlivePassInfo
 
@@ -107,6 +108,9 @@ def resolve(
 
 
 def _unknown(pass_type: str, name: str, known: list[str]) -> PassConfigError:
+    why = retired(pass_type, name)
+    if why is not None:
+        return PassConfigError(pass_type, name, why)
     problem = (
         f"{name!r} is not a parameter of {pass_type} (Olive would ignore it); "
         f"{did_you_mean(name, known)}remove it"

@@ -127,7 +127,7 @@ class OlivePass:
             found = installed_version(name)
             if found is None:
                 problem = f"needs the {name!r} package, which is not installed"
-                hint = self._install_hint()
+                hint = self._install_hint(name)
                 raise OliveMissingPackage(self.type, name, f"{problem}; {hint}")
             versions[name] = found
         return dict(sorted(versions.items()))
@@ -143,7 +143,9 @@ class OlivePass:
         found = [_REQUIREMENT_NAME.match(name) for name in names]
         return sorted({m.group(0) for m in found if m})
 
-    def _install_hint(self) -> str:
+    def _install_hint(self, missing: str) -> str:
+        if self.info.name in _OPENVINO_PACKAGES:  # Olive's extra would pin numpy below 2
+            return f"pip install {missing}"
         extras = [e for e in self.info.extras if e in extra_requirements()]
         others = [e for e in self.info.extras if e not in extras]
         commands = [f"pip install 'olive-ai[{','.join(extras)}]'"] if extras else []
