@@ -124,6 +124,23 @@ def test_parameters_left_out_are_searched_as_olive_searches_them(tmp_path: Path)
 
 
 @needs_olive
+def test_the_search_space_is_made_for_the_targets_accelerator(tmp_path: Path) -> None:
+    """Olive makes a pass's search space for its target: OnnxStaticQuantization searches
+    more for QNN than for the CPU (the space made for the CPU everywhere would miss points
+    a QNN target's search tries)."""
+    from modelcache.runner.olive import PassSearch, Sampling, SearchFound, search_points
+
+    search = [PassSearch(name="q", index=0, type="OnnxStaticQuantization", parameters={})]
+    sizes = {}
+    for device, provider in (("cpu", "CPUExecutionProvider"), ("npu", "QNNExecutionProvider")):
+        found = search_points(search, Sampling(), base_dir=tmp_path, limit=1000,
+                              accelerator=(device, provider))  # fmt: skip
+        assert isinstance(found, SearchFound)
+        sizes[provider] = found.size
+    assert sizes["QNNExecutionProvider"] > sizes["CPUExecutionProvider"] > 1
+
+
+@needs_olive
 @given(
     seed=st.integers(min_value=0, max_value=10**6),
     max_samples=st.integers(min_value=1, max_value=20),

@@ -159,6 +159,9 @@ class WorkflowConfig:
     #: Olive's ``data_configs`` by name, as written (JSON values). Pass parameters that name
     #: one (``"data_config": "calib"``) already hold a copy of it.
     data_configs: Mapping[str, Mapping[str, Any]] = field(factory=dict)
+    #: The ``accelerators`` of Olive's target system, as written (JSON values; ``None``: the
+    #: CPU). Olive's passes are configured and keyed for the one Olive picks from them.
+    target_accelerators: Any = None
     #: What the config asks for that modelcache ignores or does differently (Olive fields
     #: that mean nothing here), one sentence each, naming the field's path.
     notes: tuple[str, ...] = ()

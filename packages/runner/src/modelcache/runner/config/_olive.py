@@ -153,7 +153,8 @@ def _read_systems(reading: Reading) -> dict[str, Any]:
         read_system(reading, system, f"$.systems.{name}")
     for field in ("host", "target", "workflow_host"):
         if field in document:
-            resolve_system(reading, document.pop(field), reading.where(f"$.{field}"), systems)
+            where = reading.where(f"$.{field}")
+            resolve_system(reading, document.pop(field), where, systems, target=field == "target")
     return systems
 
 

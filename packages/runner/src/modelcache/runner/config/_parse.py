@@ -22,6 +22,9 @@ from ._structure import converter, structure_passes
 
 __all__ = ["parse_config", "with_pass_problems"]
 
+#: Fields of :class:`WorkflowConfig` the reading sets, never the file.
+_SET_HERE = ("base_dir", "target_accelerators")
+
 
 def parse_config(
     document: Any,
@@ -39,12 +42,11 @@ def parse_config(
     """
     if not isinstance(document, dict):
         raise ConfigError(path="$", problem="a workflow config is a JSON object", source=source)
-    problems = (
-        [Problem(path="$.base_dir", problem="unknown field")] if "base_dir" in document else []
-    )
+    problems = [Problem(path=f"$.{name}", problem="unknown field") for name in _SET_HERE
+                if name in document]  # fmt: skip
     try:
         reading = read_olive(
-            {k: v for k, v in document.items() if k != "base_dir"}, overrides, source
+            {k: v for k, v in document.items() if k not in _SET_HERE}, overrides, source
         )
     except RecursionError:
         raise ConfigError(
@@ -62,7 +64,11 @@ def parse_config(
             problems = with_pass_problems(problems, reading.document)
         raise ConfigError.of(problems, source=source)
     return evolve(
-        config, base_dir=base_dir, data_configs=reading.data_configs, notes=tuple(reading.notes)
+        config,
+        base_dir=base_dir,
+        data_configs=reading.data_configs,
+        target_accelerators=reading.accelerators,
+        notes=tuple(reading.notes),
     )
 
 

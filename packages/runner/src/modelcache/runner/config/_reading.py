@@ -27,6 +27,8 @@ class Reading:
     data_configs: dict[str, dict[str, Any]] = Factory(dict)
     #: The config's ``search_strategy`` searches (a problem said once, at its path).
     searching: bool = False
+    #: The target system's ``accelerators``, as written (``None``: no target gives any).
+    accelerators: Any = None
 
     def problem(self, path: str, problem: str) -> None:
         self.problems.append(Problem(path=path, problem=problem))

@@ -8,7 +8,8 @@ one meaning and one key on every machine whether or not Olive is installed; writ
 Olive's model handlers (:class:`OlivePass`); its key covers Olive's fully resolved
 configuration, olive-ai's version and its libraries', the accelerator where the pass
 depends on it, the input model's loading settings and the content of every file its
-configuration names. :func:`search_points` draws the points Olive's search would try
+configuration names; the accelerator is the one Olive picks from the target's
+(:func:`target_accelerator`). :func:`search_points` draws the points Olive's search would try
 (``_search``). ``docs/olive.md`` says more.
 
 Nothing here imports Olive until a pass is validated or run.
@@ -16,6 +17,7 @@ Nothing here imports Olive until a pass is validated or run.
 
 from __future__ import annotations
 
+from ._accelerator import target_accelerator
 from ._errors import OliveMissingPackage, OlivePassFailed, OliveUnsupported
 from ._ignored import ignored_note, respelt
 from ._library import DISTRIBUTION, OlivePassInfo, olive_passes, olive_version
@@ -41,6 +43,7 @@ __all__ = [
     "olive_passes",
     "olive_version",
     "search_points",
+    "target_accelerator",
 ]
 
 

@@ -42,7 +42,9 @@ _USER_CODE = frozenset({"user_script", "script_dir"})
 
 
 @functools.cache
-def _quiet() -> None:
+def quiet() -> None:
+    """Olive made silent before it is imported: no telemetry (Olive's nor OpenVINO's), and
+    its log at warnings only."""
     os.environ.setdefault("OLIVE_DISABLE_TELEMETRY", "1")
     silence()  # OpenVINO's, for Olive's OpenVINO passes
     from olive.telemetry.telemetry import Telemetry
@@ -55,7 +57,7 @@ def _quiet() -> None:
 @functools.cache
 def olive_pass_class(info: OlivePassInfo) -> Any:
     """The Olive class implementing ``info`` (imports its module, and so Olive)."""
-    _quiet()
+    quiet()
     module_name, _, class_name = info.module_path.rpartition(".")
     return getattr(importlib.import_module(module_name), class_name)
 
@@ -144,7 +146,7 @@ def search_space(
     parameter Olive refuses."""
     from pydantic import ValidationError
 
-    _quiet()
+    quiet()
     config_class, defaults = cls.get_config_class(accelerator, disable_search=False)
     known = {name: value for name, value in parameters.items() if name in config_class.model_fields}
     written = _written_searches(cls, known, defaults)
@@ -189,7 +191,7 @@ def search_samples(
     Nothing is drawn (an empty list) when more than ``limit`` samples would be."""
     from olive.search.search_strategy import SearchStrategy
 
-    _quiet()
+    quiet()
     search = SearchStrategy(dict(strategy))
     search.initialize(dict(spaces), "input", {})
     size = search.max_samples
@@ -238,7 +240,7 @@ def handler_for(model_dir: Path, model_type: str, settings: Mapping[str, Any]) -
     replaces ``model_dir``: ``None`` for a model its loader builds), ``ONNXModelHandler``
     of its ``model.onnx``, or of ``model_dir`` itself when it is a workflow's ONNX file, or
     ``OpenVINOModelHandler`` of its IR pair."""
-    _quiet()
+    quiet()
     if model_type == "pytorch":
         from olive.model import PyTorchModelHandler
 

@@ -18,7 +18,7 @@ others is pruned; a parameter that means nothing beside the others (Olive's ``IG
 is left out of the point, and the pass takes its default.
 
 :func:`search_points` does exactly that, with Olive's classes (:mod:`._olive`), on the CPU
-accelerator every pass runs on here, and returns each point as every pass's config index and
+accelerator the passes are configured for, and returns each point as every pass's config index and
 concrete parameters. A pass type Olive does not have (modelcache's own) has no search space.
 The points are a function of olive-ai's version, the passes' types, their parameters and
 the sampling, so they are remembered (:mod:`._memo`): a warm sweep does not import Olive.
@@ -39,7 +39,7 @@ from ._memo import remembered
 
 __all__ = ["PassSearch", "SearchFound", "SearchProblem", "Sampling", "search_points"]
 
-#: The accelerator every pass runs on here, and so the one its search space is made for.
+#: The accelerator a search space is made for when the target names none.
 _DEVICE: Final = ("cpu", "CPUExecutionProvider")
 #: The values that write a search in a pass type Olive does not have.
 _SEARCHABLE = "SEARCHABLE_VALUES"
@@ -106,38 +106,50 @@ class _Refused(Exception):
 
 
 def search_points(
-    passes: Sequence[PassSearch], sampling: Sampling, *, base_dir: Path, limit: int
+    passes: Sequence[PassSearch],
+    sampling: Sampling,
+    *,
+    base_dir: Path,
+    limit: int,
+    accelerator: tuple[str, str] = _DEVICE,
 ) -> SearchFound | list[SearchProblem]:
     """The points Olive's engine would try for ``passes`` (every config of every pass, in
     the workflow's order) under ``sampling``, or every problem that stops it. ``base_dir``:
     the folder relative paths are relative to; ``limit``: the most samples to draw (more is
-    ``drawn`` 0 and no points).
+    ``drawn`` 0 and no points); ``accelerator``: the (device, execution provider) the
+    passes are configured for (:func:`~._accelerator.target_accelerator`).
 
     Imports Olive (seconds), unless the answer is remembered.
     """
     question = {
         "search": "olive-search/1",
         "olive": olive_version(),
-        "device": list(_DEVICE),
+        "device": list(accelerator),
         "sampling": asdict(sampling),
         "passes": [[p.name, p.index, p.type, dict(p.parameters)] for p in passes],
         "base_dir": str(base_dir),
         "limit": limit,
     }
     try:
-        answer = remembered(question, lambda: _search(passes, sampling, base_dir, limit))
+        answer = remembered(
+            question, lambda: _search(passes, sampling, base_dir, limit, accelerator)
+        )
     except _Refused as refused:
         return refused.problems
     return _found(answer)
 
 
 def _search(
-    passes: Sequence[PassSearch], sampling: Sampling, base_dir: Path, limit: int
+    passes: Sequence[PassSearch],
+    sampling: Sampling,
+    base_dir: Path,
+    limit: int,
+    accelerator: tuple[str, str],
 ) -> dict[str, Any]:
     """:func:`search_points`' answer, as JSON values (it is remembered)."""
     from ._olive import search_samples
 
-    found, configs = _spaces(passes, sampling, base_dir)
+    found, configs = _spaces(passes, sampling, base_dir, accelerator)
     spaces: dict[str, list[Mapping[str, Any]]] = {}
     for search, space in found:
         spaces.setdefault(search.name, []).append(space)
@@ -158,7 +170,10 @@ def _search(
 
 
 def _spaces(
-    passes: Sequence[PassSearch], sampling: Sampling, base_dir: Path
+    passes: Sequence[PassSearch],
+    sampling: Sampling,
+    base_dir: Path,
+    accelerator: tuple[str, str],
 ) -> tuple[list[tuple[PassSearch, dict[str, Any]]], list[dict[str, Any]]]:
     """Each pass config's search space (Olive's objects), and what the answer records of it;
     :class:`_Refused` with every problem found."""
@@ -167,7 +182,7 @@ def _spaces(
     problems: list[SearchProblem] = []
     for search in passes:
         try:
-            space, one_value, written, unsearchable = _space_of(search, base_dir)
+            space, one_value, written, unsearchable = _space_of(search, base_dir, accelerator)
         except PassConfigError as error:
             errors = error.errors if isinstance(error, PassConfigProblems) else (error,)
             problems.extend(
@@ -195,7 +210,7 @@ def _spaces(
 
 
 def _space_of(
-    search: PassSearch, base_dir: Path
+    search: PassSearch, base_dir: Path, device: tuple[str, str]
 ) -> tuple[dict[str, Any], dict[str, Any], list[str], list[str]]:
     """One pass config's search space (Olive's objects), or none for a type Olive lacks."""
     from . import find_olive_pass
@@ -206,7 +221,7 @@ def _space_of(
         _no_space(search)
         return {}, {}, [], []
     cls = olive_pass_class(found.info)
-    accelerator = accelerator_spec(*_DEVICE)
+    accelerator = accelerator_spec(*device)
     absolute = resolve_paths(dict(search.parameters), base_dir, path_parameters(cls, accelerator))
     return search_space(cls, accelerator, absolute, pass_type=found.type)
 

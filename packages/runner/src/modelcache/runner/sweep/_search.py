@@ -49,7 +49,8 @@ from ..config import (
     parse_config,
     search_strategy_of,
 )
-from ..olive import PassSearch, SearchFound, olive_version, search_points
+from ..olive import PassSearch, SearchFound, olive_version, search_points, target_accelerator
+from ..passes import PassConfigError
 from ._matrix import MAX_VARIANTS, Axis, labelled, variant_name
 from ._strategy import read_strategy
 
@@ -86,7 +87,13 @@ def search_variants(
     if problems or sampling is None:
         return [], notes, problems
     searches = [_pass_search(name, index, params) for (name, index), params in places.items()]
-    found = search_points(searches, sampling, base_dir=folder, limit=MAX_VARIANTS)
+    try:  # Olive makes each pass's search space for the target's accelerator
+        accelerator = target_accelerator(readings[0][1].target_accelerators if readings else None)
+    except PassConfigError as error:
+        return [], notes, [Problem(path="$.target", problem=error.problem)]
+    found = search_points(
+        searches, sampling, base_dir=folder, limit=MAX_VARIANTS, accelerator=accelerator
+    )
     if not isinstance(found, SearchFound):
         located = [
             Problem(path=_where(places, lengths, p.name, p.index, p.parameter), problem=p.problem)

@@ -251,16 +251,27 @@ def _checked_passes(config: WorkflowConfig) -> tuple[dict[str, PassInstance], li
     """Each pass of the config loaded and its parameters validated, in chain order: the
     sound ones, ready to run, and every problem of the others (type, parameters, place in
     the chain, a package missing)."""
-    from ..passes import PassContext, PassUnavailable, key_packages
+    from ..passes import PassConfigError, PassContext, PassUnavailable, key_packages
 
     settings = dict(config.input_model.handler_settings)
     if config.input_model.model_path is None:
         settings["model_path"] = None  # Olive's loader is called with none: keyed so
-    context = PassContext(base_dir=config.base_dir, input_model=settings)
+    problems: list[Problem] = []
+    device, provider = "cpu", "CPUExecutionProvider"
+    if config.target_accelerators:  # the one Olive picks (the Olive adapter only then)
+        from ..olive import target_accelerator
+
+        try:
+            device, provider = target_accelerator(config.target_accelerators)
+        except PassConfigError as error:
+            problems.append(Problem(path="$.target", problem=error.problem))
+    context = PassContext(base_dir=config.base_dir, input_model=settings, device=device,
+                          execution_provider=provider)  # fmt: skip
     # A model a run cannot start from is a problem of its own, not of the first pass.
     supported = unsupported_input_model(config) is None
     input_type = _INPUT_TYPES[config.input_model.type] if supported else None
-    loaded, problems = check_passes(config.passes, input_type=input_type, context=context)
+    loaded, found = check_passes(config.passes, input_type=input_type, context=context)
+    problems.extend(found)
     instances: dict[str, PassInstance] = {}
     for name, (implementation, validated) in loaded.items():
         try:

@@ -1,0 +1,128 @@
+"""The accelerator Olive's passes are configured and keyed for: the one Olive 0.13 picks
+from the target system's accelerators (``modelcache.runner.olive.target_accelerator``), and
+what a config's target makes of a plan's keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelcache.runner import olive
+from modelcache.runner.cli import main
+from modelcache.runner.digests import DIGEST_CACHE_VARIABLE
+from modelcache.runner.passes import PassConfigError
+
+pytestmark = pytest.mark.skipif(olive.olive_version() is None, reason="needs olive-ai")
+
+QNN = [{"device": "npu", "execution_providers": ["QNNExecutionProvider"]}]
+
+
+@pytest.fixture
+def fake_model(tmp_path: Path) -> Path:
+    """A folder that passes for a Hugging Face model: enough to plan, never run."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"not read by these tests")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _own_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Olive's answers remembered in this test's folder only."""
+    monkeypatch.setenv(DIGEST_CACHE_VARIABLE, str(tmp_path / "digests"))
+
+
+@pytest.mark.parametrize(
+    ("accelerators", "picked"),
+    [
+        (None, ("cpu", "CPUExecutionProvider")),
+        (QNN, ("npu", "QNNExecutionProvider")),
+        # The device, when not given, from the providers; the provider from the device.
+        ([{"execution_providers": ["CUDAExecutionProvider"]}], ("gpu", "CUDAExecutionProvider")),
+        ([{"execution_providers": ["QNNExecutionProvider"]}], ("npu", "QNNExecutionProvider")),
+        ([{"device": "gpu"}], ("gpu", "CUDAExecutionProvider")),
+        ([{"device": "GPU", "execution_providers": ["QNNExecutionProvider"]}],
+         ("gpu", "QNNExecutionProvider")),
+    ],
+)  # fmt: skip
+def test_the_accelerator_is_the_one_olive_picks(accelerators: Any, picked: Any) -> None:
+    assert olive.target_accelerator(accelerators) == picked
+
+
+def test_accelerators_olive_cannot_pick_from_are_one_problem_in_olives_words() -> None:
+    with pytest.raises(PassConfigError) as raised:
+        olive.target_accelerator([{"device": "npu"}])
+    assert raised.value.problem == (
+        "Olive cannot pick its accelerator: Please specify the execution providers for the "
+        "device: npu."
+    )
+
+
+def test_olives_answer_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert olive.target_accelerator(QNN) == ("npu", "QNNExecutionProvider")
+    from olive.systems import accelerator_creator
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Olive asked again")
+
+    monkeypatch.setattr(accelerator_creator, "create_accelerator", refuse)
+    assert olive.target_accelerator(QNN) == ("npu", "QNNExecutionProvider")
+
+
+def _keys(capsys: pytest.CaptureFixture[str], folder: Path, model: Path, target: Any) -> Any:
+    folder.mkdir()
+    document = {
+        "input_model": {"type": "HfModel", "model_path": str(model)},
+        "systems": {"target_system": {"type": "LocalSystem", "accelerators": target}},
+        "target": "target_system",
+        "passes": {
+            "conversion": {"type": "OnnxConversion"},
+            # OrtTransformersOptimization depends on the accelerator, OnnxFloatToFloat16 not.
+            "optimize": {"type": "OrtTransformersOptimization", "model_type": "bert"},
+            "fp16": {"type": "OnnxFloatToFloat16"},
+        },
+    }
+    config = folder / "workflow.json"
+    config.write_text(json.dumps(document), encoding="utf-8")
+    code = main(["plan", str(config), "--no-cloud", "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)["keys"], captured.err
+
+
+def test_a_pass_that_depends_on_the_accelerator_is_keyed_for_the_targets(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_model: Path
+) -> None:
+    cpu = [{"device": "cpu", "execution_providers": ["CPUExecutionProvider"]}]
+    on_cpu, cpu_notes = _keys(capsys, tmp_path / "cpu", fake_model, cpu)
+    on_qnn, qnn_notes = _keys(capsys, tmp_path / "qnn", fake_model, QNN)
+    assert on_cpu[0] == on_qnn[0]  # modelcache's OnnxConversion: the same on every target
+    assert on_cpu[1] != on_qnn[1]  # Olive configures it for QNN there
+    assert "accelerator" not in cpu_notes
+    assert (
+        "note: $.systems.target_system: Olive's passes are configured and keyed for this "
+        "target's accelerator"
+    ) in qnn_notes
+    default, _ = _keys(capsys, tmp_path / "none", fake_model, None)
+    assert default == on_cpu  # no accelerators: the CPU, as in Olive
+
+
+def test_several_accelerators_or_providers_configure_for_the_first(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_model: Path
+) -> None:
+    both = [{"device": "npu", "execution_providers": ["QNNExecutionProvider",
+                                                       "CPUExecutionProvider"]},
+            {"device": "cpu"}]  # fmt: skip
+    first, err = _keys(capsys, tmp_path / "both", fake_model, both)
+    alone, _ = _keys(capsys, tmp_path / "alone", fake_model, QNN)
+    assert first == alone
+    assert (
+        "note: $.systems.target_system.accelerators[0].execution_providers: Olive 0.13 takes "
+        "one execution provider per accelerator (an older Olive ran the workflow for each); "
+        "modelcache configures Olive's passes for the first, QNNExecutionProvider"
+    ) in err
+    assert "note: $.systems.target_system.accelerators: Olive 0.13 takes one accelerator" in err
