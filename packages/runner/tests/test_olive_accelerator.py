@@ -126,3 +126,31 @@ def test_several_accelerators_or_providers_configure_for_the_first(
         "modelcache configures Olive's passes for the first, QNNExecutionProvider"
     ) in err
     assert "note: $.systems.target_system.accelerators: Olive 0.13 takes one accelerator" in err
+
+
+def test_olives_warnings_never_reach_standard_output(tmp_path: Path, fake_model: Path) -> None:
+    """Olive logs to standard output; a plan printed there must stay the plan alone."""
+    import os
+    import subprocess
+    import sys
+
+    # A provider the device does not take: Olive warns that it drops it.
+    target = [{"device": "cpu", "execution_providers": ["QNNExecutionProvider"]}]
+    document = {
+        "input_model": {"type": "HfModel", "model_path": str(fake_model)},
+        "systems": {"target_system": {"type": "LocalSystem", "accelerators": target}},
+        "target": "target_system",
+        "passes": {
+            "convert": {"type": "OnnxConversion"},
+            "optimize": {"type": "OrtTransformersOptimization", "model_type": "bert"},
+        },
+    }
+    config = tmp_path / "workflow.json"
+    config.write_text(json.dumps(document), encoding="utf-8")
+    command = [sys.executable, "-m", "modelcache.runner.cli", "plan", str(config), "--no-cloud",
+               "--format", "json"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False,
+                          env=dict(os.environ))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["format"] == "modelcache-plan/1"
+    assert "are not supported: 'QNNExecutionProvider' by the device: 'cpu'" in done.stderr

@@ -212,14 +212,40 @@ def test_olive_metric_objects_become_modelcache_metrics_or_notes() -> None:
     assert config.evaluator.metrics == ("latency", "size", "throughput")
     assert "measured as modelcache's 'throughput'" in _notes(config, "$.evaluator.metrics[3]")[0]
     assert len(_notes(config, "$.evaluator.metrics[0]")) == 1
-    assert "left out" in _notes(config, "$.evaluator.metrics[2]")[0]
     assert _notes(config, "$.evaluator.type")
     only_accuracy = parse_config(
         _document(evaluator={"metrics": [metrics[2]]}, data_configs=[{"name": "d"}])
     )
-    assert only_accuracy.evaluator is None
+    if olive_version() is None:
+        assert "left out" in _notes(config, "$.evaluator.metrics[2]")[0]
+        assert (
+            "pip install 'modelcache-runner[olive]'" in _notes(config, "$.evaluator.metrics[2]")[0]
+        )
+        assert only_accuracy.evaluator is None
+    else:  # Olive's to measure, its data config named by a copy of it
+        assert not _notes(config, "$.evaluator.metrics[2]")
+        olives = ({"name": "acc", "type": "accuracy", "data_config": {"name": "d"}},)
+        assert config.evaluator.olive_metrics == olives
+        assert only_accuracy.evaluator is not None
+        assert only_accuracy.evaluator.metrics == ()
+        assert only_accuracy.evaluator.olive_metrics == olives
     problems = _problems(_document(evaluator={"metrics": [{"name": "m", "type": "speed"}]}))
     assert "unknown metric type" in problems["$.evaluator.metrics[0].type"]
+
+
+@pytest.mark.skipif(olive_version() is None, reason="needs olive-ai")
+def test_a_metric_of_hugging_face_evaluate_without_it_is_left_out_saying_so() -> None:
+    from modelcache.runner._distributions import version
+
+    if version("evaluate") is not None:
+        pytest.skip("needs evaluate absent")
+    metric = {"name": "acc", "type": "accuracy", "backend": "huggingface_metrics",
+              "sub_types": [{"name": "accuracy"}]}  # fmt: skip
+    config = parse_config(_document(evaluator={"metrics": [metric, {"type": "size_on_disk"}]}))
+    assert config.evaluator is not None
+    assert config.evaluator.olive_metrics == ()
+    (note,) = _notes(config, "$.evaluator.metrics[0]")
+    assert note.endswith("evaluate package, not installed here: pip install evaluate")
 
 
 @pytest.mark.parametrize("kind", ["OnnxModel", "pytorchmodel"])

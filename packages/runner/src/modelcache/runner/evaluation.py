@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,22 @@ def _versions(*names: str) -> dict[str, str]:
 
 
 class Evaluator:
-    """Measures models against the input model ``reference`` (a Hugging Face directory)."""
+    """Measures models against the input model ``reference`` (a Hugging Face directory);
+    Olive's metrics (``config.olive_metrics``) by Olive's own evaluator, their paths relative
+    to ``base_dir``, the models loaded with the input model's ``settings``."""
 
-    def __init__(self, config: EvaluatorConfig, *, reference: Path) -> None:
+    def __init__(
+        self,
+        config: EvaluatorConfig,
+        *,
+        reference: Path,
+        base_dir: Path = Path("."),
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         self.config = config
         self.reference = reference
+        self.base_dir = base_dir
+        self.settings = dict(settings or {})
         self._reference_embeddings: Any = None
         document: dict[str, Any] = {
             "evaluator": EVALUATOR_VERSION,
@@ -74,6 +86,10 @@ class Evaluator:
             document["packages"]["openvino"] = version("openvino")
         if _timed(config.metrics):  # the run count changes nothing else measured
             document["latency_runs"] = config.latency_runs
+        if config.olive_metrics:  # as a config without them had it, when there are none
+            from .olive._evaluate import metrics_fingerprint
+
+            document["olive"] = metrics_fingerprint(config.olive_metrics, base_dir)
         digest = hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
         #: Names this evaluator in the cache: results are stored per (model key, fingerprint).
         self.fingerprint = f"eval-{digest[:40]}"
@@ -98,6 +114,8 @@ class Evaluator:
         result: dict[str, Any] = {}
         if "size" in self.config.metrics:
             result["size_bytes"] = model_size(directory)
+        if self.config.olive_metrics:
+            result.update(self._olive(directory, model_type))
         metrics = self.config.metrics
         if _timed(metrics) or "fidelity" in metrics:
             embed = _embedder(directory, model_type)
@@ -120,6 +138,15 @@ class Evaluator:
                     self._reference_embeddings = _embedder(self.reference, "hf")()
                 result["fidelity"] = round(_mean_cosine(embeddings, self._reference_embeddings), 6)
         return result
+
+    def _olive(self, directory: Path, model_type: str) -> dict[str, Any]:
+        from .olive._evaluate import evaluate_with_olive
+
+        try:
+            return evaluate_with_olive(directory, model_type, self.config.olive_metrics,
+                                       base_dir=self.base_dir, settings=self.settings)  # fmt: skip
+        except ValueError as error:
+            raise _unusable(str(error), "correct the metric or its data config") from None
 
 
 def _timed(metrics: tuple[str, ...]) -> bool:

@@ -27,6 +27,7 @@ __all__ = [
     "Passes",
     "WorkflowConfig",
     "check_metrics",
+    "check_objects",
 ]
 
 METRICS = ("size", "latency", "throughput", "fidelity")
@@ -87,6 +88,13 @@ def check_metrics(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def check_objects(value: Any) -> tuple[Mapping[str, Any], ...]:
+    """``value``, a list of JSON objects, as a tuple; else ``ValueError``."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, Mapping) for v in value):
+        raise ValueError("expected a list of Olive metric objects")
+    return tuple(value)
+
+
 @frozen(kw_only=True)
 class InputModelConfig:
     """The input model. ``type`` is one of :data:`MODEL_TYPES`' values; whether a run can use
@@ -138,6 +146,9 @@ class EvaluatorConfig:
     metrics: tuple[str, ...] = field(default=DEFAULT_METRICS, converter=check_metrics)
     evaluate: str | tuple[str, ...] = "final"
     latency_runs: int = field(default=20, validator=validators.ge(1))
+    #: Olive's metric objects modelcache does not measure itself (``accuracy``, ``custom``),
+    #: measured by Olive's own evaluator, as JSON values (each ``data_config`` an object).
+    olive_metrics: tuple[Mapping[str, Any], ...] = field(default=(), converter=check_objects)
 
 
 @frozen(kw_only=True)

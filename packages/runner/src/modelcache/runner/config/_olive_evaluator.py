@@ -1,14 +1,18 @@
 """An evaluator as Olive writes it (``OliveEvaluatorConfig``: metric objects, a custom
 evaluator ``type``, a user script) read into modelcache's: Olive's latency, throughput and
-size metrics become modelcache's, and what modelcache cannot measure is left out with a note:
-latency too when the input is not a Hugging Face model, since modelcache times sentences
-through its tokenizer."""
+size metrics become modelcache's; its accuracy and custom metrics stay Olive's metric
+objects (``olive_metrics``, each ``data_config`` a copy of the one it names), measured by
+Olive's own evaluator when olive-ai is installed; what cannot be measured is left out with
+a note: latency too when the input is not a Hugging Face model, since modelcache times
+sentences through its tokenizer."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, Final
 
+from .._distributions import version
 from ._reading import Reading, quote
 
 __all__ = ["read_evaluator"]
@@ -23,6 +27,11 @@ TOKENIZED: Final = ("latency", "throughput", "fidelity")
 NOT_MEASURED: Final = ("accuracy", "custom")
 #: The fields of Olive's evaluator that choose a custom evaluator.
 _CUSTOM = ("type", "type_args", "user_script", "script_dir")
+
+
+def olive_version() -> str | None:
+    """olive-ai's version, or ``None`` (read without importing the Olive adapter)."""
+    return version("olive-ai")
 
 
 def read_evaluator(reading: Reading) -> None:
@@ -48,20 +57,26 @@ def read_evaluator(reading: Reading) -> None:
     model = reading.document.get("input_model")
     kind = model.get("type") if isinstance(model, dict) else None
     untokenized = kind if isinstance(kind, str) and kind.lower() != "hfmodel" else None
+    olive: list[dict[str, Any]] = []
     kept = [
-        _metric(reading, metric, f"{where}.metrics[{i}]", untokenized)
+        _metric(reading, metric, f"{where}.metrics[{i}]", untokenized, olive)
         for i, metric in enumerate(metrics)
     ]
     evaluator["metrics"] = [metric for metric in kept if metric is not None]
-    if not evaluator["metrics"] and len(reading.problems) == found:
+    if olive:
+        evaluator["olive_metrics"] = olive
+    if not evaluator["metrics"] and not olive and len(reading.problems) == found:
         del reading.document["evaluator"]
         reading.note(f"{where}: none of its metrics can be measured here, so nothing is evaluated")
 
 
-def _metric(reading: Reading, metric: Any, path: str, untokenized: str | None) -> Any:
+def _metric(
+    reading: Reading, metric: Any, path: str, untokenized: str | None, olive: list[dict[str, Any]]
+) -> Any:
     """The modelcache metric an Olive metric object asks for, or ``None`` (with a note or a
-    problem); anything else is left for the converter to judge. ``untokenized``: the input
-    model's type when it has no tokenizer to time latency through."""
+    problem; an accuracy or custom metric Olive measures appended to ``olive``); anything
+    else is left for the converter to judge. ``untokenized``: the input model's type when it
+    has no tokenizer to time latency through."""
     if not isinstance(metric, dict):
         return metric
     kind = metric.get("type")
@@ -83,21 +98,45 @@ def _metric(reading: Reading, metric: Any, path: str, untokenized: str | None) -
         _check_data_config(reading, metric, path)
         return ours
     if isinstance(kind, str) and kind.lower() in NOT_MEASURED:
-        reading.note(
-            f"{path} ({label}) is left out: modelcache measures size, latency, throughput "
-            f"and fidelity, not {kind.lower()} metrics"
-        )
-        _check_data_config(reading, metric, path)
+        if olive_version() is None:
+            reading.note(
+                f"{path} ({label}) is left out: modelcache measures size, latency, throughput "
+                f"and fidelity, and Olive, not installed here, {kind.lower()} metrics: pip "
+                "install 'modelcache-runner[olive]'"
+            )
+            _check_data_config(reading, metric, path)
+            return None
+        backend = metric.get("backend")
+        if str(backend).lower() == "huggingface_metrics" and version("evaluate") is None:
+            reading.note(
+                f"{path} ({label}) is left out: Olive measures it with Hugging Face's "
+                "evaluate package, not installed here: pip install evaluate"
+            )
+            _check_data_config(reading, metric, path)
+            return None
+        if _check_data_config(reading, metric, path):
+            olive.append(_with_data_config(reading, metric))
         return None
     known = ", ".join([*MEASURED, *NOT_MEASURED])
     reading.problem(f"{path}.type", f"unknown metric type {quote(kind)}; Olive's are {known}")
     return None
 
 
-def _check_data_config(reading: Reading, metric: dict[str, Any], path: str) -> None:
+def _check_data_config(reading: Reading, metric: dict[str, Any], path: str) -> bool:
+    """Whether the ``data_config`` ``metric`` names, if any, is one of ``data_configs``."""
     name = metric.get("data_config")
     if isinstance(name, str) and name not in reading.data_configs:
         known = sorted(reading.data_configs) or "none"
         reading.problem(
             f"{path}.data_config", f"no data config named {name!r} in $.data_configs ({known})"
         )
+        return False
+    return True
+
+
+def _with_data_config(reading: Reading, metric: dict[str, Any]) -> dict[str, Any]:
+    """``metric`` with the data config it names replaced by a copy of it, as Olive does."""
+    name = metric.get("data_config")
+    if isinstance(name, str):
+        return {**metric, "data_config": copy.deepcopy(reading.data_configs[name])}
+    return dict(metric)

@@ -16,6 +16,7 @@ import importlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ._library import OlivePassInfo
 
 __all__ = [
     "accelerator_spec",
+    "fresh_user_code",
     "handler_for",
     "olive_pass_class",
     "path_parameters",
@@ -41,10 +43,20 @@ __all__ = [
 _USER_CODE = frozenset({"user_script", "script_dir"})
 
 
-@functools.cache
 def quiet() -> None:
-    """Olive made silent before it is imported: no telemetry (Olive's nor OpenVINO's), and
-    its log at warnings only."""
+    """Olive made silent before it is imported (:func:`_quiet_once`), and its log written
+    to standard error as it is now: Olive logs to standard output, which holds what a
+    command prints (``plan --format json``), and keeps the stream it was imported with,
+    which an embedder (or a test's capture) may have replaced and closed since."""
+    _quiet_once()
+    for handler in logging.getLogger("olive").handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.stream = sys.stderr  # not setStream, which flushes the old stream
+
+
+@functools.cache
+def _quiet_once() -> None:
+    """No telemetry (Olive's nor OpenVINO's), and Olive's log at warnings only."""
     os.environ.setdefault("OLIVE_DISABLE_TELEMETRY", "1")
     silence()  # OpenVINO's, for Olive's OpenVINO passes
     from olive.telemetry.telemetry import Telemetry
@@ -52,6 +64,16 @@ def quiet() -> None:
     Telemetry._log_heartbeat = lambda *args, **kwargs: None
     # Olive logs each step at INFO; modelcache reports its own progress.
     logging.getLogger("olive").setLevel(logging.WARNING)
+
+
+def fresh_user_code() -> None:
+    """Olive imports each user script once per process and path (``functools.lru_cache``):
+    one edited since would run as it was, under a key made of what it is now. Forgotten,
+    Olive reads each as it is when it next needs it."""
+    from olive.common import import_lib
+
+    import_lib.import_user_module.cache_clear()
+    import_lib.import_module_from_file.cache_clear()
 
 
 @functools.cache

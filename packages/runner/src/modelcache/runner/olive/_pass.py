@@ -262,8 +262,15 @@ class OlivePass:
         return files
 
     def run(self, input_dir: Path, output_dir: Path, config: Mapping[str, Any]) -> None:
-        from ._olive import accelerator_spec, handler_for, olive_pass_class, path_parameters
+        from ._olive import (
+            accelerator_spec,
+            fresh_user_code,
+            handler_for,
+            olive_pass_class,
+            path_parameters,
+        )
 
+        fresh_user_code()  # the user code as it is now: its content is in the key
         validated = self.validate(config)
         input_dir, output_dir = Path(input_dir), Path(output_dir)
         found = self._input_type(input_dir)

@@ -331,7 +331,18 @@ def _evaluation(config: WorkflowConfig, *, reference: Path) -> tuple[Evaluator |
             f'{config.input_model.type} input has not; measure "size" only'
         ))  # fmt: skip
 
-    evaluator = Evaluator(config.evaluator, reference=reference)
+    if config.evaluator.olive_metrics:
+        from ..olive._evaluate import metrics_problem
+
+        problem = metrics_problem(config.evaluator.olive_metrics, config.base_dir)
+        if problem is not None:
+            raise ConfigError(path="$.evaluator", problem=problem)
+    evaluator = Evaluator(
+        config.evaluator,
+        reference=reference,
+        base_dir=config.base_dir,
+        settings=config.input_model.handler_settings,
+    )
     target = config.evaluator.evaluate
     if isinstance(target, tuple):
         names = [name for name, _ in config.passes]
