@@ -138,6 +138,18 @@ def test_digest_streams_files_larger_than_a_chunk(tmp_path: Path) -> None:
     assert model_digest(write(tmp_path, files)) == documented_digest(files)
 
 
+def test_digest_of_a_file_read_ahead_of_its_hashing_is_the_same(tmp_path: Path) -> None:
+    from modelcache.store import READ_AHEAD_FROM
+
+    large = os.urandom(READ_AHEAD_FROM + 5)  # read by a thread of its own
+    files = {"config.json": b"{}", "model.onnx.data": large}
+    assert model_digest(write(tmp_path / "model", files)) == documented_digest(files)
+    cache = digests.DigestCache(directory=tmp_path / "records")
+    assert cache.file_digest(tmp_path / "model" / "model.onnx.data") == (
+        hashlib.sha256(large).hexdigest()
+    )
+
+
 # --- DigestCache --------------------------------------------------------------------------
 
 

@@ -61,6 +61,47 @@ def test_hash_file_streams_a_multi_chunk_file_to_the_same_digest(tmp_path: Path)
     assert hash_file(tmp_path / "big") == (len(data), sha(data))
 
 
+@pytest.mark.parametrize("extra", [-1, 0, CHUNK_SIZE + 3])
+def test_hash_file_reads_a_large_file_ahead_to_the_same_digest(tmp_path: Path, extra: int) -> None:
+    data = os.urandom(_transfer.READ_AHEAD_FROM + extra)  # around where reading ahead starts
+    (tmp_path / "large").write_bytes(data)
+    assert hash_file(tmp_path / "large") == (len(data), sha(data))
+    assert not _readers_left()
+
+
+def _readers_left() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == "modelcache-read-ahead"]
+
+
+def test_a_read_failing_ahead_of_the_hashing_is_raised_and_its_thread_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "large").write_bytes(os.urandom(_transfer.READ_AHEAD_FROM))
+    reads = itertools.count()
+    real = _transfer._read_full
+
+    def failing(stream: Any, size: int) -> bytes:
+        if next(reads) == 5:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(stream, size)
+
+    monkeypatch.setattr(_transfer, "_read_full", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        hash_file(tmp_path / "large")
+    assert not _readers_left()
+
+
+def test_reading_ahead_stops_when_its_reader_stops_early(tmp_path: Path) -> None:
+    data = os.urandom(_transfer.READ_AHEAD_FROM)
+    (tmp_path / "large").write_bytes(data)
+    chunks = _transfer.read_ahead(_transfer._file_chunks(tmp_path / "large"))
+    assert next(chunks) == data[:CHUNK_SIZE]
+    chunks.close()  # with chunks still to read and the queue full
+    assert not _readers_left()
+
+
 def test_hash_file_of_an_empty_file(tmp_path: Path) -> None:
     (tmp_path / "empty").write_bytes(b"")
     assert hash_file(tmp_path / "empty") == (0, sha(b""))

@@ -14,13 +14,13 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 from attrs import field, frozen
 
-from modelcache.store import create_file
+from modelcache.store import READ_AHEAD_FROM, create_file, read_ahead
 
 from ._model_errors import ModelNotFound
 
@@ -58,10 +58,22 @@ def model_digest(path: Path) -> str:
         file = root / relative
         digest.update(relative.encode("utf-8") + b"\0")
         digest.update(str(file.stat().st_size).encode("ascii") + b"\0")
-        with file.open("rb") as stream:
-            while chunk := stream.read(_CHUNK):
+        with contextlib.closing(_file_chunks(file)) as chunks:
+            for chunk in chunks:
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+def _file_chunks(file: Path) -> Generator[bytes, None, None]:
+    """The bytes of ``file`` (links followed), a chunk at a time; a large file read ahead of
+    its hashing by a thread of its own (:func:`modelcache.store.read_ahead`)."""
+
+    def chunks() -> Generator[bytes, None, None]:
+        with file.open("rb", buffering=0) as stream:
+            while chunk := stream.read(_CHUNK):
+                yield chunk
+
+    return read_ahead(chunks()) if file.stat().st_size >= READ_AHEAD_FROM else chunks()
 
 
 def _hash_model(root: Path) -> str:
@@ -138,8 +150,8 @@ class DigestCache:
         if remembered is not None:
             return remembered
         digest = hashlib.sha256()
-        with file.open("rb") as stream:
-            while chunk := stream.read(1 << 20):
+        with contextlib.closing(_file_chunks(file)) as chunks:
+            for chunk in chunks:
                 digest.update(chunk)
         settled = (started - self.settle_seconds) * 1e9
         _, *_ids, mtime, ctime = listing[0]

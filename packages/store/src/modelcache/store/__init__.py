@@ -69,10 +69,12 @@ from ._signature import (
 )
 from ._transfer import (
     CHUNK_SIZE,
+    READ_AHEAD_FROM,
     build_manifest,
     counted,
     describe_directory,
     hash_file,
+    read_ahead,
     source_chunks,
     write_entry,
 )
@@ -155,11 +157,13 @@ __all__ = [
     "signer_of",
     # verified transfer
     "CHUNK_SIZE",
+    "READ_AHEAD_FROM",
     "build_manifest",
     "create_file",
     "counted",
     "describe_directory",
     "hash_file",
+    "read_ahead",
     "source_chunks",
     "write_entry",
     # stores
