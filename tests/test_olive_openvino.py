@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,70 @@ def test_an_openvino_ir_output_is_evaluated_against_its_input(
     # float32 IR of the same graph: the same embeddings, to rounding.
     assert measured["fidelity"] > 0.999, measured
     assert measured["size_bytes"] > 0
+
+
+def _ir(folder: Path) -> Path:
+    """An OpenVINO IR of the tiny ONNX graph, written by OpenVINO itself into ``folder``."""
+    from modelcache.runner._telemetry import silence
+
+    silence()
+    import openvino
+
+    graph = build_tiny_onnx(folder.parent / f"{folder.name}-source" / "model.onnx")
+    folder.mkdir(parents=True)
+    model = openvino.convert_model(str(graph))
+    openvino.save_model(model, str(folder / "ov_model.xml"), compress_to_fp16=False)
+    return folder
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.slow
+@needs_openvino
+def test_an_openvino_model_input_is_read_where_it_lies_and_never_changed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours, theirs = tmp_path / "modelcache", tmp_path / "olive"
+    _ir(ours / "ir")
+    shutil.copytree(ours / "ir", theirs / "ir")
+    before = _contents(ours / "ir")
+    passes = {name: OPENVINO_PASSES[name] for name in ("io_update", "encapsulation")}
+    config = _config(ours, {"type": "OpenVINOModel", "model_path": "ir"}, passes)
+    report = ours / "report.json"
+    code = main(["run", str(config), "--no-cloud", "--quiet", "--report", str(report)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    # OpenVINOIoUpdate with reuse_cache writes into its input's folder: given a copy here.
+    assert _contents(ours / "ir") == before
+    assert model_type(ours / "out") == "onnx"
+
+    _olive_run(json.loads(config.read_text(encoding="utf-8")), theirs, monkeypatch)
+    assert _contents(theirs / "ir") != before  # Olive's own run renames the user's files
+    for name in ("ov_model_dy.bin", "ov_model_dy.xml"):
+        assert (ours / "out" / name).read_bytes() == (theirs / "out" / name).read_bytes(), name
+
+    # Its identity is its content: the same IR elsewhere plans the same keys.
+    moved = tmp_path / "moved"
+    shutil.copytree(ours, moved, ignore=shutil.ignore_patterns("out", "cache", "report.json"))
+    assert main(["plan", str(moved / "workflow.json"), "--no-cloud", "--format", "json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["keys"] == [step["key"] for step in json.loads(
+        report.read_text(encoding="utf-8"))["steps"]]  # fmt: skip
+
+
+def test_an_openvino_model_input_that_is_not_one_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "ir").mkdir()
+    (tmp_path / "ir" / "model.xml").write_text("<net/>", encoding="utf-8")  # no weights
+    passes = {"io_update": OPENVINO_PASSES["io_update"]}
+    config = _config(tmp_path, {"type": "openvinomodel", "model_path": "ir"}, passes)
+    code, _, err = _plan(capsys, config)
+    assert code == USER_ERROR
+    (error,) = [line for line in err.splitlines() if line.startswith("error")]
+    assert error.endswith(
+        "is not an OpenVINO model: a folder holding one <name>.xml beside its <name>.bin "
+        "(found: none)"
+    ), error

@@ -18,6 +18,10 @@ and of the handler settings a pass may read (``inference_settings``,
 ``use_ort_extensions``, ``model_attributes``): they ride with the model into every key
 after it. The first pass reads the file itself (:func:`~.models.onnx_graph`).
 
+An ``OpenVINOModel`` is a folder holding one OpenVINO IR pair (:func:`resolve_openvino_model`),
+identified by its files' digest and its ``model_attributes``; the first pass reads it where
+it lies (an OpenVINO pass that writes into its input's folder is given a copy).
+
 A file the config names that is not there is :class:`~.models.ModelAbsent`: an example's
 own script often makes it first, so a plan still shows the passes that would run.
 """
@@ -33,10 +37,10 @@ from typing import Any
 from modelcache.planner import LocalModel
 
 from .digests import DigestCache
-from .models import ModelAbsent, ModelNotFound, ResolvedModel
+from .models import ModelAbsent, ModelNotFound, ResolvedModel, openvino_ir
 
 __all__ = ["ONNX_KEYED", "PYTORCH_FILES", "path_digest", "resolve_onnx_model",
-           "resolve_pytorch_model"]  # fmt: skip
+           "resolve_openvino_model", "resolve_pytorch_model"]  # fmt: skip
 
 #: The settings of a ``PyTorchModel`` that name files whose content is part of the model.
 PYTORCH_FILES = ("model_script", "script_dir")
@@ -45,6 +49,7 @@ PYTORCH_FILES = ("model_script", "script_dir")
 ONNX_KEYED = ("inference_settings", "use_ort_extensions", "model_attributes")
 _FORMAT = "modelcache-pytorch-input/1"
 _ONNX_FORMAT = "modelcache-onnx-input/1"
+_OPENVINO_FORMAT = "modelcache-openvino-input/1"
 _CHUNK = 1 << 20
 
 
@@ -121,6 +126,35 @@ def resolve_onnx_model(
     parts["settings"] = {k: settings[k] for k in ONNX_KEYED if settings.get(k) is not None}
     return ResolvedModel(path=graph.resolve(), identity=_identity(_ONNX_FORMAT, parts),
                          model_type="onnx")  # fmt: skip
+
+
+def resolve_openvino_model(
+    model_path: str,
+    settings: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    digests: DigestCache | None = None,
+) -> ResolvedModel:
+    """The ``OpenVINOModel`` input at ``model_path`` (relative to ``base_dir``): a folder
+    holding one OpenVINO IR pair, as Olive's ``OpenVINOModelHandler`` takes it. Its identity
+    is the digest of the folder's files and its ``model_attributes``. :class:`ModelAbsent`
+    if nothing is there, :class:`ModelNotFound` if it is not such a folder."""
+    local = _local(model_path, base_dir)
+    if not local.exists():
+        raise ModelAbsent(f"model_path {local} does not exist{_MAKE_IT}")
+    pairs = openvino_ir(local) if local.is_dir() else []
+    if len(pairs) != 1:
+        found = ", ".join(pair.name for pair in pairs) or "none"
+        raise ModelNotFound(
+            f"model_path {local} is not an OpenVINO model: a folder holding one <name>.xml "
+            f"beside its <name>.bin (found: {found})"
+        )
+    parts = {
+        "model_path": path_digest(local, digests),
+        "settings": {k: v for k, v in settings.items() if v is not None},
+    }
+    return ResolvedModel(path=local.resolve(), identity=_identity(_OPENVINO_FORMAT, parts),
+                         model_type="openvino")  # fmt: skip
 
 
 _MAKE_IT = "; make it first (an example's own script may) or correct the path"

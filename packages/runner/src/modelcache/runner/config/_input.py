@@ -21,7 +21,8 @@ __all__ = ["HANDLER_FIELDS", "builds_itself", "split_handler_settings", "unsuppo
 
 _OBJECT, _TEXT, _FLAG = (dict,), (str,), (bool,)
 #: Per model type, the fields of Olive's handler besides ``model_path`` (Olive 0.13:
-#: ``HfModelHandler``, ``PyTorchModelHandler``, ``ONNXModelHandler``) and the JSON types
+#: ``HfModelHandler``, ``PyTorchModelHandler``, ``ONNXModelHandler``,
+#: ``OpenVINOModelHandler``) and the JSON types
 #: each may have; ``null`` is always allowed (Olive's default).
 HANDLER_FIELDS: Mapping[str, Mapping[str, tuple[type, ...]]] = {
     "HfModel": {
@@ -50,6 +51,7 @@ HANDLER_FIELDS: Mapping[str, Mapping[str, tuple[type, ...]]] = {
         "external_initializers_file_name": _TEXT,
         "constant_inputs_file_name": _TEXT,
     },
+    "OpenVINOModel": {"model_attributes": _OBJECT},
 }
 
 #: Settings of a model type that no run here can honour yet, and why.

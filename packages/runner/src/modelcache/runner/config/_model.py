@@ -41,6 +41,7 @@ MODEL_TYPES: Mapping[str, str] = {
     "hfmodel": "HfModel",
     "pytorchmodel": "PyTorchModel",
     "onnxmodel": "OnnxModel",
+    "openvinomodel": "OpenVINOModel",
 }
 
 
@@ -116,7 +117,8 @@ class InputModelConfig:
         if self.type not in MODEL_TYPES.values():
             raise ValueError(
                 f"model type {self.type!r} is not supported: the input is a Hugging Face "
-                '("type": "HfModel"), PyTorch ("PyTorchModel") or ONNX ("OnnxModel") model'
+                '("type": "HfModel"), PyTorch ("PyTorchModel"), ONNX ("OnnxModel") or OpenVINO '
+                'IR ("OpenVINOModel") model'
             )
 
 

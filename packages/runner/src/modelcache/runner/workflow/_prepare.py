@@ -219,7 +219,7 @@ def _collecting(
 def _resolve_model(config: WorkflowConfig) -> ResolvedModel:
     """The input model; a problem at ``$.input_model.model_path`` if it cannot be used, a
     missing one if it is only absent from this machine (:class:`~..models.ModelAbsent`)."""
-    from ..inputs import resolve_onnx_model, resolve_pytorch_model
+    from ..inputs import resolve_onnx_model, resolve_openvino_model, resolve_pytorch_model
     from ..models import ModelAbsent, ModelError, resolve_hf_model
 
     unsupported = unsupported_input_model(config)
@@ -236,6 +236,10 @@ def _resolve_model(config: WorkflowConfig) -> ResolvedModel:
             return resolve_onnx_model(
                 model.model_path, model.handler_settings, base_dir=config.base_dir
             )
+        if model.type == "OpenVINOModel":
+            return resolve_openvino_model(
+                model.model_path, model.handler_settings, base_dir=config.base_dir
+            )
         return resolve_hf_model(model.model_path, model.revision, base_dir=config.base_dir)
     except ModelError as error:
         problem = Problem(path="$.input_model.model_path", problem=str(error),
@@ -244,7 +248,9 @@ def _resolve_model(config: WorkflowConfig) -> ResolvedModel:
 
 
 #: The model type a pass receives from each kind of input model a run can start from.
-_INPUT_TYPES = {"HfModel": "hf", "PyTorchModel": "pytorch", "OnnxModel": "onnx"}
+_INPUT_TYPES = {
+    "HfModel": "hf", "PyTorchModel": "pytorch", "OnnxModel": "onnx", "OpenVINOModel": "openvino",
+}  # fmt: skip
 
 
 def _checked_passes(config: WorkflowConfig) -> tuple[dict[str, PassInstance], list[Problem]]:
