@@ -154,3 +154,20 @@ def test_olives_warnings_never_reach_standard_output(tmp_path: Path, fake_model:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["format"] == "modelcache-plan/1"
     assert "are not supported: 'QNNExecutionProvider' by the device: 'cpu'" in done.stderr
+
+
+def test_a_target_of_the_cpu_alone_is_read_as_none_without_asking_olive() -> None:
+    from modelcache.runner.config import parse_config
+
+    def target(accelerators: Any) -> Any:
+        document = {
+            "input_model": {"type": "HfModel", "model_path": "model"},
+            "systems": {"target_system": {"type": "LocalSystem", "accelerators": accelerators}},
+            "target": "target_system",
+            "passes": {"convert": {"type": "OnnxConversion"}},
+        }
+        return parse_config(document).target_accelerators
+
+    assert target([{"device": "cpu", "execution_providers": ["CPUExecutionProvider"]}]) is None
+    assert target([{"device": "CPU"}]) is None
+    assert target(QNN) == QNN

@@ -40,8 +40,9 @@ def resolve_system(
     reading: Reading, value: Any, path: str, systems: Mapping[str, Any], *, target: bool = False
 ) -> None:
     """Check a ``host`` or ``target``: the name of one of ``systems``, or a system object.
-    A ``target``'s accelerators go to ``reading.accelerators``, with a note when they are
-    not the CPU's (modelcache's own passes and evaluator run on the CPU whatever they say)."""
+    A ``target``'s accelerators go to ``reading.accelerators``, with a note, unless they
+    are the CPU's alone (modelcache's own passes and evaluator run on the CPU whatever they
+    say)."""
     if value is None:
         return
     if isinstance(value, str):
@@ -59,13 +60,15 @@ def resolve_system(
     accelerators = (inner if isinstance(inner, dict) else system).get("accelerators")
     if not accelerators:
         return
-    reading.accelerators = accelerators = _first_only(reading, accelerators, where)
-    if not _cpu_only(accelerators):
-        reading.note(
-            f"{where}: Olive's passes are configured and keyed for this target's accelerator, "
-            "the one Olive 0.13 picks from its accelerators; they run on this machine, and "
-            "modelcache's built-in passes and evaluator run on its CPU"
-        )
+    accelerators = _first_only(reading, accelerators, where)
+    if _cpu_only(accelerators):
+        return  # the CPU, as with none: Olive need not be asked
+    reading.accelerators = accelerators
+    reading.note(
+        f"{where}: Olive's passes are configured and keyed for this target's accelerator, "
+        "the one Olive 0.13 picks from its accelerators; they run on this machine, and "
+        "modelcache's built-in passes and evaluator run on its CPU"
+    )
 
 
 def _first_only(reading: Reading, accelerators: Any, where: str) -> Any:
