@@ -47,11 +47,14 @@ def quiet() -> None:
     """Olive made silent before it is imported (:func:`_quiet_once`), and its log written
     to standard error as it is now: Olive logs to standard output, which holds what a
     command prints (``plan --format json``), and keeps the stream it was imported with,
-    which an embedder (or a test's capture) may have replaced and closed since."""
+    which an embedder (or a test's capture) may have replaced and closed since. Its warnings
+    about what modelcache does itself (:data:`_UNASKED`) are dropped."""
     _quiet_once()
     for handler in logging.getLogger("olive").handlers:
         if type(handler) is logging.StreamHandler:
             handler.stream = sys.stderr  # not setStream, which flushes the old stream
+            if _unasked not in handler.filters:  # on the handler: it sees every module's
+                handler.addFilter(_unasked)
 
 
 @functools.cache
@@ -64,6 +67,18 @@ def _quiet_once() -> None:
     Telemetry._log_heartbeat = lambda *args, **kwargs: None
     # Olive logs each step at INFO; modelcache reports its own progress.
     logging.getLogger("olive").setLevel(logging.WARNING)
+
+
+#: Olive's warnings about what modelcache does itself, which a user cannot act on.
+_UNASKED = (
+    # A pass's ONNX output is a folder: modelcache takes its one graph as model.onnx.
+    "model_path is a directory but onnx_file_name is not specified",
+)
+
+
+def _unasked(record: logging.LogRecord) -> bool:
+    """Whether to keep ``record``: not one of :data:`_UNASKED`."""
+    return not str(record.msg).startswith(_UNASKED)
 
 
 def fresh_user_code() -> None:
