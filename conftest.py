@@ -95,6 +95,16 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture
+def fake_model(tmp_path: Path) -> Path:
+    """A folder that passes for a Hugging Face model: enough for config checks, never run."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"not read by these tests")
+    return folder
+
+
 # ---------------------------------------------------------------------------------------------
 # The order tests start in: the longest modules first, on every worker.
 

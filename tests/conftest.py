@@ -61,13 +61,3 @@ def published(publish: Publish) -> Published:
 def warm_container(published: Published) -> str:
     """A new container holding a copy of everything :func:`published`'s cold run uploaded."""
     return published.copy_container()
-
-
-@pytest.fixture
-def fake_model(tmp_path: Path) -> Path:
-    """A folder that passes for a Hugging Face model: enough for config checks, never run."""
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
-    (folder / "model.safetensors").write_bytes(b"not read by these tests")
-    return folder

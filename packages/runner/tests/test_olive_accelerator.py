@@ -5,6 +5,9 @@ what a config's target makes of a plan's keys."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +15,13 @@ import pytest
 
 from modelcache.runner import olive
 from modelcache.runner.cli import main
+from modelcache.runner.config import parse_config
 from modelcache.runner.digests import DIGEST_CACHE_VARIABLE
 from modelcache.runner.passes import PassConfigError
 
 pytestmark = pytest.mark.skipif(olive.olive_version() is None, reason="needs olive-ai")
 
 QNN = [{"device": "npu", "execution_providers": ["QNNExecutionProvider"]}]
-
-
-@pytest.fixture
-def fake_model(tmp_path: Path) -> Path:
-    """A folder that passes for a Hugging Face model: enough to plan, never run."""
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
-    (folder / "model.safetensors").write_bytes(b"not read by these tests")
-    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -73,19 +67,25 @@ def test_olives_answer_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
     assert olive.target_accelerator(QNN) == ("npu", "QNNExecutionProvider")
 
 
-def _keys(capsys: pytest.CaptureFixture[str], folder: Path, model: Path, target: Any) -> Any:
-    folder.mkdir()
-    document = {
+def _document(model: Path | str, target: Any) -> dict[str, Any]:
+    """A config whose target has ``target`` accelerators: a conversion (modelcache's), then
+    OrtTransformersOptimization, which depends on the accelerator, and OnnxFloatToFloat16,
+    which does not."""
+    return {
         "input_model": {"type": "HfModel", "model_path": str(model)},
         "systems": {"target_system": {"type": "LocalSystem", "accelerators": target}},
         "target": "target_system",
         "passes": {
             "conversion": {"type": "OnnxConversion"},
-            # OrtTransformersOptimization depends on the accelerator, OnnxFloatToFloat16 not.
             "optimize": {"type": "OrtTransformersOptimization", "model_type": "bert"},
             "fp16": {"type": "OnnxFloatToFloat16"},
         },
     }
+
+
+def _keys(capsys: pytest.CaptureFixture[str], folder: Path, model: Path, target: Any) -> Any:
+    folder.mkdir()
+    document = _document(model, target)
     config = folder / "workflow.json"
     config.write_text(json.dumps(document), encoding="utf-8")
     code = main(["plan", str(config), "--no-cloud", "--format", "json"])
@@ -130,21 +130,9 @@ def test_several_accelerators_or_providers_configure_for_the_first(
 
 def test_olives_warnings_never_reach_standard_output(tmp_path: Path, fake_model: Path) -> None:
     """Olive logs to standard output; a plan printed there must stay the plan alone."""
-    import os
-    import subprocess
-    import sys
-
     # A provider the device does not take: Olive warns that it drops it.
     target = [{"device": "cpu", "execution_providers": ["QNNExecutionProvider"]}]
-    document = {
-        "input_model": {"type": "HfModel", "model_path": str(fake_model)},
-        "systems": {"target_system": {"type": "LocalSystem", "accelerators": target}},
-        "target": "target_system",
-        "passes": {
-            "convert": {"type": "OnnxConversion"},
-            "optimize": {"type": "OrtTransformersOptimization", "model_type": "bert"},
-        },
-    }
+    document = _document(fake_model, target)
     config = tmp_path / "workflow.json"
     config.write_text(json.dumps(document), encoding="utf-8")
     command = [sys.executable, "-m", "modelcache.runner.cli", "plan", str(config), "--no-cloud",
@@ -157,16 +145,8 @@ def test_olives_warnings_never_reach_standard_output(tmp_path: Path, fake_model:
 
 
 def test_a_target_of_the_cpu_alone_is_read_as_none_without_asking_olive() -> None:
-    from modelcache.runner.config import parse_config
-
     def target(accelerators: Any) -> Any:
-        document = {
-            "input_model": {"type": "HfModel", "model_path": "model"},
-            "systems": {"target_system": {"type": "LocalSystem", "accelerators": accelerators}},
-            "target": "target_system",
-            "passes": {"convert": {"type": "OnnxConversion"}},
-        }
-        return parse_config(document).target_accelerators
+        return parse_config(_document("model", accelerators)).target_accelerators
 
     assert target([{"device": "cpu", "execution_providers": ["CPUExecutionProvider"]}]) is None
     assert target([{"device": "CPU"}]) is None

@@ -86,10 +86,13 @@ class Evaluator:
             document["packages"]["openvino"] = version("openvino")
         if _timed(config.metrics):  # the run count changes nothing else measured
             document["latency_runs"] = config.latency_runs
+        #: What Olive's measure of ``config.olive_metrics`` depends on besides the model.
+        self.olive_inputs: dict[str, Any] | None = None
         if config.olive_metrics:  # as a config without them had it, when there are none
             from .olive._evaluate import metrics_fingerprint
 
-            document["olive"] = metrics_fingerprint(config.olive_metrics, base_dir)
+            self.olive_inputs = metrics_fingerprint(config.olive_metrics, base_dir)
+            document["olive"] = self.olive_inputs
         digest = hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
         #: Names this evaluator in the cache: results are stored per (model key, fingerprint).
         self.fingerprint = f"eval-{digest[:40]}"

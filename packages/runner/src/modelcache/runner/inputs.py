@@ -106,9 +106,7 @@ def resolve_onnx_model(
     finds it; its ``path`` is the graph file. :class:`ModelAbsent` if nothing is there,
     :class:`ModelNotFound` if no one ONNX file is, or its graph names external data that
     is not beside it."""
-    local = _local(model_path, base_dir)
-    if not local.exists():
-        raise ModelAbsent(f"model_path {local} does not exist{_MAKE_IT}")
+    local = _existing(model_path, base_dir)
     graph = _graph_file(local, settings.get("onnx_file_name"))
     parts: dict[str, Any] = {}
     if local.is_dir():
@@ -139,9 +137,7 @@ def resolve_openvino_model(
     holding one OpenVINO IR pair, as Olive's ``OpenVINOModelHandler`` takes it. Its identity
     is the digest of the folder's files and its ``model_attributes``. :class:`ModelAbsent`
     if nothing is there, :class:`ModelNotFound` if it is not such a folder."""
-    local = _local(model_path, base_dir)
-    if not local.exists():
-        raise ModelAbsent(f"model_path {local} does not exist{_MAKE_IT}")
+    local = _existing(model_path, base_dir)
     pairs = openvino_ir(local) if local.is_dir() else []
     if len(pairs) != 1:
         found = ", ".join(pair.name for pair in pairs) or "none"
@@ -251,6 +247,15 @@ def _named(settings: Mapping[str, Any], base_dir: Path) -> list[tuple[str, Path]
         for name in PYTORCH_FILES
         if isinstance(settings.get(name), str)
     ]
+
+
+def _existing(model_path: str, base_dir: Path) -> Path:
+    """``model_path`` made absolute against ``base_dir``; :class:`ModelAbsent` if nothing is
+    there."""
+    local = _local(model_path, base_dir)
+    if not local.exists():
+        raise ModelAbsent(f"model_path {local} does not exist{_MAKE_IT}")
+    return local
 
 
 def _local(written: str, base_dir: Path) -> Path:

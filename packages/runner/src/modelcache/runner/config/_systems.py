@@ -96,16 +96,13 @@ def _first_only(reading: Reading, accelerators: Any, where: str) -> Any:
 
 
 def _cpu_only(accelerators: Any) -> bool:
-    """Whether ``accelerators`` (as written) name the CPU and its execution provider only."""
-    if not isinstance(accelerators, list):
+    """Whether ``accelerators`` (one, as :func:`_first_only` leaves them) name the CPU and
+    its execution provider only."""
+    accelerator = accelerators[0] if isinstance(accelerators, list) else None
+    if not isinstance(accelerator, dict):
         return False
-    for accelerator in accelerators:
-        if not isinstance(accelerator, dict):
-            return False
-        providers = accelerator.get("execution_providers") or []
-        names = [p[0] if isinstance(p, list) and p else p for p in providers]
-        if str(accelerator.get("device") or "cpu").lower() != "cpu" or any(
-            name != "CPUExecutionProvider" for name in names
-        ):
-            return False
-    return True
+    providers = accelerator.get("execution_providers") or []
+    names = {p[0] if isinstance(p, list) and p else p for p in providers}
+    return str(accelerator.get("device") or "cpu").lower() == "cpu" and names <= {
+        "CPUExecutionProvider"
+    }

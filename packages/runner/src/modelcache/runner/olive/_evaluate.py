@@ -21,11 +21,9 @@ from typing import Any
 from ._keys import PATH_KEYS, digest_of, named_paths, resolve_paths
 from ._library import olive_version
 from ._memo import remembered
+from ._pass import HF_SETTINGS
 
 __all__ = ["evaluate_with_olive", "metrics_fingerprint", "metrics_problem"]
-
-#: The input model settings Olive's ``HfModelHandler`` takes beside its path.
-_HF_SETTINGS = ("task", "load_kwargs", "io_config", "model_attributes")
 
 
 def metrics_fingerprint(metrics: Sequence[Mapping[str, Any]], base_dir: Path) -> dict[str, Any]:
@@ -40,11 +38,13 @@ def metrics_fingerprint(metrics: Sequence[Mapping[str, Any]], base_dir: Path) ->
     return {"metrics": [dict(m) for m in metrics], "olive": olive_version(), "files": files}
 
 
-def metrics_problem(metrics: Sequence[Mapping[str, Any]], base_dir: Path) -> str | None:
+def metrics_problem(
+    metrics: Sequence[Mapping[str, Any]], base_dir: Path, fingerprint: Mapping[str, Any]
+) -> str | None:
     """What Olive finds wrong with ``metrics`` (its evaluator config, in one line), or
-    ``None``; checked before any pass runs, and remembered as Olive's other answers are."""
-    question = {"question": "olive metrics", **metrics_fingerprint(metrics, base_dir),
-                "base_dir": str(base_dir)}  # fmt: skip
+    ``None``; checked before any pass runs, and remembered as Olive's other answers are,
+    under their ``fingerprint`` (:func:`metrics_fingerprint`)."""
+    question = {"question": "olive metrics", **fingerprint, "base_dir": str(base_dir)}
     return remembered(question, lambda: _problem(metrics, base_dir))
 
 
@@ -84,7 +84,7 @@ def evaluate_with_olive(
 
     resolved = [resolve_paths(dict(metric), base_dir, PATH_KEYS) for metric in metrics]
     # A Hugging Face output loads with the input's settings (its task...); others need none.
-    kept = {k: v for k, v in settings.items() if k in _HF_SETTINGS} if model_type == "hf" else {}
+    kept = {k: v for k, v in settings.items() if k in HF_SETTINGS} if model_type == "hf" else {}
     handler = handler_for(directory, model_type, kept)
     try:
         config = OliveEvaluatorConfig(metrics=resolved)

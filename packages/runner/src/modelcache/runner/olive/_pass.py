@@ -56,7 +56,7 @@ from ._library import (
 )
 from ._memo import remembered
 
-__all__ = ["OLIVE_PREFIX", "OlivePass"]
+__all__ = ["HF_SETTINGS", "OLIVE_PREFIX", "OlivePass"]
 
 _SECTIONS = frozenset({"parameters", "ignored", "files", "accelerator", "input_model"})
 #: The libraries every pass of a kind runs on, by the model type it reads.
@@ -78,7 +78,7 @@ _OPENVINO_PACKAGES = {
     "OpenVINOOptimumConversion": ("openvino", "nncf", "optimum", "optimum-intel"),
 }
 #: The input model settings Olive's ``HfModelHandler`` takes beside its path.
-_HF_SETTINGS = ("task", "load_kwargs", "io_config", "model_attributes")
+HF_SETTINGS = ("task", "load_kwargs", "io_config", "model_attributes")
 #: The model types Olive loads with the input model's settings.
 _LOADED = frozenset({"hf", "pytorch"})
 #: Model types as a reader says them.
@@ -327,7 +327,7 @@ class OlivePass:
             return resolve_paths(settings, self.context.base_dir, frozenset(PYTORCH_FILES))  # type: ignore[no-any-return]
         if input_dir.is_file():  # the workflow's OnnxModel: Olive hands its settings over
             return {k: v for k, v in self.context.input_model.items() if k in ONNX_KEYED}
-        settings = {k: v for k, v in self.context.input_model.items() if k in _HF_SETTINGS}
+        settings = {k: v for k, v in self.context.input_model.items() if k in HF_SETTINGS}
         if found == "hf":
             return settings
         # An ONNX model made here carries its source's config.json: Olive's passes read the

@@ -337,18 +337,19 @@ def _evaluation(config: WorkflowConfig, *, reference: Path) -> tuple[Evaluator |
             f'{config.input_model.type} input has not; measure "size" only'
         ))  # fmt: skip
 
-    if config.evaluator.olive_metrics:
-        from ..olive._evaluate import metrics_problem
-
-        problem = metrics_problem(config.evaluator.olive_metrics, config.base_dir)
-        if problem is not None:
-            raise ConfigError(path="$.evaluator", problem=problem)
     evaluator = Evaluator(
         config.evaluator,
         reference=reference,
         base_dir=config.base_dir,
         settings=config.input_model.handler_settings,
     )
+    if evaluator.olive_inputs is not None:
+        from ..olive._evaluate import metrics_problem
+
+        olive_metrics = config.evaluator.olive_metrics
+        problem = metrics_problem(olive_metrics, config.base_dir, evaluator.olive_inputs)
+        if problem is not None:
+            raise ConfigError(path="$.evaluator", problem=problem)
     target = config.evaluator.evaluate
     if isinstance(target, tuple):
         names = [name for name, _ in config.passes]
