@@ -25,6 +25,7 @@ from modelcache.runner._distributions import version
 from modelcache.runner.cli import main
 from modelcache.runner.models import model_type
 from modelcache.runner.tiny_model import build_tiny_onnx
+from tests.olive_engine import olive_run
 
 pytestmark = pytest.mark.skipif(olive.olive_version() is None, reason="needs olive-ai")
 needs_openvino = pytest.mark.skipif(version("openvino") is None, reason="needs openvino")
@@ -137,16 +138,6 @@ def test_quantization_writes_the_type_it_receives() -> None:
     assert (info.output_of("openvino"), info.output_of("onnx")) == ("openvino", "onnx")
 
 
-def _olive_run(document: dict[str, Any], folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from olive.telemetry.telemetry import Telemetry
-
-    monkeypatch.setattr(Telemetry, "_log_heartbeat", lambda *args, **kwargs: None)
-    monkeypatch.chdir(folder)
-    from olive.workflows import run as olive_run
-
-    olive_run(copy.deepcopy(document))
-
-
 @pytest.mark.slow
 @needs_openvino
 def test_olive_and_modelcache_write_the_same_openvino_model_and_send_nothing(
@@ -174,7 +165,7 @@ def test_olive_and_modelcache_write_the_same_openvino_model_and_send_nothing(
     assert [step["kind"] for step in report["steps"]] == ["skip"] * len(OPENVINO_PASSES)
     assert not (home / "intel").exists(), "OpenVINO's telemetry was loaded"
 
-    _olive_run(json.loads(config.read_text(encoding="utf-8")), theirs, monkeypatch)
+    olive_run(json.loads(config.read_text(encoding="utf-8")), theirs, monkeypatch)
     made = sorted(path.name for path in (ours / "out").iterdir())
     assert made == [".modelcache-output.json", "model.onnx", "ov_model_dy.bin", "ov_model_dy.xml"]
     assert model_type(ours / "out") == "onnx"
@@ -248,7 +239,7 @@ def test_an_openvino_model_input_is_read_where_it_lies_and_never_changed(
     assert _contents(ours / "ir") == before
     assert model_type(ours / "out") == "onnx"
 
-    _olive_run(json.loads(config.read_text(encoding="utf-8")), theirs, monkeypatch)
+    olive_run(json.loads(config.read_text(encoding="utf-8")), theirs, monkeypatch)
     assert _contents(theirs / "ir") != before  # Olive's own run renames the user's files
     for name in ("ov_model_dy.bin", "ov_model_dy.xml"):
         assert (ours / "out" / name).read_bytes() == (theirs / "out" / name).read_bytes(), name

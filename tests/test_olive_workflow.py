@@ -16,6 +16,7 @@ import pytest
 
 from modelcache.runner import olive
 from modelcache.runner.cli import main as modelcache
+from tests.olive_engine import olive_run
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,17 +46,6 @@ OLIVE_CONFIG: dict[str, Any] = {
 }
 
 
-def _olive_run(document: dict[str, Any], folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from olive.telemetry.telemetry import Telemetry
-
-    monkeypatch.setattr(Telemetry, "_log_heartbeat", lambda *args, **kwargs: None)
-    monkeypatch.chdir(folder)
-    from olive.workflows import run as olive_run
-
-    olive_run(copy.deepcopy(document))
-    return folder / "out" / "model.onnx"
-
-
 def _modelcache_run(document: dict[str, Any], folder: Path) -> dict[str, Any]:
     folder.mkdir()
     config = folder / "workflow.json"
@@ -71,7 +61,8 @@ def test_olives_passes_make_olives_bytes_and_are_cached(
     document = copy.deepcopy(OLIVE_CONFIG)
     document["input_model"]["model_path"] = str(tiny_model)
     (tmp_path / "olive").mkdir()
-    theirs = _olive_run(document, tmp_path / "olive", monkeypatch)
+    olive_run(document, tmp_path / "olive", monkeypatch)
+    theirs = tmp_path / "olive" / "out" / "model.onnx"
     # The same config, but for the two types modelcache has built-ins of, spelt as Olive's.
     for name in ("conversion", "quantization"):
         document["passes"][name]["type"] = "olive:" + document["passes"][name]["type"]

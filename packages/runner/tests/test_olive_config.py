@@ -335,6 +335,23 @@ def test_parameters_olive_ignores_are_noted_where_written_and_kept() -> None:
     assert not dynamic.notes  # a parameter of the built-in
 
 
+@pytest.mark.parametrize("weight_type", ["QUInt8", "uint8", "QInt8"])
+def test_beside_precision_the_builtins_weight_type_is_ignored_as_olive_ignores_it(
+    weight_type: str,
+) -> None:
+    # As a search writes precision beside the weight_type of a config of an older Olive.
+    quantize = {"type": "OnnxDynamicQuantization", "weight_type": weight_type, "precision": "int8"}
+    config = parse_config(_document(passes={"q": quantize}))
+    assert dict(config.passes[0][1]) == {"type": "OnnxDynamicQuantization", "precision": "int8"}
+    notes = _notes(config, "$.passes.q.weight_type")
+    if weight_type == "QInt8":  # the same quantization: nothing to say
+        assert not notes
+    else:
+        (note,) = notes
+        assert "Olive 0.13 ignores weight_type" in note
+        assert "as precision says ('int8')" in note
+
+
 def test_an_older_olives_quant_type_name_is_read_as_olive_0_13_spells_it() -> None:
     quantize = {"type": "OnnxStaticQuantization", "activation_type": "QUInt16"}
     config = parse_config(_document(passes={"q": quantize}))

@@ -116,15 +116,6 @@ def test_parameters_olive_ignores_are_left_to_olive_but_kept_in_the_key() -> Non
     assert raised.value.field == "weight_typ"
 
 
-def test_an_older_olives_calibration_parameters_are_refused_saying_what_to_write() -> None:
-    quantize = bound("OnnxStaticQuantization", input_type="onnx")
-    with pytest.raises(PassConfigError) as raised:
-        quantize.validate({"dataloader_func": "calibration_reader", "per_channel": True})
-    # Olive 0.13 drops it and then fails for want of data: refused before anything runs.
-    assert raised.value.field == "dataloader_func"
-    assert "give the data as data_config" in raised.value.problem
-
-
 def test_an_older_name_of_openvinos_model_name_is_left_to_olive_but_kept_in_the_key() -> None:
     convert = bound("OpenVINOConversion")
     older = convert.validate({"output_model": "vit_base"})
@@ -162,6 +153,46 @@ def test_files_named_inside_a_data_config_are_keyed_too(tmp_path: Path) -> None:
     validated = quantize.validate({"data_config": data_config})
     assert validated["parameters"]["data_config"]["user_script"] == "data.py"
     assert set(validated["files"]) == {"data_config.user_script"}
+
+
+def test_a_data_configs_paths_are_keyed_as_written_wherever_olive_moves_them(
+    tmp_path: Path,
+) -> None:
+    # Olive moves a component's values into its params: the data_dir it resolves is the
+    # one handed to it, made absolute; the key holds it as the config wrote it.
+    data_config = {
+        "name": "calibration",
+        "load_dataset_config": {"type": "dummy_dataset", "data_dir": "data",
+                                "input_shapes": [[1, 8]]},
+    }  # fmt: skip
+    validated = {}
+    for project in ("here", "there"):
+        (tmp_path / project / "data").mkdir(parents=True)
+        (tmp_path / project / "data" / "rows.txt").write_text("1 2 3\n")
+        quantize = bound("olive:OnnxStaticQuantization", input_type="onnx",
+                         base_dir=tmp_path / project)  # fmt: skip
+        validated[project] = quantize.validate({"data_config": data_config})
+    params = validated["here"]["parameters"]["data_config"]["load_dataset_config"]["params"]
+    assert params["data_dir"] == "data"
+    assert str(tmp_path) not in json.dumps(validated["here"])  # no host path in a key
+    assert validated["here"] == validated["there"]
+
+
+def test_an_older_olives_calibration_data_is_read_into_a_data_config(tmp_path: Path) -> None:
+    (tmp_path / "user_script.py").write_text("def reader(data_dir, batch_size):\n    pass\n")
+    (tmp_path / "data").mkdir()
+    quantize = bound("OnnxStaticQuantization", input_type="onnx", base_dir=tmp_path)
+    older = {"user_script": "user_script.py", "data_dir": "data", "dataloader_func": "reader"}
+    validated = quantize.validate(older)
+    data_config = validated["parameters"]["data_config"]
+    assert data_config["load_dataset_config"]["params"] == {
+        **older, "batch_size": 1, "script_dir": None, "dataloader_func_kwargs": None,
+    }  # fmt: skip
+    assert "ignored" not in validated
+    assert quantize.validate(validated) == validated  # idempotent
+    with pytest.raises(PassConfigError) as raised:  # a function without its script
+        quantize.validate({"dataloader_func": "reader"})
+    assert raised.value.field == "user_script"
 
 
 def test_a_missing_named_file_is_a_problem_of_its_parameter(tmp_path: Path) -> None:

@@ -123,10 +123,12 @@ def _read_pass(
 def _as_olive_runs_it(
     reading: Reading, spec: dict[str, Any], written: str, origins: Mapping[str, str]
 ) -> None:
-    """Each value an older Olive spelt otherwise read as Olive 0.13 spells it, and each
-    parameter Olive 0.13 ignores noted (``olive._ignored``); a built-in pass whose Olive
-    parameters it cannot honour as written given Olive's implementation instead, as
-    ``olive:<Type>``, with a note: the workflow then means what it means in Olive."""
+    """What an older Olive wrote that Olive 0.13 cannot run read as that Olive meant it
+    (:func:`_read_older`), each value an older Olive spelt otherwise read as Olive 0.13
+    spells it, and each parameter Olive 0.13 ignores noted (``olive._ignored``); a built-in
+    pass whose Olive parameters it cannot honour as written given Olive's implementation
+    instead, as ``olive:<Type>``, with a note: the workflow then means what it means in
+    Olive."""
     from ..olive import OLIVE_PREFIX, find_olive_pass, ignored_note, respelt
     from ..passes import UnknownPassType, load_pass
     from ..passes._builtin import BuiltinPass
@@ -134,6 +136,7 @@ def _as_olive_runs_it(
     type_name = spec.get("type")
     if not isinstance(type_name, str):
         return
+    _read_older(reading, spec, written, origins)
     for name in list(spec):
         where = origins.get(name, f"{written}.{name}")
         newer = respelt(type_name, name, spec[name])
@@ -152,12 +155,48 @@ def _as_olive_runs_it(
         builtin = load_pass(type_name)
     except UnknownPassType:
         return
+    if builtin.type == "OnnxDynamicQuantization" and {"precision", "weight_type"} <= set(spec):
+        _precision_governs(reading, spec, origins.get("weight_type", f"{written}.weight_type"))
     unhonoured = builtin.unhonoured(spec) if isinstance(builtin, BuiltinPass) else ()
     if unhonoured and find_olive_pass(type_name) is not None:
         spec["type"] = f"{OLIVE_PREFIX}{builtin.type}"
         reading.note(
             f"{written} runs Olive's {builtin.type} ({spec['type']}): the built-in cannot "
             f"honour {', '.join(unhonoured)} as written; its outputs are keyed as Olive's pass's"
+        )
+
+
+def _read_older(
+    reading: Reading, spec: dict[str, Any], written: str, origins: Mapping[str, str]
+) -> None:
+    """``spec`` with what ``olive._older`` reads as an older Olive meant it, its notes and
+    problems named where the config wrote them."""
+    from ..olive import read_older
+
+    read, notes, problems = read_older(spec["type"], spec, searching=reading.searching)
+    spec.clear()
+    spec.update(read)
+    for name, note in notes:
+        reading.note(f"{origins.get(name, f'{written}.{name}') if name else written}: {note}")
+    for name, problem in problems:
+        reading.problem(origins.get(name, f"{written}.{name}"), problem)
+
+
+#: The built-in quantizer's weight types, as its ``precision`` names them.
+_PRECISIONS: Final = {"qint8": "int8", "quint8": "uint8"}
+
+
+def _precision_governs(reading: Reading, spec: dict[str, Any], where: str) -> None:
+    """``weight_type`` beside ``precision`` (a search's, often) taken out: Olive 0.13 ignores
+    it there and quantizes as ``precision`` says; said in a note when the two disagree."""
+    weight_type = spec.pop("weight_type")
+    if not isinstance(weight_type, str) or not isinstance(spec["precision"], str):
+        spec["weight_type"] = weight_type  # the pass's own check says what is wrong
+        return
+    if _PRECISIONS.get(weight_type.casefold(), weight_type.casefold()) != spec["precision"]:
+        reading.note(
+            f"{where} is ignored: beside precision, Olive 0.13 ignores weight_type (an older "
+            f"Olive's name for it) and quantizes as precision says ({spec['precision']!r})"
         )
 
 

@@ -21,6 +21,7 @@ from ._accelerator import target_accelerator
 from ._errors import OliveMissingPackage, OlivePassFailed, OliveUnsupported
 from ._ignored import ignored_note, respelt
 from ._library import DISTRIBUTION, OlivePassInfo, olive_passes, olive_version
+from ._older import read_older
 from ._pass import OLIVE_PREFIX, OlivePass
 from ._search import PassSearch, Sampling, SearchFound, SearchProblem, search_points
 
@@ -42,6 +43,7 @@ __all__ = [
     "respelt",
     "olive_passes",
     "olive_version",
+    "read_older",
     "search_points",
     "target_accelerator",
 ]

@@ -3,7 +3,9 @@
 Parameters Olive 0.13 ignores: an older Olive's name for a parameter since renamed. Olive
 drops them with a warning and runs the pass without them; so does modelcache, saying so in a
 note, and keeps them in the pass's key (the ``ignored`` section of its configuration), so
-that an output is never served to a config whose ignored value differs. Any other parameter
+that an output is never served to a config whose ignored value differs. An older Olive's
+calibration data (``dataloader_func``...) is one of them only beside a ``data_config``;
+alone, ``_older`` reads it as that Olive meant it. Any other parameter
 Olive does not know stays an error: it is more often a misspelling (``per_chanel``) than an
 older name.
 
@@ -21,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["IGNORED_BY_OLIVE", "RETIRED", "ignored_note", "respelt", "retired", "split_ignored"]
+from ._older import CALIBRATION_FIELDS
+
+__all__ = ["IGNORED_BY_OLIVE", "ignored_note", "respelt", "split_ignored"]
 
 _WEIGHT_TYPE = (
     "an older Olive's name for precision; Olive 0.13 ignores it and quantizes the weights "
@@ -35,24 +39,17 @@ _OUTPUT_MODEL = (
     "an older Olive's name for model_name; Olive 0.13 ignores it and names the IR files as "
     'model_name says (default "ov_model")'
 )
+_CALIBRATION = (
+    "an older Olive's way to name calibration data; beside a data_config, as here, Olive "
+    "0.13 ignores it and calibrates on the data_config"
+)
 _QUANTIZERS = ("onnxquantization", "onnxstaticquantization")
 #: (pass type, casefolded, without ``olive:``; parameter) -> what Olive 0.13 makes of it.
 IGNORED_BY_OLIVE: Final[Mapping[tuple[str, str], str]] = {
     **{(name, "weight_type"): _WEIGHT_TYPE for name in _QUANTIZERS},
     **{(name, "prepare_qnn_config"): _PREPARE_QNN for name in _QUANTIZERS},
     ("openvinoconversion", "output_model"): _OUTPUT_MODEL,
-}
-_CALIBRATION = (
-    "an older Olive's way to name calibration data; Olive 0.13 ignores it, and then fails "
-    "for want of data when it runs the static quantization: give the data as data_config (an "
-    "entry of data_configs naming this user_script and its dataloader), and remove it"
-)
-#: Parameters of an older Olive that Olive 0.13 drops and then fails without: refused, with
-#: what to write instead. (pass type, parameter) -> why.
-RETIRED: Final[Mapping[tuple[str, str], str]] = {
-    (name, field): _CALIBRATION
-    for name in _QUANTIZERS
-    for field in ("user_script", "data_dir", "dataloader_func")
+    **{(name, field): _CALIBRATION for name in _QUANTIZERS for field in CALIBRATION_FIELDS},
 }
 #: onnxruntime's ``QuantType`` names, as an older Olive took them, and Olive 0.13's precision.
 _QUANT_TYPES: Final[Mapping[str, str]] = {
@@ -84,12 +81,6 @@ def ignored_note(pass_type: str, name: str) -> str | None:
     not one Olive 0.13 ignores)."""
     why = IGNORED_BY_OLIVE.get((_key(pass_type), name))
     return None if why is None else f"{why}; the value is kept in the pass's key"
-
-
-def retired(pass_type: str, name: str) -> str | None:
-    """Why ``pass_type``'s older parameter ``name`` is refused (:data:`RETIRED`), or
-    ``None``."""
-    return RETIRED.get((_key(pass_type), name))
 
 
 def respelt(pass_type: str, name: str, value: Any) -> str | None:

@@ -27,7 +27,9 @@ from ..digests import DigestCache
 
 __all__ = ["remembered"]
 
-_FORMAT = "modelcache-olive-answer/1"
+#: Raised whenever what modelcache makes of Olive's answers changes (2: a data config's paths
+#: as written, where 1 kept those Olive had moved absolute), so no record of before is used.
+_FORMAT = "modelcache-olive-answer/2"
 _T = TypeVar("_T")
 
 

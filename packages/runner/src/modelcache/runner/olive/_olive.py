@@ -10,6 +10,7 @@ runs offline sends nothing.
 from __future__ import annotations
 
 import contextlib
+import copy
 import enum
 import functools
 import importlib
@@ -24,7 +25,7 @@ from typing import Any
 from .._telemetry import silence
 from ..models import ONNX_MODEL_FILE
 from ..passes import PassConfigError, PassConfigProblems, did_you_mean
-from ._ignored import retired
+from ._calibration import register_components
 from ._keys import PATH_KEYS
 from ._library import OlivePassInfo
 
@@ -93,8 +94,10 @@ def fresh_user_code() -> None:
 
 @functools.cache
 def olive_pass_class(info: OlivePassInfo) -> Any:
-    """The Olive class implementing ``info`` (imports its module, and so Olive)."""
+    """The Olive class implementing ``info`` (imports its module, and so Olive); Olive's
+    data registry holds the components an older Olive's calibration data is read into."""
     quiet()
+    register_components()
     module_name, _, class_name = info.module_path.rpartition(".")
     return getattr(importlib.import_module(module_name), class_name)
 
@@ -134,7 +137,9 @@ def resolve(
     errors = [_unknown(pass_type, str(name), known) for name in parameters if name not in known]
     if not errors:
         try:
-            resolved = cls.generate_config(accelerator, dict(parameters), disable_search=True)
+            # A copy: Olive moves nested values (a data config's data_dir into its params).
+            given = copy.deepcopy(dict(parameters))
+            resolved = cls.generate_config(accelerator, given, disable_search=True)
             return json.loads(resolved.model_dump_json())  # type: ignore[no-any-return]
         except ValidationError as error:
             errors = _problems(error, pass_type)
@@ -147,9 +152,6 @@ def resolve(
 
 
 def _unknown(pass_type: str, name: str, known: list[str]) -> PassConfigError:
-    why = retired(pass_type, name)
-    if why is not None:
-        return PassConfigError(pass_type, name, why)
     problem = (
         f"{name!r} is not a parameter of {pass_type} (Olive would ignore it); "
         f"{did_you_mean(name, known)}remove it"

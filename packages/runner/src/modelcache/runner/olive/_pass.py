@@ -55,6 +55,7 @@ from ._library import (
     olive_version,
 )
 from ._memo import remembered
+from ._older import as_written, calibration_data_config
 
 __all__ = ["HF_SETTINGS", "OLIVE_PREFIX", "OlivePass"]
 
@@ -158,7 +159,7 @@ class OlivePass:
                 "works on a model format modelcache cannot carry between passes (it handles "
                 "Hugging Face and ONNX models); run this workflow with Olive itself"
             ))  # fmt: skip
-        raw, ignored = split_ignored(self.info.name, _parameters_of(config, self.type))
+        raw, ignored = split_ignored(self.info.name, self._older_read(config))
         packages = self.packages()  # a missing library is a problem listed with the others
         question = {
             "pass": self.info.module_path,
@@ -190,6 +191,19 @@ class OlivePass:
         if self.context.input_type in _LOADED and self.context.input_model:
             validated["input_model"] = dict(self.context.input_model)
         return validated
+
+    def _older_read(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters of ``config`` with an older Olive's calibration data read into a
+        ``data_config`` (``_older``; a config read from a file has it so already)."""
+        read, _, problems = calibration_data_config(
+            self.info.name, _parameters_of(config, self.type)
+        )
+        errors = [PassConfigError(self.type, name, problem) for name, problem in problems]
+        if len(errors) > 1:
+            raise PassConfigProblems(errors)
+        if errors:
+            raise errors[0]
+        return read
 
     def _besides(
         self, missing: PassConfigError, raw: dict[str, Any], path_names: frozenset[str]
@@ -239,8 +253,9 @@ class OlivePass:
         cls = olive_pass_class(self.info)
         accelerator = accelerator_spec(self.context.device, self.context.execution_provider)
         absolute = resolve_paths(raw, self.context.base_dir, path_names)
+        written = _written_paths(raw, absolute)  # before Olive, which moves nested values
         parameters = resolve(cls, accelerator, absolute, pass_type=self.type)
-        return _as_written(parameters, raw, absolute)  # type: ignore[no-any-return]
+        return _replace_strings(parameters, written)  # type: ignore[no-any-return]
 
     def _files(self, raw: Mapping[str, Any], path_names: frozenset[str]) -> dict[str, str]:
         files: dict[str, str] = {}
@@ -248,6 +263,7 @@ class OlivePass:
         for location, written in named_paths(raw, path_names):
             digest = digest_of(self.context.base_dir / Path(written).expanduser())
             if digest is None:
+                location = as_written(raw, location)
                 field = location.partition(".")[0].partition("[")[0]
                 errors.append(OliveFileMissing(self.type, field, (
                     f"{location} names {written!r}, which is not there (relative paths are "
@@ -359,12 +375,13 @@ def _parameters_of(config: Mapping[str, Any], pass_type: str) -> dict[str, Any]:
     return dict(config)
 
 
-def _as_written(value: Any, raw: Any, absolute: Any) -> Any:
-    """Olive's resolved ``value`` with each path the config wrote (``raw``), and which
-    Olive was handed made absolute (``absolute``), written back as the config wrote it."""
+def _written_paths(raw: Any, absolute: Any) -> dict[str, str]:
+    """Each path the config wrote (``raw``) as Olive is handed it, made absolute
+    (``absolute``), to the path as written: what Olive's resolved configuration gets back
+    (:func:`_replace_strings`), so that no host path is keyed."""
     written: dict[str, str] = {}
     _pair_paths(raw, absolute, written)
-    return _replace_strings(value, written)
+    return written
 
 
 def _pair_paths(raw: Any, absolute: Any, written: dict[str, str]) -> None:
