@@ -67,6 +67,28 @@ def test_olives_answer_is_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
     assert olive.target_accelerator(QNN) == ("npu", "QNNExecutionProvider")
 
 
+def test_an_answer_remembered_by_other_code_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelcache.runner.olive import _memo
+
+    with monkeypatch.context() as other:
+        other.setattr(_memo, "_code", lambda: "another version of the adapter")
+        assert olive.target_accelerator(QNN) == ("npu", "QNNExecutionProvider")
+    from olive.systems import accelerator_creator
+
+    asked = []
+    create = accelerator_creator.create_accelerator
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        asked.append(1)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(accelerator_creator, "create_accelerator", counted)
+    assert olive.target_accelerator(QNN) == ("npu", "QNNExecutionProvider")
+    assert asked == [1]  # the record of the other code was not used
+    assert olive.target_accelerator(QNN) == ("npu", "QNNExecutionProvider")
+    assert asked == [1]  # this code's is
+
+
 def _document(model: Path | str, target: Any) -> dict[str, Any]:
     """A config whose target has ``target`` accelerators: a conversion (modelcache's), then
     OrtTransformersOptimization, which depends on the accelerator, and OnnxFloatToFloat16,

@@ -10,11 +10,15 @@ of exactly those, one small JSON file each, written atomically beside the digest
 not in this format is a miss; a folder that cannot be written only means nothing is
 remembered. A record is never trusted for anything but the answer it was written for: its
 name is the hash of the question, and its body repeats the question, compared in full.
+Nor does it outlive the code that made the answer out of Olive's: it holds the digest of
+this adapter's modules (:func:`_code`), and a record another version of them wrote is a
+miss, replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -27,8 +31,7 @@ from ..digests import DigestCache
 
 __all__ = ["remembered"]
 
-#: Raised whenever what modelcache makes of Olive's answers changes (2: a data config's paths
-#: as written, where 1 kept those Olive had moved absolute), so no record of before is used.
+#: The record's layout (2: with the code's digest).
 _FORMAT = "modelcache-olive-answer/2"
 _T = TypeVar("_T")
 
@@ -44,13 +47,25 @@ def remembered(question: dict[str, Any], answer: Callable[[], _T]) -> _T:
     if (
         isinstance(document, dict)
         and document.get("format") == _FORMAT
+        and document.get("code") == _code()
         and document.get("question") == json.loads(text)
         and "answer" in document
     ):
         return document["answer"]  # type: ignore[no-any-return]
     value = answer()
-    _write(record, {"format": _FORMAT, "question": json.loads(text), "answer": value})
+    question = json.loads(text)
+    _write(record, {"format": _FORMAT, "code": _code(), "question": question, "answer": value})
     return value
+
+
+@functools.cache
+def _code() -> str:
+    """The SHA-256 of this adapter's modules, which make the answers out of Olive's: a
+    record of other code (an upgrade, a fix) is not used."""
+    digest = hashlib.sha256()
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(module.name.encode("utf-8") + b"\0" + module.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _folder() -> Path:
