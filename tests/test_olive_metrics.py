@@ -182,3 +182,18 @@ def test_metrics_olive_refuses_are_an_error_before_anything_runs(
     assert "$.evaluator: Olive refuses its metrics: " in error
     assert "Priority must be specified" in error
     assert not (tmp_path / "cache").exists()  # nothing ran
+
+
+def test_latency_of_an_onnx_input_is_timed_by_olive_on_its_data(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = _workflow(tmp_path)
+    document = json.loads(config.read_text(encoding="utf-8"))
+    latency = {"name": "lat", "type": "latency", "data_config": "tiny",
+               "sub_types": [{"name": "avg", "priority": 3}, {"name": "max"}]}  # fmt: skip
+    document["evaluators"]["common"]["metrics"].append(latency)
+    config.write_text(json.dumps(document), encoding="utf-8")
+    measured = _run(capsys, config)["metrics"]["optimize"]
+    # Milliseconds per batch of the data config, as Olive times them: none is zero.
+    assert 0 < measured["lat-avg"] <= measured["lat-max"]
+    assert {"acc-accuracy_score", "mean-output"} <= set(measured)

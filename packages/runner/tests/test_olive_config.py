@@ -264,6 +264,48 @@ def test_olive_latency_is_left_out_for_an_input_with_no_tokenizer(kind: str) -> 
     assert "left out: modelcache times throughput on sentences" in note
 
 
+@needs_olive
+def test_olive_latency_with_data_of_an_input_with_no_tokenizer_is_measured_by_olive() -> None:
+    data = {"name": "rows", "load_dataset_config": {"type": "dummy_dataset"}}
+    metrics = [{"name": "lat", "type": "latency", "data_config": "rows",
+                "sub_types": [{"name": "avg"}]}]  # fmt: skip
+    model = {"type": "OnnxModel", "model_path": "m.onnx"}
+    document = _document(input_model=model, evaluator={"metrics": metrics}, data_configs=[data])
+    config = parse_config(document)
+    assert config.evaluator is not None
+    assert config.evaluator.metrics == ()
+    (measured,) = config.evaluator.olive_metrics
+    assert measured["data_config"] == data  # a copy of the one it names, as Olive resolves it
+    (note,) = _notes(config, "$.evaluator.metrics[0]")
+    assert "is measured by Olive's evaluator on its data_config" in note
+
+
+@needs_olive
+def test_the_priorities_olive_is_given_run_from_one_without_the_metrics_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As Olive's mobilenet example: its accuracy (priority 1) needs Hugging Face's evaluate.
+    from modelcache.runner.config import _olive_evaluator
+
+    installed = _olive_evaluator.version
+    monkeypatch.setattr(_olive_evaluator, "version",
+                        lambda name: None if name == "evaluate" else installed(name))  # fmt: skip
+    data = {"name": "rows", "load_dataset_config": {"type": "dummy_dataset"}}
+    accuracy = {"name": "acc", "type": "accuracy", "backend": "huggingface_metrics",
+                "data_config": "rows",
+                "sub_types": [{"name": "accuracy", "priority": 1}]}  # fmt: skip
+    latency = {"name": "lat", "type": "latency", "data_config": "rows",
+               "sub_types": [{"name": "avg", "priority": 2}, {"name": "max", "priority": 3},
+                             {"name": "min"}]}  # fmt: skip
+    model = {"type": "OnnxModel", "model_path": "m.onnx"}
+    evaluator = {"metrics": [accuracy, latency]}
+    config = parse_config(_document(input_model=model, evaluator=evaluator, data_configs=[data]))
+    assert config.evaluator is not None
+    (kept,) = config.evaluator.olive_metrics
+    assert [sub.get("priority") for sub in kept["sub_types"]] == [1, 2, None]
+    assert latency["sub_types"][0]["priority"] == 2  # the config itself is left as written
+
+
 # -- passes ------------------------------------------------------------------------------------
 
 

@@ -3,8 +3,9 @@ evaluator ``type``, a user script) read into modelcache's: Olive's latency, thro
 size metrics become modelcache's; its accuracy and custom metrics stay Olive's metric
 objects (``olive_metrics``, each ``data_config`` a copy of the one it names), measured by
 Olive's own evaluator when olive-ai is installed; what cannot be measured is left out with
-a note: latency too when the input is not a Hugging Face model, since modelcache times
-sentences through its tokenizer."""
+a note. Latency and throughput of an input that is not a Hugging Face model, which
+modelcache cannot time (it times sentences through the input's tokenizer), are Olive's to
+measure too, on the data config they name."""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ def read_evaluator(reading: Reading) -> None:
     ]
     evaluator["metrics"] = [metric for metric in kept if metric is not None]
     if olive:
-        evaluator["olive_metrics"] = olive
+        left = len(olive) < sum(isinstance(metric, dict) for metric in metrics)
+        evaluator["olive_metrics"] = _ranked(olive) if left else olive
     if not evaluator["metrics"] and not olive and len(reading.problems) == found:
         del reading.document["evaluator"]
         reading.note(f"{where}: none of its metrics can be measured here, so nothing is evaluated")
@@ -82,10 +84,20 @@ def _metric(
     kind = metric.get("type")
     label = quote(metric.get("name", kind))
     if isinstance(kind, str) and MEASURED.get(kind.lower()) in TOKENIZED and untokenized:
+        timed = MEASURED[kind.lower()]
+        if olive_version() is not None and metric.get("data_config") is not None:
+            if _check_data_config(reading, metric, path):
+                reading.note(
+                    f"{path} ({label}) is measured by Olive's evaluator on its data_config: "
+                    f"modelcache times {timed} on sentences, through the tokenizer of a "
+                    f"Hugging Face input model, which this {untokenized} input has not"
+                )
+                olive.append(_with_data_config(reading, metric))
+            return None
         reading.note(
-            f"{path} ({label}) is left out: modelcache times {MEASURED[kind.lower()]} on "
-            "sentences, through "
-            f"the tokenizer of a Hugging Face input model, which this {untokenized} input has not"
+            f"{path} ({label}) is left out: modelcache times {timed} on sentences, through "
+            f"the tokenizer of a Hugging Face input model, which this {untokenized} input has "
+            "not, and Olive's evaluator needs its data_config (and olive-ai)"
         )
         _check_data_config(reading, metric, path)
         return None
@@ -120,6 +132,20 @@ def _metric(
     known = ", ".join([*MEASURED, *NOT_MEASURED])
     reading.problem(f"{path}.type", f"unknown metric type {quote(kind)}; Olive's are {known}")
     return None
+
+
+def _ranked(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``metrics``, some of a config's, with their sub-metrics' priorities ranked among
+    themselves (2 and 3 become 1 and 2; a tie stays one): Olive wants them to run from 1,
+    and those of the metrics left out (or measured by modelcache) are not there."""
+    metrics = copy.deepcopy(metrics)
+    subs = [sub for m in metrics for sub in m.get("sub_types") or () if isinstance(sub, dict)]
+    given = {sub["priority"] for sub in subs if isinstance(sub.get("priority"), int)} - {-1}
+    rank = {priority: i for i, priority in enumerate(sorted(given), start=1)}
+    for sub in subs:
+        if sub.get("priority") in rank:
+            sub["priority"] = rank[sub["priority"]]
+    return metrics
 
 
 def _check_data_config(reading: Reading, metric: dict[str, Any], path: str) -> bool:

@@ -1,5 +1,6 @@
-"""Olive's metrics modelcache does not measure itself (``accuracy``, ``custom``), measured by
-Olive's own evaluator on a pass's output, as Olive's engine measures them: the metric
+"""Olive's metrics modelcache does not measure itself (``accuracy``, ``custom``; ``latency``
+and ``throughput`` of an input without a tokenizer), measured by Olive's own evaluator on a
+pass's output, as Olive's engine measures them: the metric
 objects as the config wrote them (each ``data_config`` a copy of the one it names), paths
 resolved against the config's folder, the model given to Olive's evaluator for its
 framework (``OliveEvaluatorConfig(...).create_evaluator(handler).evaluate(...)``), on this
