@@ -195,6 +195,26 @@ def test_an_older_olives_calibration_data_is_read_into_a_data_config(tmp_path: P
     assert raised.value.field == "user_script"
 
 
+def test_a_hugging_face_data_config_without_datasets_is_a_missing_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelcache.runner.olive import OliveMissingPackage, _pass
+
+    installed = _pass.installed_version
+    monkeypatch.setattr(_pass, "installed_version",
+                        lambda name: None if name == "datasets" else installed(name))  # fmt: skip
+    data_config = {"name": "glue", "type": "HuggingfaceContainer",
+                   "load_dataset_config": {"data_name": "glue", "subset": "mrpc"}}  # fmt: skip
+    quantize = bound("olive:OnnxStaticQuantization", input_type="onnx")
+    with pytest.raises(OliveMissingPackage) as raised:  # before Olive's pass fails loading it
+        quantize.validate({"data_config": data_config})
+    assert raised.value.package == "datasets"
+    assert raised.value.missing  # a plan shows the pass as unknown; a run refuses it
+    assert "pip install datasets" in str(raised.value)
+    dummy = {"name": "rows", "load_dataset_config": {"type": "dummy_dataset"}}
+    assert quantize.validate({"data_config": dummy})  # Olive's own components need nothing
+
+
 def test_a_missing_named_file_is_a_problem_of_its_parameter(tmp_path: Path) -> None:
     convert = bound("olive:OnnxConversion", base_dir=tmp_path)
     with pytest.raises(PassConfigError) as raised:

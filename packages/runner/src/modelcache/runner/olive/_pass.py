@@ -85,6 +85,8 @@ _LOADED = frozenset({"hf", "pytorch"})
 #: Model types as a reader says them.
 _SAID = {"hf": "Hugging Face", "onnx": "ONNX", "openvino": "OpenVINO IR", "pytorch": "PyTorch"}
 _REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: Olive's data containers and components that import a package Olive does not require.
+_DATA_PACKAGES = {"huggingfacecontainer": "datasets", "huggingface_dataset": "datasets"}
 
 
 class OlivePass:
@@ -178,6 +180,7 @@ class OlivePass:
             lambda: self._resolved(raw, frozenset(path_names)),
         )  # fmt: skip
         self._check_input(parameters)
+        self._check_data_packages(parameters)
         validated: dict[str, Any] = {"parameters": parameters}
         if ignored:  # what Olive 0.13 drops, keyed all the same (``_ignored``)
             validated["ignored"] = ignored
@@ -234,6 +237,18 @@ class OlivePass:
             f"{setting}, {self.type} takes {_SAID[takes]} models, but receives "
             f"{_SAID.get(receives, receives)} models; reorder the passes or change {name}"
         ))  # fmt: skip
+
+    def _check_data_packages(self, parameters: Mapping[str, Any]) -> None:
+        """A data config whose components import a package not installed here
+        (:data:`_DATA_PACKAGES`) refused as a missing package: Olive's pass would fail when
+        it loaded the data, after the passes before it ran."""
+        for kind in _component_types(parameters):
+            package = _DATA_PACKAGES.get(kind)
+            if package is not None and installed_version(package) is None:
+                raise OliveMissingPackage(self.type, package, (
+                    f"its data config ({kind}) needs the {package!r} package, which is not "
+                    f"installed; pip install {package}"
+                ))  # fmt: skip
 
     def _schema(self) -> tuple[list[str], bool]:
         """Olive's answers about the pass itself: the parameters that name paths, and
@@ -357,6 +372,18 @@ class OlivePass:
 
     def __repr__(self) -> str:
         return f"<Olive pass {self.info.name} ({self.info.module_path})>"
+
+
+def _component_types(parameters: Mapping[str, Any]) -> list[str]:
+    """The types, lowercase, of each data config Olive resolved in ``parameters`` and of
+    its components."""
+    found = []
+    for name, value in parameters.items():
+        if not name.endswith("data_config") or not isinstance(value, Mapping):
+            continue
+        parts = [value, *(v for k, v in value.items() if k.endswith("_config"))]
+        found += [str(p["type"]).lower() for p in parts if isinstance(p, Mapping) and p.get("type")]
+    return found
 
 
 def _parameters_of(config: Mapping[str, Any], pass_type: str) -> dict[str, Any]:
