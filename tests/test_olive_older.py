@@ -110,6 +110,10 @@ def test_an_older_olives_calibration_data_quantizes_as_olives_data_config_does(
         assert modelcache(command) == 0
     steps = json.loads(report.read_text(encoding="utf-8"))["steps"]
     assert [step["kind"] for step in steps] == ["skip"]
+    records = [path for path in (ours / "cache").rglob("*.json") if "blobs" not in path.parts]
+    assert records  # the entry's manifest, the run's record
+    for record in records:  # the script and the data are keyed by content, not where they are
+        assert str(tmp_path) not in record.read_text(encoding="utf-8"), record
 
     newer = {"type": "OnnxStaticQuantization", "data_config": "calibration"}
     olive_config = _project(theirs, newer, data_configs=[DATA_CONFIG])
