@@ -146,9 +146,7 @@ def resolve(
         except Exception as error:  # Olive's validators raise whatever bad input makes them
             problem = f"Olive refuses this configuration: {type(error).__name__}: {error}"
             errors = [PassConfigError(pass_type, None, " ".join(problem.split())[:500])]
-    if len(errors) > 1:
-        raise PassConfigProblems(errors)
-    raise errors[0]
+    raise PassConfigProblems.of(errors)
 
 
 def _unknown(pass_type: str, name: str, known: list[str]) -> PassConfigError:
@@ -198,7 +196,7 @@ def search_space(
             _, fixed, space = cls.get_config_params(accelerator, dict(known), disable_search=False)
     except ValidationError as error:
         errors = _problems(error, pass_type)
-        raise errors[0] if len(errors) == 1 else PassConfigProblems(errors) from None
+        raise PassConfigProblems.of(errors) from None
     except Exception as error:  # Olive's resolution raises whatever bad input makes it
         problem = f"Olive cannot search this configuration: {type(error).__name__}: {error}"
         raise PassConfigError(pass_type, None, " ".join(problem.split())[:500]) from None

@@ -202,10 +202,8 @@ class OlivePass:
             self.info.name, _parameters_of(config, self.type)
         )
         errors = [PassConfigError(self.type, name, problem) for name, problem in problems]
-        if len(errors) > 1:
-            raise PassConfigProblems(errors)
         if errors:
-            raise errors[0]
+            raise PassConfigProblems.of(errors)
         return read
 
     def _besides(
@@ -218,7 +216,7 @@ class OlivePass:
             self._resolved(raw, path_names)
         except PassConfigError as error:
             found += error.errors if isinstance(error, PassConfigProblems) else [error]
-        return PassConfigProblems(found) if len(found) > 1 else found[0]
+        return PassConfigProblems.of(found)
 
     def _check_input(self, parameters: Mapping[str, Any]) -> None:
         """A pass whose parameter chooses the model type it takes (:data:`INPUT_CHOSEN_BY`)
@@ -286,10 +284,8 @@ class OlivePass:
                 )))  # fmt: skip
             else:
                 files[location] = digest
-        if len(errors) > 1:
-            raise PassConfigProblems(errors)
         if errors:
-            raise errors[0]
+            raise PassConfigProblems.of(errors)
         return files
 
     def run(self, input_dir: Path, output_dir: Path, config: Mapping[str, Any]) -> None:

@@ -238,7 +238,7 @@ def _no_space(search: PassSearch) -> None:
         or (isinstance(value, Mapping) and value.get("olive_parameter_type") == "SearchParameter")
     ]  # fmt: skip
     if errors:
-        raise errors[0] if len(errors) == 1 else PassConfigProblems(errors)
+        raise PassConfigProblems.of(errors)
 
 
 def _nothing_to_try(found: Sequence[tuple[PassSearch, Mapping[str, Any]]]) -> list[SearchProblem]:

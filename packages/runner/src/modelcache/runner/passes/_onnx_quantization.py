@@ -313,10 +313,8 @@ class OnnxDynamicQuantization(BuiltinPass):
         if validated["weight_symmetric"] is None:  # onnxruntime's choice for the weight type
             validated["weight_symmetric"] = validated["weight_type"] == "QInt8"
         validated["extra_options"] = extra
-        if len(errors) > 1:
-            raise PassConfigProblems(errors)
         if errors:
-            raise errors[0]
+            raise PassConfigProblems.of(errors)
         return {name: value for name, value in validated.items() if name not in _FIXED_NAMES}
 
     def _run(self, input_dir: Path, output_dir: Path, config: dict[str, Any]) -> None:

@@ -72,6 +72,12 @@ class PassConfigProblems(PassConfigError):
     def __str__(self) -> str:
         return "; ".join(PassConfigError.__str__(error) for error in self.errors)
 
+    @staticmethod
+    def of(errors: Sequence[PassConfigError]) -> PassConfigError:
+        """What to raise for ``errors`` (at least one): the error itself when it is alone,
+        else all of them."""
+        return errors[0] if len(errors) == 1 else PassConfigProblems(errors)
+
 
 def check_config(
     pass_type: str, parameters: Sequence[Parameter], config: Mapping[str, Any]
@@ -101,10 +107,8 @@ def check_config(
             validated[parameter.name] = canonical(parameter.check(config[parameter.name]))
         except ValueError as error:
             errors.append(PassConfigError(pass_type, parameter.name, str(error)))
-    if len(errors) > 1:
-        raise PassConfigProblems(errors)
     if errors:
-        raise errors[0]
+        raise PassConfigProblems.of(errors)
     return validated
 
 
