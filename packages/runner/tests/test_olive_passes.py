@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,22 @@ def test_modelcache_passes_lists_olives_passes_by_the_names_that_find_them(
     for line in lines:  # each listed name finds the pass it lists
         name = line.split("\t")[0]
         assert load_pass(name).type in (name, f"olive:{name}")
+
+
+def test_olives_log_is_written_to_stderr_without_tracebacks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from modelcache.runner.olive._olive import quiet
+
+    quiet()
+    logger = logging.getLogger("olive.passes.onnx.quantization")
+    try:
+        raise ValueError("Incomplete symbolic shape inference")
+    except ValueError as error:  # as Olive logs the preprocessing it goes on without
+        logger.warning("Failed to run preprocessing with error of %s.", error, exc_info=True)
+    logger.warning("model_path is a directory but onnx_file_name is not specified")
+    out, err = capsys.readouterr()
+    assert "Failed to run preprocessing with error of Incomplete symbolic" in err
+    assert "Traceback" not in err  # a run that goes on must not read as a crash
+    assert "onnx_file_name" not in err  # what modelcache does itself: not the user's to act on
+    assert not out  # stdout holds what a command prints

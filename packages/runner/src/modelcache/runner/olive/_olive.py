@@ -49,13 +49,17 @@ def quiet() -> None:
     to standard error as it is now: Olive logs to standard output, which holds what a
     command prints (``plan --format json``), and keeps the stream it was imported with,
     which an embedder (or a test's capture) may have replaced and closed since. Its warnings
-    about what modelcache does itself (:data:`_UNASKED`) are dropped."""
+    about what modelcache does itself (:data:`_UNASKED`) are dropped, and its records
+    written without their tracebacks (:class:`_WithoutTraceback`)."""
     _quiet_once()
     for handler in logging.getLogger("olive").handlers:
         if type(handler) is logging.StreamHandler:
             handler.stream = sys.stderr  # not setStream, which flushes the old stream
             if _unasked not in handler.filters:  # on the handler: it sees every module's
                 handler.addFilter(_unasked)
+            if not isinstance(handler.formatter, _WithoutTraceback):
+                given = handler.formatter or logging.Formatter()
+                handler.setFormatter(_WithoutTraceback(given._fmt, given.datefmt))
 
 
 @functools.cache
@@ -80,6 +84,21 @@ _UNASKED = (
 def _unasked(record: logging.LogRecord) -> bool:
     """Whether to keep ``record``: not one of :data:`_UNASKED`."""
     return not str(record.msg).startswith(_UNASKED)
+
+
+class _WithoutTraceback(logging.Formatter):
+    """Olive's format, without the traceback a record carries (Olive logs one with a
+    warning it recovers from, such as quantization's preprocessing failing): the message
+    says what went wrong, and a traceback in a run that goes on reads as a crash. Other
+    handlers of the record still have it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        kept = record.exc_info, record.exc_text
+        record.exc_info = record.exc_text = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text = kept
 
 
 def fresh_user_code() -> None:
