@@ -281,6 +281,30 @@ def test_olive_latency_with_data_of_an_input_with_no_tokenizer_is_measured_by_ol
 
 
 @needs_olive
+def test_a_metric_on_a_hugging_face_dataset_without_datasets_is_left_out_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelcache.runner.config import _olive_evaluator
+
+    installed = _olive_evaluator.version
+    monkeypatch.setattr(_olive_evaluator, "version",
+                        lambda name: None if name == "datasets" else installed(name))  # fmt: skip
+    glue = {"name": "glue", "type": "HuggingfaceContainer",
+            "load_dataset_config": {"data_name": "glue", "subset": "mrpc"}}  # fmt: skip
+    rows = {"name": "rows", "load_dataset_config": {"type": "dummy_dataset"}}
+    custom = {"name": "c", "type": "custom", "data_config": "rows",
+              "sub_types": [{"name": "v", "priority": 1}],
+              "user_config": {"user_script": "s.py", "evaluate_func": "f"}}  # fmt: skip
+    accuracy = {**custom, "name": "acc", "data_config": "glue"}
+    document = _document(evaluator={"metrics": [accuracy, custom]}, data_configs=[glue, rows])
+    config = parse_config(document)
+    assert config.evaluator is not None
+    assert [m["name"] for m in config.evaluator.olive_metrics] == ["c"]
+    (note,) = _notes(config, "$.evaluator.metrics[0]")
+    assert note.endswith("needs the datasets package, not installed here: pip install datasets")
+
+
+@needs_olive
 def test_the_priorities_olive_is_given_run_from_one_without_the_metrics_left_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

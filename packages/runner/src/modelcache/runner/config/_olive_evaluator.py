@@ -86,13 +86,12 @@ def _metric(
     if isinstance(kind, str) and MEASURED.get(kind.lower()) in TOKENIZED and untokenized:
         timed = MEASURED[kind.lower()]
         if olive_version() is not None and metric.get("data_config") is not None:
-            if _check_data_config(reading, metric, path):
+            if _for_olive(reading, metric, path, olive):
                 reading.note(
                     f"{path} ({label}) is measured by Olive's evaluator on its data_config: "
                     f"modelcache times {timed} on sentences, through the tokenizer of a "
                     f"Hugging Face input model, which this {untokenized} input has not"
                 )
-                olive.append(_with_data_config(reading, metric))
             return None
         reading.note(
             f"{path} ({label}) is left out: modelcache times {timed} on sentences, through "
@@ -126,12 +125,34 @@ def _metric(
             )
             _check_data_config(reading, metric, path)
             return None
-        if _check_data_config(reading, metric, path):
-            olive.append(_with_data_config(reading, metric))
+        _for_olive(reading, metric, path, olive)
         return None
     known = ", ".join([*MEASURED, *NOT_MEASURED])
     reading.problem(f"{path}.type", f"unknown metric type {quote(kind)}; Olive's are {known}")
     return None
+
+
+def _for_olive(
+    reading: Reading, metric: dict[str, Any], path: str, olive: list[dict[str, Any]]
+) -> bool:
+    """Whether ``metric`` was appended to ``olive``, with a copy of its data config: not if
+    it names none there is (a problem), nor if its data config loads a Hugging Face dataset
+    and ``datasets`` is not installed (a note: Olive would fail measuring it, after the
+    passes)."""
+    if not _check_data_config(reading, metric, path):
+        return False
+    measured = _with_data_config(reading, metric)
+    data = measured.get("data_config")
+    kind = str(data.get("type", "")).lower() if isinstance(data, dict) else ""
+    if kind == "huggingfacecontainer" and version("datasets") is None:
+        reading.note(
+            f"{path} ({quote(metric.get('name', metric.get('type')))}) is left out: its data "
+            "config loads a Hugging Face dataset, which needs the datasets package, not "
+            "installed here: pip install datasets"
+        )
+        return False
+    olive.append(measured)
+    return True
 
 
 def _ranked(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
