@@ -58,8 +58,7 @@ def quiet() -> None:
             if _unasked not in handler.filters:  # on the handler: it sees every module's
                 handler.addFilter(_unasked)
             if not isinstance(handler.formatter, _WithoutTraceback):
-                given = handler.formatter or logging.Formatter()
-                handler.setFormatter(_WithoutTraceback(given._fmt, given.datefmt))
+                handler.setFormatter(_WithoutTraceback("olive: %(levelname)s: %(message)s"))
 
 
 @functools.cache
@@ -87,10 +86,11 @@ def _unasked(record: logging.LogRecord) -> bool:
 
 
 class _WithoutTraceback(logging.Formatter):
-    """Olive's format, without the traceback a record carries (Olive logs one with a
-    warning it recovers from, such as quantization's preprocessing failing): the message
-    says what went wrong, and a traceback in a run that goes on reads as a crash. Other
-    handlers of the record still have it."""
+    """One line per record, beside modelcache's own notes (``olive: WARNING: ...``, not
+    Olive's time, file and line), without the traceback a record carries (Olive logs one
+    with a warning it recovers from, such as quantization's preprocessing failing): the
+    message says what went wrong, and a traceback in a run that goes on reads as a crash.
+    Other handlers of the record still have it."""
 
     def format(self, record: logging.LogRecord) -> str:
         kept = record.exc_info, record.exc_text
