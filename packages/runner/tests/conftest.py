@@ -25,6 +25,22 @@ TINY_SENTENCES = (
 )
 
 
+@pytest.fixture
+def not_installed(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``not_installed(module, *packages)``: ``module`` finds no version of ``packages``
+    (the rest as installed), through the name it imported ``_distributions.version`` as."""
+    from modelcache.runner._distributions import version
+
+    def hide(module: Any, *packages: str) -> None:
+        def found(package: str) -> str | None:
+            return None if package in packages else version(package)
+
+        (name,) = [name for name, value in vars(module).items() if value is version]
+        monkeypatch.setattr(module, name, found)
+
+    return hide
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tiny_model: Path) -> Path:
     """A tiny random BERT (``build_tiny_bert(seed=0)``): the session's ``tiny_model`` (root

@@ -4,6 +4,7 @@ fields, contradictions and searches are problems at their paths."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -282,13 +283,11 @@ def test_olive_latency_with_data_of_an_input_with_no_tokenizer_is_measured_by_ol
 
 @needs_olive
 def test_a_metric_on_a_hugging_face_dataset_without_datasets_is_left_out_saying_so(
-    monkeypatch: pytest.MonkeyPatch,
+    not_installed: Callable[..., None],
 ) -> None:
     from modelcache.runner.config import _olive_evaluator
 
-    installed = _olive_evaluator.version
-    monkeypatch.setattr(_olive_evaluator, "version",
-                        lambda name: None if name == "datasets" else installed(name))  # fmt: skip
+    not_installed(_olive_evaluator, "datasets")
     glue = {"name": "glue", "type": "HuggingfaceContainer",
             "load_dataset_config": {"data_name": "glue", "subset": "mrpc"}}  # fmt: skip
     rows = {"name": "rows", "load_dataset_config": {"type": "dummy_dataset"}}
@@ -306,14 +305,12 @@ def test_a_metric_on_a_hugging_face_dataset_without_datasets_is_left_out_saying_
 
 @needs_olive
 def test_the_priorities_olive_is_given_run_from_one_without_the_metrics_left_out(
-    monkeypatch: pytest.MonkeyPatch,
+    not_installed: Callable[..., None],
 ) -> None:
     # As Olive's mobilenet example: its accuracy (priority 1) needs Hugging Face's evaluate.
     from modelcache.runner.config import _olive_evaluator
 
-    installed = _olive_evaluator.version
-    monkeypatch.setattr(_olive_evaluator, "version",
-                        lambda name: None if name == "evaluate" else installed(name))  # fmt: skip
+    not_installed(_olive_evaluator, "evaluate")
     data = {"name": "rows", "load_dataset_config": {"type": "dummy_dataset"}}
     accuracy = {"name": "acc", "type": "accuracy", "backend": "huggingface_metrics",
                 "data_config": "rows",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,13 +198,11 @@ def test_an_older_olives_calibration_data_is_read_into_a_data_config(tmp_path: P
 
 
 def test_a_hugging_face_data_config_without_datasets_is_a_missing_package(
-    monkeypatch: pytest.MonkeyPatch,
+    not_installed: Callable[..., None],
 ) -> None:
     from modelcache.runner.olive import OliveMissingPackage, _pass
 
-    installed = _pass.installed_version
-    monkeypatch.setattr(_pass, "installed_version",
-                        lambda name: None if name == "datasets" else installed(name))  # fmt: skip
+    not_installed(_pass, "datasets")
     data_config = {"name": "glue", "type": "HuggingfaceContainer",
                    "load_dataset_config": {"data_name": "glue", "subset": "mrpc"}}  # fmt: skip
     quantize = bound("olive:OnnxStaticQuantization", input_type="onnx")

@@ -136,19 +136,22 @@ def _for_olive(
     reading: Reading, metric: dict[str, Any], path: str, olive: list[dict[str, Any]]
 ) -> bool:
     """Whether ``metric`` was appended to ``olive``, with a copy of its data config: not if
-    it names none there is (a problem), nor if its data config loads a Hugging Face dataset
-    and ``datasets`` is not installed (a note: Olive would fail measuring it, after the
+    it names none there is (a problem), nor if its data config needs a package not installed
+    (``datasets`` for a Hugging Face dataset: a note; Olive would fail measuring it, after the
     passes)."""
     if not _check_data_config(reading, metric, path):
         return False
+    from ..olive import data_config_packages
+
     measured = _with_data_config(reading, metric)
     data = measured.get("data_config")
-    kind = str(data.get("type", "")).lower() if isinstance(data, dict) else ""
-    if kind == "huggingfacecontainer" and version("datasets") is None:
+    needed = data_config_packages(data) if isinstance(data, Mapping) else []
+    missing = [package for package in needed if version(package) is None]
+    if missing:
         reading.note(
             f"{path} ({quote(metric.get('name', metric.get('type')))}) is left out: its data "
-            "config loads a Hugging Face dataset, which needs the datasets package, not "
-            "installed here: pip install datasets"
+            f"config needs the {missing[0]} package, not installed here: pip install "
+            f"{missing[0]}"
         )
         return False
     olive.append(measured)

@@ -182,10 +182,6 @@ def _read_older(
         reading.problem(origins.get(name, f"{written}.{name}"), problem)
 
 
-#: The built-in quantizer's weight types, as its ``precision`` names them.
-_PRECISIONS: Final = {"qint8": "int8", "quint8": "uint8"}
-
-
 def _precision_governs(reading: Reading, spec: dict[str, Any], where: str) -> None:
     """``weight_type`` beside ``precision`` (a search's, often) taken out: Olive 0.13 ignores
     it there and quantizes as ``precision`` says; said in a note when the two disagree."""
@@ -193,7 +189,9 @@ def _precision_governs(reading: Reading, spec: dict[str, Any], where: str) -> No
     if not isinstance(weight_type, str) or not isinstance(spec["precision"], str):
         spec["weight_type"] = weight_type  # the pass's own check says what is wrong
         return
-    if _PRECISIONS.get(weight_type.casefold(), weight_type.casefold()) != spec["precision"]:
+    from ..olive import precision_of
+
+    if precision_of(weight_type) != spec["precision"]:
         reading.note(
             f"{where} is ignored: beside precision, Olive 0.13 ignores weight_type (an older "
             f"Olive's name for it) and quantizes as precision says ({spec['precision']!r})"

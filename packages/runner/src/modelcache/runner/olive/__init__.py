@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from ._accelerator import target_accelerator
 from ._errors import OliveMissingPackage, OlivePassFailed, OliveUnsupported
-from ._ignored import ignored_note, respelt
+from ._ignored import ignored_note, precision_of, respelt
 from ._library import DISTRIBUTION, OlivePassInfo, olive_passes, olive_version
 from ._older import read_older
-from ._pass import OLIVE_PREFIX, OlivePass
+from ._pass import OLIVE_PREFIX, OlivePass, data_config_packages
 from ._search import PassSearch, Sampling, SearchFound, SearchProblem, search_points
 
 __all__ = [
@@ -38,11 +38,13 @@ __all__ = [
     "Sampling",
     "SearchFound",
     "SearchProblem",
+    "data_config_packages",
     "find_olive_pass",
     "ignored_note",
     "respelt",
     "olive_passes",
     "olive_version",
+    "precision_of",
     "read_older",
     "search_points",
     "target_accelerator",

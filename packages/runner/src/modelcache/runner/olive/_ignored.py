@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ._older import CALIBRATION_FIELDS
+from ._older import CALIBRATION_FIELDS, QUANTIZERS, pass_kind
 
-__all__ = ["IGNORED_BY_OLIVE", "ignored_note", "respelt", "split_ignored"]
+__all__ = ["IGNORED_BY_OLIVE", "ignored_note", "precision_of", "respelt", "split_ignored"]
 
 _WEIGHT_TYPE = (
     "an older Olive's name for precision; Olive 0.13 ignores it and quantizes the weights "
@@ -43,13 +43,12 @@ _CALIBRATION = (
     "an older Olive's way to name calibration data; beside a data_config, as here, Olive "
     "0.13 ignores it and calibrates on the data_config"
 )
-_QUANTIZERS = ("onnxquantization", "onnxstaticquantization")
 #: (pass type, casefolded, without ``olive:``; parameter) -> what Olive 0.13 makes of it.
 IGNORED_BY_OLIVE: Final[Mapping[tuple[str, str], str]] = {
-    **{(name, "weight_type"): _WEIGHT_TYPE for name in _QUANTIZERS},
-    **{(name, "prepare_qnn_config"): _PREPARE_QNN for name in _QUANTIZERS},
+    **{(name, "weight_type"): _WEIGHT_TYPE for name in QUANTIZERS},
+    **{(name, "prepare_qnn_config"): _PREPARE_QNN for name in QUANTIZERS},
     ("openvinoconversion", "output_model"): _OUTPUT_MODEL,
-    **{(name, field): _CALIBRATION for name in _QUANTIZERS for field in CALIBRATION_FIELDS},
+    **{(name, field): _CALIBRATION for name in QUANTIZERS for field in CALIBRATION_FIELDS},
 }
 #: onnxruntime's ``QuantType`` names, as an older Olive took them, and Olive 0.13's precision.
 _QUANT_TYPES: Final[Mapping[str, str]] = {
@@ -57,18 +56,14 @@ _QUANT_TYPES: Final[Mapping[str, str]] = {
     "QInt16": "int16", "QUInt16": "uint16",
 }  # fmt: skip
 #: The parameters an older Olive gave ``QuantType`` names: (pass type, parameter).
-_RESPELT: Final = frozenset((name, "activation_type") for name in _QUANTIZERS)
-
-
-def _key(pass_type: str) -> str:
-    return pass_type.casefold().removeprefix("olive:")
+_RESPELT: Final = frozenset((name, "activation_type") for name in QUANTIZERS)
 
 
 def split_ignored(
     pass_type: str, parameters: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``parameters`` as (those Olive reads, those Olive 0.13 ignores) for ``pass_type``."""
-    kind = _key(pass_type)
+    kind = pass_kind(pass_type)
     read: dict[str, Any] = {}
     ignored: dict[str, Any] = {}
     for name, value in parameters.items():
@@ -79,14 +74,20 @@ def split_ignored(
 def ignored_note(pass_type: str, name: str) -> str | None:
     """What to tell a user who gave ``pass_type`` the parameter ``name`` (``None``: it is
     not one Olive 0.13 ignores)."""
-    why = IGNORED_BY_OLIVE.get((_key(pass_type), name))
+    why = IGNORED_BY_OLIVE.get((pass_kind(pass_type), name))
     return None if why is None else f"{why}; the value is kept in the pass's key"
+
+
+def precision_of(quant_type: str) -> str:
+    """Olive 0.13's precision for onnxruntime's ``QuantType`` name (``"QUInt8"``:
+    ``"uint8"``); any other value as given."""
+    return _QUANT_TYPES.get(quant_type, quant_type)
 
 
 def respelt(pass_type: str, name: str, value: Any) -> str | None:
     """Olive 0.13's spelling of ``value``, given to ``pass_type``'s parameter ``name`` in an
     older Olive's spelling that Olive 0.13 refuses (``"QUInt16"``: ``"uint16"``); ``None``
     when it is no such value."""
-    if (_key(pass_type), name) not in _RESPELT or not isinstance(value, str):
+    if (pass_kind(pass_type), name) not in _RESPELT or not isinstance(value, str):
         return None
     return _QUANT_TYPES.get(value)

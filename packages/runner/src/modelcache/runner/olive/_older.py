@@ -36,14 +36,16 @@ __all__ = [
     "CALIBRATION_DATALOADER",
     "CALIBRATION_DATASET",
     "CALIBRATION_FIELDS",
+    "QUANTIZERS",
     "Read",
     "calibration_data_config",
+    "pass_kind",
     "perf_tuning_values",
     "read_older",
 ]
 
-#: The quantizers that took calibration data by function, casefolded, without ``olive:``.
-_QUANTIZERS: Final = frozenset({"onnxquantization", "onnxstaticquantization"})
+#: The quantizers that took calibration data by function (:func:`pass_kind`).
+QUANTIZERS: Final = ("onnxquantization", "onnxstaticquantization")
 #: Their parameters naming it, in the order a note lists them.
 CALIBRATION_FIELDS: Final = (
     "user_script", "script_dir", "data_dir", "dataloader_func", "dataloader_func_kwargs",
@@ -73,7 +75,9 @@ _LISTS: Final = (
 Read = tuple[dict[str, Any], list[tuple[str, str]], list[tuple[str, str]]]
 
 
-def _kind(pass_type: str) -> str:
+def pass_kind(pass_type: str) -> str:
+    """``pass_type`` as the tables of Olive's older forms name it: casefolded, without
+    ``olive:``."""
     return pass_type.casefold().removeprefix("olive:")
 
 
@@ -92,7 +96,7 @@ def calibration_data_config(pass_type: str, parameters: Mapping[str, Any]) -> Re
     ignores them: ``_ignored`` says so). A note lists what was read; a function named without
     its script, or a script without the function, is a problem."""
     given = [name for name in CALIBRATION_FIELDS if name in parameters]
-    if _kind(pass_type) not in _QUANTIZERS or not given or "data_config" in parameters:
+    if pass_kind(pass_type) not in QUANTIZERS or not given or "data_config" in parameters:
         return dict(parameters), [], []
     problems = _calibration_problems(parameters)
     if problems:
@@ -153,7 +157,7 @@ def perf_tuning_values(pass_type: str, parameters: Mapping[str, Any], *, searchi
     """``parameters`` of an older Olive's ``OrtPerfTuning`` (written by that name) with its
     lists of one read as their value and onnxruntime's names as numbers; a longer list, in
     a config that does not search, is a problem."""
-    if _kind(pass_type) != "ortperftuning":
+    if pass_kind(pass_type) != "ortperftuning":
         return dict(parameters), [], []
     read = dict(parameters)
     notes: list[tuple[str, str]] = []

@@ -57,7 +57,7 @@ from ._library import (
 from ._memo import remembered
 from ._older import as_written, calibration_data_config
 
-__all__ = ["HF_SETTINGS", "OLIVE_PREFIX", "OlivePass"]
+__all__ = ["HF_SETTINGS", "OLIVE_PREFIX", "OlivePass", "data_config_packages"]
 
 _SECTIONS = frozenset({"parameters", "ignored", "files", "accelerator", "input_model"})
 #: The libraries every pass of a kind runs on, by the model type it reads.
@@ -240,13 +240,15 @@ class OlivePass:
         """A data config whose components import a package not installed here
         (:data:`_DATA_PACKAGES`) refused as a missing package: Olive's pass would fail when
         it loaded the data, after the passes before it ran."""
-        for kind in _component_types(parameters):
-            package = _DATA_PACKAGES.get(kind)
-            if package is not None and installed_version(package) is None:
-                raise OliveMissingPackage(self.type, package, (
-                    f"its data config ({kind}) needs the {package!r} package, which is not "
-                    f"installed; pip install {package}"
-                ))  # fmt: skip
+        for name, value in parameters.items():
+            if not name.endswith("data_config") or not isinstance(value, Mapping):
+                continue
+            for package in data_config_packages(value):
+                if installed_version(package) is None:
+                    raise OliveMissingPackage(self.type, package, (
+                        f"its data config ({value.get('type')}) needs the {package!r} "
+                        f"package, which is not installed; pip install {package}"
+                    ))  # fmt: skip
 
     def _schema(self) -> tuple[list[str], bool]:
         """Olive's answers about the pass itself: the parameters that name paths, and
@@ -370,16 +372,13 @@ class OlivePass:
         return f"<Olive pass {self.info.name} ({self.info.module_path})>"
 
 
-def _component_types(parameters: Mapping[str, Any]) -> list[str]:
-    """The types, lowercase, of each data config Olive resolved in ``parameters`` and of
-    its components."""
-    found = []
-    for name, value in parameters.items():
-        if not name.endswith("data_config") or not isinstance(value, Mapping):
-            continue
-        parts = [value, *(v for k, v in value.items() if k.endswith("_config"))]
-        found += [str(p["type"]).lower() for p in parts if isinstance(p, Mapping) and p.get("type")]
-    return found
+def data_config_packages(data_config: Mapping[str, Any]) -> list[str]:
+    """The packages Olive does not require that ``data_config`` (an Olive data config, as
+    written or as Olive resolved it) imports through its container or components
+    (:data:`_DATA_PACKAGES`)."""
+    parts = [data_config, *(v for k, v in data_config.items() if k.endswith("_config"))]
+    kinds = [str(p["type"]).lower() for p in parts if isinstance(p, Mapping) and p.get("type")]
+    return sorted({_DATA_PACKAGES[kind] for kind in kinds if kind in _DATA_PACKAGES})
 
 
 def _parameters_of(config: Mapping[str, Any], pass_type: str) -> dict[str, Any]:
